@@ -1,0 +1,1 @@
+"""SQL-backed detectors that turn stored telemetry into findings with evidence."""

@@ -1,0 +1,193 @@
+"""The one query interface through which the analyzers, the TUI and scripts read the store.
+
+Two transports, one behaviour:
+
+* :class:`CollectorQueryClient` sends SQL text and its parameters to a collector's read API
+  (``POST /api/v1/query``). This is the only way to read an embedded (chDB) store, because
+  chDB allows one engine per data path and the collector owns it.
+* :class:`DirectQueryClient` talks to ClickHouse through ``clickhouse-connect``: a ClickHouse
+  server (``http(s)://``) from any process, or ``chdb://`` from the process that owns the store
+  (the collector itself and in-process tests).
+
+Both run every query read-only, bind parameters server-side (``{name:Type}`` placeholders;
+values are never formatted into SQL) and return a :class:`QueryResult` whose values are plain
+Python types: ``datetime`` (UTC-aware) for DateTime columns, ``str`` for UUIDs and Decimals.
+
+Errors: :class:`QueryError` (the store refused or failed the query) and
+:class:`StoreUnavailableError` (the collector or store could not be reached); both say which
+URL failed and what to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import ipaddress
+import json
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "CollectorQueryClient",
+    "DirectQueryClient",
+    "QueryClient",
+    "QueryError",
+    "QueryResult",
+    "StoreUnavailableError",
+    "jsonable",
+    "revive",
+]
+
+#: Settings applied to every read: the engine refuses writes, and a runaway query is cut off.
+READ_SETTINGS: dict[str, Any] = {
+    "readonly": 1,
+    "max_result_rows": 100_000,
+    "result_overflow_mode": "break",
+    "max_execution_time": 30,
+}
+
+
+class QueryError(Exception):
+    """The store refused or failed a query (bad SQL, unknown column, limit exceeded)."""
+
+
+class StoreUnavailableError(QueryError):
+    """The collector's read API or the ClickHouse store could not be reached."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows and self.rows[0] else None
+
+
+@runtime_checkable
+class QueryClient(Protocol):
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult: ...
+
+
+def jsonable(value: Any) -> Any:
+    """Turn one ClickHouse value into something ``json.dumps`` accepts, losslessly enough."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | decimal.Decimal | ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+def revive(value: Any, type_name: str) -> Any:
+    """Inverse of :func:`jsonable` for the types that JSON cannot carry (DateTime, Date)."""
+    if value is None:
+        return None
+    bare = type_name
+    for wrapper in ("Nullable(", "LowCardinality("):
+        while bare.startswith(wrapper):
+            bare = bare[len(wrapper) : -1]
+    if bare.startswith("DateTime") and isinstance(value, str):
+        parsed = dt.datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    if bare == "Date" and isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    return value
+
+
+def _normalise_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    out = []
+    for value in row:
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        elif isinstance(value, uuid.UUID | decimal.Decimal):
+            value = str(value)
+        out.append(value)
+    return tuple(out)
+
+
+class DirectQueryClient:
+    """Reads a ClickHouse store through ``clickhouse-connect`` (server, or chDB in its owner)."""
+
+    def __init__(self, client: Any, *, settings: Mapping[str, Any] | None = None) -> None:
+        self._client = client
+        self._settings = {**READ_SETTINGS, **(settings or {})}
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        try:
+            result = self._client.query(
+                sql, parameters=dict(parameters or {}), settings=self._settings
+            )
+        except Exception as exc:  # clickhouse-connect raises several unrelated types
+            raise QueryError(f"query failed: {exc}") from exc
+        return QueryResult(
+            columns=tuple(result.column_names),
+            types=tuple(t.name for t in result.column_types),
+            rows=[_normalise_row(r) for r in result.result_rows],
+        )
+
+
+class CollectorQueryClient:
+    """Reads through a collector's read API: ``POST {url}/api/v1/query``."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self._timeout_s = timeout_s
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        body = json.dumps(
+            {"sql": sql, "parameters": jsonable(dict(parameters or {}))}
+        ).encode()
+        request = urllib.request.Request(
+            f"{self.url}/api/v1/query",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+                payload = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            message = _error_message(exc)
+            raise QueryError(f"collector at {self.url} refused the query ({exc.code}): {message}") from exc
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            raise StoreUnavailableError(
+                f"cannot reach the collector's read API at {self.url}: {exc}. "
+                "Start it with `lambdascope collector` or pass the right --collector URL."
+            ) from exc
+        types = tuple(payload.get("types") or ())
+        columns = tuple(payload.get("columns") or ())
+        rows = [
+            tuple(revive(v, t) for v, t in zip(row, types, strict=True))
+            for row in payload.get("rows") or ()
+        ]
+        return QueryResult(columns=columns, types=types, rows=rows)
+
+
+def _error_message(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(exc.read()).get("error", exc.reason))
+    except Exception:
+        return str(exc.reason)
