@@ -85,7 +85,9 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, uuid.UUID | decimal.Decimal | ipaddress.IPv4Address | ipaddress.IPv6Address):
+    if isinstance(
+        value, uuid.UUID | decimal.Decimal | ipaddress.IPv4Address | ipaddress.IPv6Address
+    ):
         return str(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -155,9 +157,7 @@ class CollectorQueryClient:
         self._timeout_s = timeout_s
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
-        body = json.dumps(
-            {"sql": sql, "parameters": jsonable(dict(parameters or {}))}
-        ).encode()
+        body = json.dumps({"sql": sql, "parameters": jsonable(dict(parameters or {}))}).encode()
         request = urllib.request.Request(
             f"{self.url}/api/v1/query",
             data=body,
@@ -171,7 +171,9 @@ class CollectorQueryClient:
                 payload = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             message = _error_message(exc)
-            raise QueryError(f"collector at {self.url} refused the query ({exc.code}): {message}") from exc
+            raise QueryError(
+                f"collector at {self.url} refused the query ({exc.code}): {message}"
+            ) from exc
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise StoreUnavailableError(
                 f"cannot reach the collector's read API at {self.url}: {exc}. "

@@ -1,0 +1,5 @@
+import sys
+
+from lambdascope.cli import main
+
+sys.exit(main())

@@ -1,0 +1,197 @@
+"""The ``lambdascope`` command.
+
+Each subcommand imports what it needs when it runs, so ``lambdascope --help`` and the light
+commands start fast and never load the embedded ClickHouse engine they do not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+DEFAULT_COLLECTOR_URL = "http://127.0.0.1:4320"
+DEFAULT_STORE_URL = "chdb://" + str(Path("~/.lambdascope/store").expanduser())
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90s``, ``15m``, ``1h``, ``2d`` (a bare number is seconds)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip().lower()
+    try:
+        if value and value[-1] in units:
+            return timedelta(seconds=float(value[:-1]) * units[value[-1]])
+        return timedelta(seconds=float(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: use a number with s, m, h or d, e.g. 15m or 1h"
+        ) from None
+
+
+def _reader_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--collector",
+        default=os.environ.get("LAMBDASCOPE_COLLECTOR_URL", DEFAULT_COLLECTOR_URL),
+        help="base URL of a collector's read API (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--read-token",
+        default=os.environ.get("LAMBDASCOPE_READ_TOKEN"),
+        help="bearer token of the collector's read API",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lambdascope",
+        description="Observability and debugging for AWS Lambda.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run a sample fleet in the local Lambda emulator with the extension attached, "
+        "collect into the embedded store, then open the TUI",
+    )
+    demo.add_argument("--no-tui", action="store_true", help="print the findings and exit")
+    demo.add_argument(
+        "--duration",
+        type=parse_duration,
+        default=timedelta(seconds=25),
+        help="how long to drive traffic (default: 25s)",
+    )
+    demo.add_argument(
+        "--store",
+        default=None,
+        help="store URL to keep the demo's data (default: a temporary embedded store)",
+    )
+
+    collector = sub.add_parser("collector", help="run the collector (ingest and read API)")
+    collector.add_argument(
+        "--store",
+        default=os.environ.get("LAMBDASCOPE_STORE_URL", DEFAULT_STORE_URL),
+        help="chdb:///path (embedded) or http(s)://user:pass@host:8123 (default: %(default)s)",
+    )
+    collector.add_argument("--database", default="lambdascope")
+    collector.add_argument("--host", default="127.0.0.1")
+    collector.add_argument("--port", type=int, default=4320)
+    collector.add_argument("--token", default=os.environ.get("LAMBDASCOPE_TOKEN"))
+    collector.add_argument("--read-token", default=os.environ.get("LAMBDASCOPE_READ_TOKEN"))
+
+    analyze = sub.add_parser("analyze", help="run the detectors and print their findings")
+    _reader_args(analyze)
+    analyze.add_argument("--since", type=parse_duration, default=timedelta(hours=1))
+    analyze.add_argument("--function", default=None, help="only this function")
+    analyze.add_argument("--json", action="store_true", help="one JSON object per finding")
+
+    tui = sub.add_parser("tui", help="open the terminal UI on a collector")
+    _reader_args(tui)
+    tui.add_argument("--since", type=parse_duration, default=timedelta(hours=1))
+
+    query = sub.add_parser("query", help="run a read-only SQL query through the read API")
+    _reader_args(query)
+    query.add_argument("sql")
+    query.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="bind a {NAME:Type} placeholder (repeatable)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {
+        "demo": _cmd_demo,
+        "collector": _cmd_collector,
+        "analyze": _cmd_analyze,
+        "tui": _cmd_tui,
+        "query": _cmd_query,
+    }[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from lambdascope.demo import run_demo
+
+    return run_demo(duration=args.duration, open_tui=not args.no_tui, store_url=args.store)
+
+
+def _cmd_collector(args: argparse.Namespace) -> int:
+    from collector.server import run_collector
+
+    run_collector(
+        store_url=args.store,
+        host=args.host,
+        port=args.port,
+        database=args.database,
+        ingest_token=args.token,
+        read_token=args.read_token,
+    )
+    return 0
+
+
+def _reader(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from lambdascope.query import CollectorQueryClient
+
+    return CollectorQueryClient(args.collector, token=args.read_token)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from analyzers import run_detectors
+    from lambdascope.query import QueryError
+
+    try:
+        findings = run_detectors(_reader(args), since=args.since, function_name=args.function)
+    except QueryError as exc:
+        print(f"lambdascope analyze: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        for finding in findings:
+            print(json.dumps(finding.to_dict()))
+    else:
+        from lambdascope.render import print_findings
+
+        print_findings(findings)
+    return 0
+
+
+def _cmd_tui(args: argparse.Namespace) -> int:
+    from tui.app import LambdascopeApp
+
+    LambdascopeApp(_reader(args), since=args.since).run()
+    return 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from lambdascope.query import QueryError, jsonable
+
+    parameters = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"lambdascope query: --param {item!r} must look like NAME=VALUE", file=sys.stderr)
+            return 2
+        parameters[name] = value
+    try:
+        result = _reader(args).query(args.sql, parameters)
+    except QueryError as exc:
+        print(f"lambdascope query: {exc}", file=sys.stderr)
+        return 2
+    print("\t".join(result.columns))
+    for row in result.rows:
+        print("\t".join(str(jsonable(v)) for v in row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
