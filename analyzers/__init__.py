@@ -1,1 +1,57 @@
-"""SQL-backed detectors that turn stored telemetry into findings with evidence."""
+"""SQL-backed detectors that turn stored telemetry into findings with evidence.
+
+Every detector reads the store through :class:`lambdascope.query.QueryClient` only; its SQL
+lives in :mod:`analyzers.sql`. Add one with :func:`analyzers.registry.register`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+# Importing the detector modules registers them.
+from analyzers import coldstarts as _coldstarts  # noqa: F401
+from analyzers import errors as _errors  # noqa: F401
+from analyzers import memory as _memory  # noqa: F401
+from analyzers import timeouts as _timeouts  # noqa: F401
+from analyzers.findings import SEVERITIES, Finding, severity_rank
+from analyzers.registry import DETECTORS, Detector, register
+from analyzers.window import Window
+from lambdascope.query import QueryClient, QueryError
+
+__all__ = [
+    "DETECTORS",
+    "SEVERITIES",
+    "Detector",
+    "Finding",
+    "Window",
+    "register",
+    "run_detectors",
+    "severity_rank",
+]
+
+
+def run_detectors(
+    client: QueryClient,
+    *,
+    since: timedelta,
+    function_name: str | None = None,
+    now: datetime | None = None,
+    detectors: dict[str, Detector] | None = None,
+) -> list[Finding]:
+    """Run every registered detector over the window ``[now - since, now)``.
+
+    Findings are sorted most severe first, then by function, kind and version. A failing
+    query raises the same :class:`QueryError` type with the detector's name added, so the
+    caller knows which detector could not run.
+    """
+    window = Window.ending(now, since)
+    findings: list[Finding] = []
+    for name, detector in (DETECTORS if detectors is None else detectors).items():
+        try:
+            findings.extend(detector(client, window, function_name))
+        except QueryError as exc:
+            raise type(exc)(f"detector {name!r}: {exc}") from exc
+    return sorted(
+        findings,
+        key=lambda f: (severity_rank(f.severity), f.function_name, f.kind, f.function_version),
+    )

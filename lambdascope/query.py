@@ -157,7 +157,8 @@ class CollectorQueryClient:
         self._timeout_s = timeout_s
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
-        body = json.dumps({"sql": sql, "parameters": jsonable(dict(parameters or {}))}).encode()
+        bound = {name: _parameter(value) for name, value in (parameters or {}).items()}
+        body = json.dumps({"sql": sql, "parameters": bound}).encode()
         request = urllib.request.Request(
             f"{self.url}/api/v1/query",
             data=body,
@@ -171,6 +172,10 @@ class CollectorQueryClient:
                 payload = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             message = _error_message(exc)
+            if exc.code == 503:  # the collector is up but its store is not
+                raise StoreUnavailableError(
+                    f"the collector at {self.url} cannot reach its store: {message}"
+                ) from exc
             raise QueryError(
                 f"collector at {self.url} refused the query ({exc.code}): {message}"
             ) from exc
@@ -186,6 +191,15 @@ class CollectorQueryClient:
             for row in payload.get("rows") or ()
         ]
         return QueryResult(columns=columns, types=types, rows=rows)
+
+
+def _parameter(value: Any) -> Any:
+    """A parameter as JSON, with datetimes in the text form ClickHouse parses for DateTime64."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return jsonable(value)
 
 
 def _error_message(exc: urllib.error.HTTPError) -> str:

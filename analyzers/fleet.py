@@ -1,0 +1,237 @@
+"""Read models for the TUI and reports: the fleet table, a finding's invocations, a request's log.
+
+These return dataclasses so the UI never holds SQL (it lives in :mod:`analyzers.sql`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from analyzers import sql
+from analyzers.findings import Finding
+from analyzers.window import Window, ch_time
+from lambdascope.query import QueryClient
+
+__all__ = [
+    "FunctionSummary",
+    "Invocation",
+    "LogLine",
+    "finding_invocations",
+    "fleet_summary",
+    "invocations_by_request_ids",
+    "request_log_view",
+    "request_logs",
+]
+
+MAX_INVOCATIONS = 500
+MAX_LOG_LINES = 2000
+
+
+@dataclass(frozen=True)
+class FunctionSummary:
+    function_name: str
+    invocations: int
+    errors: int
+    timeouts: int
+    cold_starts: int
+    p50_duration_ms: float | None
+    p99_duration_ms: float | None
+    max_memory_pct: float | None
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    request_id: str
+    function_name: str
+    function_version: str
+    environment_id: str
+    start_time: datetime
+    duration_ms: float | None
+    billed_duration_ms: float | None
+    status: str
+    error_type: str
+    init_duration_ms: float | None
+    cold_start: bool
+    max_memory_used_mb: int | None
+    memory_size_mb: int | None
+    timeout_ms: float | None
+
+    @property
+    def end_time(self) -> datetime | None:
+        if self.duration_ms is None:
+            return None
+        return self.start_time + timedelta(milliseconds=self.duration_ms)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    timestamp: datetime
+    stream: str
+    level: str
+    message: str
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def fleet_summary(
+    client: QueryClient,
+    *,
+    since: timedelta,
+    function_name: str | None = None,
+    now: datetime | None = None,
+) -> list[FunctionSummary]:
+    """One row per function that was invoked in the window, sorted by name."""
+    window = Window.ending(now, since)
+    rows = client.query(sql.FLEET, window.parameters(function_name)).dicts()
+    return [fleet_row(r) for r in rows]
+
+
+def fleet_row(row: Mapping[str, Any]) -> FunctionSummary:
+    quantiles = list(row.get("duration_quantiles_ms") or []) + [None, None]
+    return FunctionSummary(
+        function_name=row["function_name"],
+        invocations=int(row["invocations"]),
+        errors=int(row["errors"]),
+        timeouts=int(row["timeouts"]),
+        cold_starts=int(row["cold_starts"]),
+        p50_duration_ms=_finite(quantiles[0]),
+        p99_duration_ms=_finite(quantiles[1]),
+        max_memory_pct=_finite(row["max_memory_pct"]),
+        last_seen=row["last_seen"],
+    )
+
+
+def invocations_by_request_ids(
+    client: QueryClient,
+    request_ids: Iterable[str],
+    *,
+    window: Window,
+    function_name: str | None = None,
+    limit: int = MAX_INVOCATIONS,
+) -> list[Invocation]:
+    """The invocations with these request ids in the window, oldest first."""
+    ids = list(dict.fromkeys(request_ids))
+    if not ids:
+        return []
+    params = {
+        "since": ch_time(window.start),
+        "until": ch_time(window.end),
+        "function_name": function_name or "",
+        "request_ids": ids,
+        "limit": limit,
+    }
+    rows = client.query(sql.INVOCATIONS_BY_REQUEST_IDS, params).dicts()
+    return [invocation_row(r) for r in rows]
+
+
+def finding_invocations(
+    client: QueryClient, finding: Finding, *, limit: int = MAX_INVOCATIONS
+) -> list[Invocation]:
+    """A finding's evidence as invocations, oldest first."""
+    return invocations_by_request_ids(
+        client,
+        finding.evidence_request_ids,
+        window=Window(finding.window_start, finding.window_end),
+        function_name=finding.function_name,
+        limit=limit,
+    )
+
+
+def invocation_row(row: Mapping[str, Any]) -> Invocation:
+    return Invocation(
+        request_id=row["request_id"],
+        function_name=row["function_name"],
+        function_version=row["function_version"],
+        environment_id=row["environment_id"],
+        start_time=row["start_time"],
+        duration_ms=_finite(row["duration_ms"]),
+        billed_duration_ms=_finite(row["billed_duration_ms"]),
+        status=row["status"],
+        error_type=row["error_type"],
+        init_duration_ms=_finite(row["init_duration_ms"]),
+        cold_start=bool(row["cold_start"]),
+        max_memory_used_mb=row["max_memory_used_mb"],
+        memory_size_mb=row["memory_size_mb"],
+        timeout_ms=_finite(row["timeout_ms"]),
+    )
+
+
+def request_logs(
+    client: QueryClient, invocation: Invocation, *, limit: int = MAX_LOG_LINES
+) -> list[LogLine]:
+    """The log lines attributed to this request, in time order, as stored."""
+    params = {
+        "request_id": invocation.request_id,
+        "function_name": invocation.function_name,
+        "start": ch_time(invocation.start_time),
+        "limit": limit,
+    }
+    rows = client.query(sql.REQUEST_LOGS, params).dicts()
+    return [
+        LogLine(
+            timestamp=r["timestamp"], stream=r["stream"], level=r["level"], message=r["message"]
+        )
+        for r in rows
+    ]
+
+
+def request_log_view(
+    client: QueryClient, invocation: Invocation, *, limit: int = MAX_LOG_LINES
+) -> list[LogLine]:
+    """The request's log as Lambda would print it: START, its lines, END and REPORT.
+
+    The platform lines are rebuilt from the invocation record when the store holds none, so
+    the view is complete even though the Telemetry API sends events, not those lines.
+    """
+    return with_platform_lines(invocation, request_logs(client, invocation, limit=limit))
+
+
+def with_platform_lines(invocation: Invocation, lines: Sequence[LogLine]) -> list[LogLine]:
+    """Pure: add START/END/REPORT lines for ``invocation`` unless ``lines`` already has them."""
+    rid = invocation.request_id
+    have = {line.message.split(" ", 1)[0] for line in lines if rid in line.message}
+    out = list(lines)
+    if "START" not in have:
+        start = LogLine(
+            invocation.start_time,
+            "platform",
+            "",
+            f"START RequestId: {rid} Version: {invocation.function_version}",
+        )
+        out.insert(0, start)
+    end_time = invocation.end_time or (out[-1].timestamp if out else invocation.start_time)
+    if "END" not in have and invocation.status != "unknown":
+        out.append(LogLine(end_time, "platform", "", f"END RequestId: {rid}"))
+    if "REPORT" not in have and invocation.duration_ms is not None:
+        out.append(LogLine(end_time, "platform", "", report_line(invocation)))
+    return out
+
+
+def report_line(invocation: Invocation) -> str:
+    """Lambda's REPORT line for an invocation (lambda-apis.md §6), tab-separated."""
+    parts = [f"REPORT RequestId: {invocation.request_id}"]
+    if invocation.duration_ms is not None:
+        parts.append(f"Duration: {invocation.duration_ms:.2f} ms")
+    if invocation.billed_duration_ms is not None:
+        parts.append(f"Billed Duration: {invocation.billed_duration_ms:.0f} ms")
+    if invocation.memory_size_mb is not None:
+        parts.append(f"Memory Size: {invocation.memory_size_mb} MB")
+    if invocation.max_memory_used_mb is not None:
+        parts.append(f"Max Memory Used: {invocation.max_memory_used_mb} MB")
+    if invocation.init_duration_ms is not None:
+        parts.append(f"Init Duration: {invocation.init_duration_ms:.2f} ms")
+    if invocation.status not in ("success", "unknown"):
+        parts.append(f"Status: {invocation.status}")
+        if invocation.error_type:
+            parts.append(f"Error Type: {invocation.error_type}")
+    return "\t".join(parts)

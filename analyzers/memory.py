@@ -1,0 +1,123 @@
+"""Memory pressure: out-of-memory kills and invocations near the memory limit.
+
+Rules (one finding per function and version per window):
+
+* ``out_of_memory`` (**critical**): a request that shows any of Datadog's three signals:
+  errorType ``Runtime.OutOfMemory``, Max Memory Used == Memory Size (how an OOM that Lambda
+  reported as a timeout shows), or a runtime OOM log line (``MemoryError``, ``JavaScript heap
+  out of memory``, ``java.lang.OutOfMemoryError``, ...). A request showing several counts once.
+* ``high_memory`` (**warning**, only without OOM): at least 2 invocations (or the only one)
+  used >= 95% of the memory size. Datadog warns on any single one; requiring two keeps one
+  odd payload quiet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from analyzers import sql
+from analyzers._format import function_label, percent
+from analyzers.findings import Finding
+from analyzers.registry import register
+from analyzers.window import Window
+from lambdascope.query import QueryClient
+
+__all__ = ["detect_memory_pressure", "memory_findings", "suggested_memory_mb"]
+
+MAX_EVIDENCE = 50
+HIGH_SHARE = 0.95
+HIGH_MIN_COUNT = 2
+
+
+@register("memory")
+def detect_memory_pressure(
+    client: QueryClient, window: Window, function_name: str | None = None
+) -> list[Finding]:
+    params = {
+        **window.parameters(function_name),
+        "high_share": HIGH_SHARE,
+        "max_evidence": MAX_EVIDENCE,
+        "oom_pattern": sql.OOM_LOG_PATTERN,
+    }
+    return memory_findings(client.query(sql.MEMORY, params).dicts(), window)
+
+
+def suggested_memory_mb(max_used_mb: float) -> int:
+    """30% headroom over the peak, rounded up to a 64 MB step (Lambda allows 128-10,240 MB)."""
+    return int(min(10240, max(128, math.ceil(max_used_mb * 1.3 / 64) * 64)))
+
+
+def memory_findings(rows: Sequence[Mapping[str, Any]], window: Window) -> list[Finding]:
+    """Pure: the findings for the rows of :data:`sql.MEMORY`."""
+    findings = []
+    for row in rows:
+        invocations = int(row["invocations"])
+        size = row["largest_memory_size_mb"]
+        used = row["peak_memory_used_mb"]
+        label = function_label(row["function_name"], row["function_version"])
+        ooms = int(row["ooms"])
+        high = int(row["high_memory"])
+        common = {
+            "function_name": row["function_name"],
+            "function_version": row["function_version"],
+            "window_start": window.start,
+            "window_end": window.end,
+            "query": sql.MEMORY,
+        }
+        size_text = f"{size} MB" if size else "an unknown memory size"
+        # After an OOM the real peak is unknown (it was capped at the size): double it.
+        raise_to = f" to at least {min(10240, 2 * size)} MB" if size else ""
+        if ooms:
+            findings.append(
+                Finding(
+                    kind="out_of_memory",
+                    severity="critical",
+                    summary=f"{ooms} of {invocations} invocations of {label} ran out of "
+                    f"memory at {size_text}",
+                    numbers={
+                        "invocations": invocations,
+                        "ooms": ooms,
+                        "oom_error_type": int(row["oom_error_type"]),
+                        "oom_at_limit": int(row["oom_at_limit"]),
+                        "oom_log_line": int(row["oom_log_line"]),
+                        "oom_reported_as_timeout": int(row["oom_reported_as_timeout"]),
+                        "memory_size_mb": float(size or math.nan),
+                        "max_memory_used_mb": float(used if used is not None else math.nan),
+                        "evidence_total": ooms,
+                    },
+                    evidence_request_ids=tuple(row["oom_request_ids"]),
+                    recommendation=(
+                        f"Raise the memory size{raise_to} (more memory also brings more CPU), "
+                        "or stream and release large objects instead of holding them; the "
+                        "evidence requests' logs show what was being processed."
+                    ),
+                    **common,
+                )
+            )
+        elif size and high >= min(HIGH_MIN_COUNT, invocations):
+            findings.append(
+                Finding(
+                    kind="high_memory",
+                    severity="warning",
+                    summary=f"{label} used up to {used} of {size} MB "
+                    f"({percent(used / size)}) in {high} of {invocations} invocations",
+                    numbers={
+                        "invocations": invocations,
+                        "high_memory": high,
+                        "memory_size_mb": float(size),
+                        "max_memory_used_mb": float(used),
+                        "max_memory_share": used / size,
+                        "evidence_total": high,
+                    },
+                    evidence_request_ids=tuple(row["high_memory_request_ids"]),
+                    recommendation=(
+                        f"One larger payload away from an out-of-memory kill: raise the "
+                        f"memory size to {suggested_memory_mb(used)} MB, or find what the "
+                        "evidence requests keep in memory."
+                    ),
+                    **common,
+                )
+            )
+    return findings

@@ -1,0 +1,1 @@
+from tests.analyzers.storefixtures import chdb_path, store  # noqa: F401

@@ -1,0 +1,390 @@
+"""Realistic fleet scenarios for detector and TUI tests, fed through the real collector.
+
+A scenario lists invocations; :func:`batches` turns them into the extension's batches
+(docs/architecture.md §1) carrying Telemetry API events as Lambda delivers them
+(lambda-apis.md §3): init events before an environment's first invocation, ``platform.start``,
+awslambdaric's Text-format ``function`` lines, ``platform.runtimeDone``, and each
+``platform.report`` delivered in the *next* batch (it is produced only after the extension's
+``next`` call). The collector's normaliser and store then build the ``invocations`` view and
+``logs`` table the analyzers read.
+
+The clock is fixed per run (the top of the current hour) rather than a constant date, so the
+store's retention TTL never drops the test data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class Inv:
+    """One invocation as it happened, in Lambda's words."""
+
+    function_name: str
+    request_id: str
+    start_time: datetime
+    duration_ms: float
+    status: str = "success"
+    function_version: str = "$LATEST"
+    environment: str = "1"
+    memory_size_mb: int = 128
+    max_memory_used_mb: int = 60
+    init_duration_ms: float | None = None
+    error_type: str | None = None
+    timeout_ms: float | None = 3000.0
+    invoke_event_lost: bool = False
+    lines: list[str] = field(default_factory=list)
+    raw_lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Scenario:
+    invocations: list[Inv] = field(default_factory=list)
+
+    def __add__(self, other: Scenario) -> Scenario:
+        return Scenario(self.invocations + other.invocations)
+
+    def by_id(self, request_id: str) -> Inv:
+        return next(i for i in self.invocations if i.request_id == request_id)
+
+
+def _iso(value: datetime) -> str:
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def environment_id(function_name: str, environment: str) -> str:
+    return hashlib.md5(f"{function_name}/{environment}".encode()).hexdigest()
+
+
+def _events(inv: Inv) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(events up to runtimeDone, the report event delivered later) for one invocation."""
+    t0 = inv.start_time
+    rid = inv.request_id
+    events: list[dict[str, Any]] = []
+    if inv.init_duration_ms is not None:
+        init_start = t0 - timedelta(milliseconds=inv.init_duration_ms + 5)
+        events += [
+            {
+                "time": _iso(init_start),
+                "type": "platform.initStart",
+                "record": {
+                    "initializationType": "on-demand",
+                    "phase": "init",
+                    "runtimeVersion": "python:3.12.v30",
+                },
+            },
+            {
+                "time": _iso(t0 - timedelta(milliseconds=5)),
+                "type": "platform.initRuntimeDone",
+                "record": {"initializationType": "on-demand", "phase": "init", "status": "success"},
+            },
+            {
+                "time": _iso(t0 - timedelta(milliseconds=4)),
+                "type": "platform.initReport",
+                "record": {
+                    "initializationType": "on-demand",
+                    "phase": "init",
+                    "status": "success",
+                    "metrics": {"durationMs": inv.init_duration_ms},
+                },
+            },
+        ]
+    events.append(
+        {
+            "time": _iso(t0),
+            "type": "platform.start",
+            "record": {"requestId": rid, "version": inv.function_version},
+        }
+    )
+    for j, message in enumerate(inv.lines):
+        when = t0 + timedelta(milliseconds=2 + j)
+        events.append(
+            {
+                "time": _iso(when),
+                "type": "function",
+                "record": f"[INFO]\t{_iso(when)}\t{rid}\t{message}\n",
+            }
+        )
+    end = t0 + timedelta(milliseconds=inv.duration_ms)
+    for j, raw in enumerate(inv.raw_lines):
+        events.append(
+            {
+                "time": _iso(end - timedelta(milliseconds=len(inv.raw_lines) - j)),
+                "type": "function",
+                "record": raw,
+            }
+        )
+    if inv.status == "timeout":
+        events.append(
+            {
+                "time": _iso(end),
+                "type": "function",
+                "record": f"{_iso(end)} {rid} Task timed out after "
+                f"{(inv.timeout_ms or inv.duration_ms) / 1000:.2f} seconds\n",
+            }
+        )
+    status_record: dict[str, Any] = {"requestId": rid, "status": inv.status}
+    if inv.error_type:
+        status_record["errorType"] = inv.error_type
+    events.append(
+        {
+            "time": _iso(end + timedelta(milliseconds=1)),
+            "type": "platform.runtimeDone",
+            "record": {**status_record, "metrics": {"durationMs": inv.duration_ms}},
+        }
+    )
+    metrics: dict[str, Any] = {
+        "durationMs": inv.duration_ms,
+        "billedDurationMs": -(-(inv.duration_ms + (inv.init_duration_ms or 0)) // 1),
+        "memorySizeMB": inv.memory_size_mb,
+        "maxMemoryUsedMB": inv.max_memory_used_mb,
+    }
+    if inv.init_duration_ms is not None:
+        metrics["initDurationMs"] = inv.init_duration_ms
+    report = {
+        "time": _iso(end + timedelta(milliseconds=3)),
+        "type": "platform.report",
+        "record": {**status_record, "metrics": metrics},
+    }
+    return events, report
+
+
+def batches(scenario: Scenario, *, per_batch: int = 10) -> Iterator[dict[str, Any]]:
+    """Each environment's invocations in batches of ``per_batch``, plus a last batch (at
+    SHUTDOWN) with the report of the environment's last invocation.
+
+    Report N is placed right after ``platform.start`` of N+1, which is when Lambda produces it,
+    so it often lands in a later batch than the rest of its invocation.
+    """
+    envs: dict[tuple[str, str], list[Inv]] = {}
+    for inv in sorted(scenario.invocations, key=lambda i: i.start_time):
+        envs.setdefault((inv.function_name, inv.environment), []).append(inv)
+    for (name, env), invocations in envs.items():
+        first = invocations[0]
+        environment = {
+            "environment_id": environment_id(name, env),
+            "function_name": name,
+            "function_version": first.function_version,
+            "region": "us-east-1",
+            "memory_size_mb": first.memory_size_mb,
+            "initialization_type": "on-demand",
+            "architecture": "x86_64",
+        }
+        pending: list[dict[str, Any]] = []
+        for index in range(0, len(invocations), per_batch):
+            telemetry: list[dict[str, Any]] = []
+            entries = []
+            group = invocations[index : index + per_batch]
+            for inv in group:
+                events, report = _events(inv)
+                at = next(i for i, e in enumerate(events) if e["type"] == "platform.start") + 1
+                telemetry += events[:at] + pending + events[at:]
+                pending = [report]
+                if not inv.invoke_event_lost and inv.timeout_ms is not None:
+                    entries.append(
+                        {
+                            "request_id": inv.request_id,
+                            "deadline_ms": _ms(inv.start_time) + int(inv.timeout_ms),
+                            "received_at_ms": _ms(inv.start_time),
+                            "invoked_function_arn": (
+                                f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+                            ),
+                            "trace_id": None,
+                        }
+                    )
+            last = group[-1]
+            sent = last.start_time + timedelta(milliseconds=last.duration_ms + 30)
+            yield _batch(f"{name}/{env}/{index}", sent, environment, telemetry, entries)
+        last = invocations[-1]
+        sent = last.start_time + timedelta(milliseconds=last.duration_ms + 60)
+        yield _batch(f"{name}/{env}/shutdown", sent, environment, pending, [])
+
+
+def _batch(
+    key: str,
+    sent: datetime,
+    environment: dict[str, Any],
+    telemetry: list[dict[str, Any]],
+    invocations: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "batch_id": hashlib.md5(key.encode()).hexdigest(),
+        "sent_at_ms": _ms(sent),
+        "extension": {"name": "lambdascope", "version": "0.1.0"},
+        "environment": environment,
+        "open_request_id": None,
+        "telemetry": telemetry,
+        "invocations": invocations,
+    }
+
+
+def _function(
+    name: str,
+    count: int,
+    *,
+    durations: list[float],
+    start: datetime,
+    memory_size_mb: int = 128,
+    memory_used_mb: list[int] | None = None,
+    timeout_ms: float = 3000.0,
+    cold_init_ms: float = 180.0,
+) -> Scenario:
+    """``count`` invocations 30 s apart in one environment; the first is a cold start."""
+    scenario = Scenario()
+    used = memory_used_mb or [60]
+    for i in range(count):
+        scenario.invocations.append(
+            Inv(
+                name,
+                f"{name}-{i:04d}",
+                start + timedelta(seconds=30 * i),
+                durations[i % len(durations)],
+                memory_size_mb=memory_size_mb,
+                max_memory_used_mb=used[i % len(used)],
+                init_duration_ms=cold_init_ms if i == 0 else None,
+                timeout_ms=timeout_ms,
+                lines=[f"handled {name} request {i}"],
+            )
+        )
+    return scenario
+
+
+def healthy_fleet(now: datetime = NOW) -> Scenario:
+    """Three functions well inside their limits: no detector should say anything."""
+    start = now - timedelta(minutes=30)
+    return (
+        _function("checkout", 40, durations=[120.0, 180.0, 95.0, 240.0], start=start)
+        + _function(
+            "thumbnailer",
+            30,
+            durations=[850.0, 1200.0, 990.0],
+            start=start + timedelta(seconds=7),
+            memory_size_mb=512,
+            memory_used_mb=[210, 230, 250],
+            timeout_ms=10000.0,
+            cold_init_ms=420.0,
+        )
+        + _function(
+            "report_export",
+            20,
+            durations=[2100.0, 2600.0],
+            start=start + timedelta(seconds=13),
+            timeout_ms=15000.0,
+        )
+    )
+
+
+TIMED_OUT = ("checkout-0007", "checkout-0019", "checkout-0031")
+PAYMENTS_LINE = "calling payments API https://payments.internal/charge"
+
+
+def timeout_fleet(now: datetime = NOW) -> Scenario:
+    """The healthy fleet, except that 3 of checkout's 40 invocations hit its 3 s timeout."""
+    return with_checkout_timeouts(healthy_fleet(now))
+
+
+def with_checkout_timeouts(scenario: Scenario) -> Scenario:
+    """Make checkout's :data:`TIMED_OUT` requests hang on the payments API until the timeout."""
+    for rid in TIMED_OUT:
+        inv = scenario.by_id(rid)
+        inv.status = "timeout"
+        inv.duration_ms = 3000.0
+        inv.max_memory_used_mb = 71
+        inv.lines.append(PAYMENTS_LINE)
+    return scenario
+
+
+OOM_KILLED = "report_export-0005"  # Runtime.OutOfMemory, with the "signal: killed" line too
+OOM_AS_TIMEOUT = "report_export-0011"  # reported as a timeout, Max Memory Used == Memory Size
+OOM_MEMORY_ERROR = "report_export-0017"  # only Python's MemoryError betrays it
+
+
+def oom_fleet(now: datetime = NOW) -> Scenario:
+    """The healthy fleet, except report_export (128 MB) runs out of memory three ways."""
+    scenario = healthy_fleet(now)
+    killed = scenario.by_id(OOM_KILLED)
+    killed.status, killed.error_type, killed.max_memory_used_mb = (
+        "error",
+        "Runtime.OutOfMemory",
+        128,
+    )
+    killed.raw_lines.append(
+        f"RequestId: {OOM_KILLED} Error: Runtime exited with error: signal: killed\n"
+    )
+    stalled = scenario.by_id(OOM_AS_TIMEOUT)
+    stalled.status, stalled.duration_ms, stalled.max_memory_used_mb = "timeout", 15000.0, 128
+    stalled.timeout_ms = 15000.0
+    memory_error = scenario.by_id(OOM_MEMORY_ERROR)
+    memory_error.status, memory_error.error_type = "error", "MemoryError"
+    memory_error.max_memory_used_mb = 119
+    ts = _iso(memory_error.start_time + timedelta(milliseconds=900))
+    memory_error.raw_lines.append(
+        f"[ERROR]\t{ts}\t{OOM_MEMORY_ERROR}\tMemoryError: Unable to allocate 96.0 MiB\r"
+        'Traceback (most recent call last):\r  File "/var/task/app.py", line 12, in handler\n'
+    )
+    return scenario
+
+
+def high_memory_fleet(now: datetime = NOW) -> Scenario:
+    """The healthy fleet, except thumbnailer peaks at 490-500 of its 512 MB, never failing."""
+    scenario = healthy_fleet(now)
+    for inv in scenario.invocations:
+        if inv.function_name == "thumbnailer" and inv.max_memory_used_mb != 250:
+            inv.max_memory_used_mb = 490 if inv.max_memory_used_mb == 210 else 500
+    return scenario
+
+
+def cold_start_fleet(now: datetime = NOW) -> Scenario:
+    """The healthy fleet plus ``search``: 40 invocations over 8 short-lived environments,
+    each starting with a 1.4-1.9 s init (a bursty function scaling out)."""
+    scenario = healthy_fleet(now)
+    start = now - timedelta(minutes=40)
+    for i in range(40):
+        env, nth = divmod(i, 5)
+        scenario.invocations.append(
+            Inv(
+                "search",
+                f"search-{i:04d}",
+                start + timedelta(seconds=60 * env + 2 * nth),
+                85.0,
+                environment=str(env),
+                memory_size_mb=256,
+                max_memory_used_mb=140,
+                init_duration_ms=1400.0 + 70 * env if nth == 0 else None,
+                timeout_ms=6000.0,
+                lines=[f"query {i}"],
+            )
+        )
+    return scenario
+
+
+FAILED = ("checkout-0003", "checkout-0010", "checkout-0022", "checkout-0035")
+
+
+def error_fleet(now: datetime = NOW) -> Scenario:
+    """The healthy fleet, except 4 of checkout's 40 invocations raise: 3 KeyError, 1 crash."""
+    scenario = healthy_fleet(now)
+    for rid in FAILED:
+        inv = scenario.by_id(rid)
+        inv.status = "error"
+        inv.error_type = "Runtime.ExitError" if rid == FAILED[-1] else "KeyError"
+        ts = _iso(inv.start_time + timedelta(milliseconds=40))
+        inv.raw_lines.append(
+            f"[ERROR]\t{ts}\t{rid}\tKeyError: 'cart_id'\rTraceback (most recent call last):\r"
+            '  File "/var/task/app.py", line 8, in handler\n'
+        )
+    return scenario
