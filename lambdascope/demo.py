@@ -118,7 +118,8 @@ def _drive_fleet(
     from emulator import Emulator, FunctionConfig
     from extension.layer import build_layer_dir
 
-    layer = build_layer_dir(workdir / "layer")
+    layer = workdir / "layer"
+    build_layer_dir(layer)
     functions = [
         FunctionConfig(
             name=fn.name,

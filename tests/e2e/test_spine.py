@@ -36,7 +36,8 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPro
 
 @pytest.fixture(scope="module")
 def pipeline(collector: CollectorProcess, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    layer = build_layer_dir(tmp_path_factory.mktemp("layer"))
+    layer = tmp_path_factory.mktemp("layer")
+    build_layer_dir(layer)
     env = {"LAMBDASCOPE_COLLECTOR_URL": collector.url}
     functions = [
         FunctionConfig(
