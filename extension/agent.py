@@ -1,0 +1,350 @@
+"""The lambdascope extension's main loop, written as Lambda's lifecycle steps:
+
+1. register with the Extensions API (INVOKE, SHUTDOWN);
+2. start the Telemetry listener (background thread, answers 200 at once);
+3. subscribe to the Telemetry API (platform, function, extension);
+4. start the background sender;
+5. loop on event/next: record each INVOKE and wake the sender; at SHUTDOWN flush within the
+   deadline and exit 0.
+
+Start-up cost is a feature: only json, socket, threading and this package load before the
+first `next`; gzip (zlib), ssl and /proc reading load later, on the sender thread.
+"""
+
+from __future__ import annotations
+
+import time
+
+_IMPORTED_AT = time.perf_counter()
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+from . import __version__, log  # noqa: E402
+from .batch import environment_info, invocation_record, new_id  # noqa: E402
+from .buffer import TelemetryBuffer  # noqa: E402
+from .config import COLLECTOR_URL, default_spool_dir, load_config, runtime_api_host  # noqa: E402
+from .lambda_api import ExtensionsApi, LambdaApiError, telemetry_subscription  # noqa: E402
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from .config import Config
+    from .httpio import HttpServer
+    from .shipper import Shipper
+
+DEFAULT_NAME = "lambdascope"
+SHUTDOWN_MARGIN_MS = 150  # exit this long before Lambda's SIGKILL at the SHUTDOWN deadline
+NEXT_RETRIES = 3
+REGISTER_RETRY_PAUSES_S = (0.02, 0.1)
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived (emulators and `docker stop` send it; Lambda sends SHUTDOWN)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Agent:
+    def __init__(self, name: str, config: Config, environ: Mapping[str, str]) -> None:
+        self.name = name
+        self.config = config
+        self.environ = environ
+        self.environment_id = new_id()
+        self.buffer = TelemetryBuffer(config.buffer_max_events, config.buffer_max_bytes)
+        self.api: ExtensionsApi | None = None
+        self.listener: HttpServer | None = None
+        self.shipper: Shipper | None = None
+        self.sampler: Any = None
+        self.ready_ms: float | None = None
+        self.last_request_id: str | None = None
+        self.invocations = 0
+        self._late_setup: threading.Thread | None = None
+        self.subscribed = False
+        # Post-runtime time this extension caused (only the `end` policy causes any).
+        self.post_runtime_ms_total = 0.0
+        self.post_runtime_ms_max = 0.0
+
+    # 1. register ----------------------------------------------------------------------------
+    def register(self) -> dict[str, Any]:
+        runtime_api = self.environ.get("AWS_LAMBDA_RUNTIME_API", "")
+        if not runtime_api:
+            raise LambdaApiError(
+                "AWS_LAMBDA_RUNTIME_API is not set: run the extension inside Lambda or the "
+                "lambdascope emulator"
+            )
+        self.api = ExtensionsApi(runtime_api)
+        # Retried briefly (not for 403: bad or duplicate name, registration closed): an API
+        # that is still starting, or that has not yet noted this process as launched, would
+        # otherwise fail the whole init; the success path pays nothing.
+        for attempt, pause_s in enumerate(REGISTER_RETRY_PAUSES_S + (None,)):
+            try:
+                return self.api.register(self.name)
+            except LambdaApiError as exc:
+                if pause_s is None or exc.status == 403:
+                    raise
+                log.warning("register attempt %d failed, retrying: %s" % (attempt + 1, exc))
+                time.sleep(pause_s)
+        raise AssertionError("unreachable")
+
+    # 2. listener ----------------------------------------------------------------------------
+    def start_listener(self) -> int | None:
+        from .listener import choose_listen_host, start_listener
+
+        runtime_host = runtime_api_host(self.environ.get("AWS_LAMBDA_RUNTIME_API", ""))
+        host = choose_listen_host(self.config.listen_host, runtime_host)
+        try:
+            self.listener, _handler = start_listener(host, self.config.telemetry_port, self.buffer)
+        except OSError as exc:
+            log.error(
+                "cannot listen for telemetry on %s:%d (%s); running without telemetry. "
+                "Set LAMBDASCOPE_TELEMETRY_PORT or LAMBDASCOPE_LISTEN_HOST to a free address."
+                % (host, self.config.telemetry_port, exc)
+            )
+            return None
+        return self.listener.port
+
+    # 3. subscribe ---------------------------------------------------------------------------
+    def subscribe(self, port: int) -> bool:
+        assert self.api is not None
+        c = self.config
+        body = telemetry_subscription(
+            port, c.telemetry_max_items, c.telemetry_max_bytes, c.telemetry_timeout_ms
+        )
+        try:
+            response = self.api.subscribe_telemetry(body)
+        except LambdaApiError as exc:
+            log.error("telemetry subscription failed: %s" % exc)
+            return False
+        if response.status != 200:
+            log.warning(
+                "telemetry subscription answered %d %s: no platform events or logs will be "
+                "recorded (AWS's classic emulator and SAM local do not implement the Telemetry API)"
+                % (response.status, response.body[:300].decode("utf-8", "replace"))
+            )
+            return False
+        return True
+
+    # 4. sender ------------------------------------------------------------------------------
+    def start_shipper(self, register_body: Mapping[str, Any]) -> None:
+        if not self.config.collector_url:
+            log.warning(
+                "%s is not set: telemetry is buffered and counted but not sent anywhere"
+                % COLLECTOR_URL
+            )
+            return
+        from .shipper import Shipper
+        from .spool import Spool
+
+        environment = environment_info(
+            register_body, self.environ, self.environment_id, os.uname().machine
+        )
+        spool = None
+        if self.config.spool_max_bytes > 0:
+            directory = self.config.spool_dir or default_spool_dir(
+                self.environ, environment["function_name"]
+            )
+            spool = Spool(directory, self.config.spool_max_bytes)
+        self.shipper = Shipper(
+            self.config,
+            self.buffer,
+            environment,
+            {"name": self.name, "version": __version__},
+            stats=self.self_stats,
+            spool=spool,
+        ).start()
+
+    def start_sampler(self) -> None:
+        if self.config.proc_sample_interval_ms <= 0:
+            return
+        from .procstats import ProcSampler
+
+        self.sampler = ProcSampler(
+            self.config.proc_sample_interval_ms / 1000.0, sink=self.buffer.add_invocation
+        ).start()
+
+    def self_stats(self) -> dict[str, Any]:
+        from .procstats import self_usage
+
+        stats: dict[str, Any] = self_usage()
+        stats["startup_ms"] = self.ready_ms
+        stats["bytes_sent"] = self.shipper.bytes_sent if self.shipper else 0
+        stats["dropped_events"] = self.buffer.dropped_events + (
+            self.shipper.dropped_events if self.shipper else 0
+        )
+        stats["dropped_invocations"] = self.buffer.dropped_invocations
+        stats["post_runtime_ms_total"] = round(self.post_runtime_ms_total, 3)
+        stats["post_runtime_ms_max"] = round(self.post_runtime_ms_max, 3)
+        stats["invocations"] = self.invocations
+        if self.shipper is not None and self.shipper.spool is not None:
+            stats["spool_dropped_events"] = self.shipper.spool.dropped_events
+        return stats
+
+    # 5. event loop --------------------------------------------------------------------------
+    def on_invoke(self, event: Mapping[str, Any]) -> None:
+        self._wait_background()
+        record = invocation_record(event, now_ms())
+        self.invocations += 1
+        if self.sampler is not None:
+            # The samples since the previous INVOKE describe the previous invocation; its
+            # record was held back to carry them. The sampler thread does the /proc reads.
+            self.sampler.rollover(record)
+        else:
+            self.buffer.add_invocation(record)
+        self.last_request_id = record["request_id"]
+        end_policy = (
+            self.config.flush_policy == "end" and self.shipper is not None and self.subscribed
+        )
+        if self.shipper is not None:
+            self.shipper.notify_invoke(record["request_id"], wake=not end_policy)
+        if end_policy:
+            self._flush_at_end(record)
+
+    def _flush_at_end(self, record: Mapping[str, Any]) -> None:
+        """`end` policy: once the runtime is done, send before calling `next` (bounded)."""
+        assert self.shipper is not None
+        deadline_ms = record["deadline_ms"] or now_ms() + 900000
+        wait_s = (deadline_ms - now_ms()) / 1000.0
+        if not self.buffer.wait_for_runtime_done(record["request_id"], wait_s):
+            return  # timed out: the data goes at the next wake-up or SHUTDOWN
+        started = time.monotonic()
+        self._finish_invocation()
+        budget_s = self.config.end_flush_timeout_ms / 1000.0
+        self.shipper.flush(deadline_monotonic=started + budget_s)
+        spent_ms = (time.monotonic() - started) * 1000.0
+        self.post_runtime_ms_total += spent_ms
+        self.post_runtime_ms_max = max(self.post_runtime_ms_max, spent_ms)
+
+    def _finish_invocation(self) -> None:
+        if self.sampler is not None:
+            self.sampler.finish()
+
+    def on_shutdown(self, deadline_ms: int, reason: str) -> None:
+        log.debug("SHUTDOWN (%s), %d ms left" % (reason, deadline_ms - now_ms()))
+        self._wait_background()
+        self._finish_invocation()
+        if self.shipper is not None:
+            done = self.shipper.shutdown(deadline_ms - SHUTDOWN_MARGIN_MS)
+            if not done or self.shipper.pending_batches:
+                log.warning(
+                    "SHUTDOWN: could not deliver everything to %s before the deadline"
+                    % self.shipper.url
+                )
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.listener is not None:
+            self.listener.close()
+
+    def run(self) -> int:
+        steps = [time.perf_counter()]
+        try:
+            register_body = self.register()
+        except LambdaApiError as exc:
+            log.error("cannot register the extension: %s" % exc)
+            return 1
+        steps.append(time.perf_counter())
+        port = self.start_listener()
+        steps.append(time.perf_counter())
+        if port is not None:
+            self.subscribed = self.subscribe(port)
+        steps.append(time.perf_counter())
+        # The sender and sampler (and their imports) start on a thread while the main thread
+        # already waits in `next`: init ends sooner. INVOKE and SHUTDOWN wait for them.
+        self._late_setup = threading.Thread(
+            target=self._start_background, args=(register_body,), name="lambdascope-setup"
+        )
+        self._late_setup.daemon = True
+        self._late_setup.start()
+        self.ready_ms = round((steps[-1] - _IMPORTED_AT) * 1000.0, 3)
+        if log.enabled(log.DEBUG):
+            marks = [_IMPORTED_AT] + steps
+            spent = ["%.1f" % ((marks[i + 1] - marks[i]) * 1000) for i in range(len(steps))]
+            log.debug(
+                "ready %.1f ms after import (ms: imports %s, register %s, listener %s, "
+                "subscribe %s); telemetry port %s"
+                % (self.ready_ms, spent[0], spent[1], spent[2], spent[3], port)
+            )
+        return self.loop()
+
+    def _start_background(self, register_body: Mapping[str, Any]) -> None:
+        try:
+            self.start_shipper(register_body)
+            self.start_sampler()
+        except Exception as exc:  # noqa: BLE001 - the function must keep working without us
+            log.error("cannot start the sender: %r; telemetry will not be sent" % (exc,))
+
+    def _wait_background(self) -> None:
+        if self._late_setup is not None:
+            self._late_setup.join(timeout=2.0)
+            self._late_setup = None
+
+    def loop(self) -> int:
+        assert self.api is not None
+        failures = 0
+        for _ in range(10**12):  # one turn per event; ends at SHUTDOWN
+            try:
+                try:
+                    event = self.api.next_event()
+                except LambdaApiError as exc:
+                    failures += 1
+                    if failures >= NEXT_RETRIES:
+                        log.error(
+                            "giving up after %d failed event/next calls: %s" % (failures, exc)
+                        )
+                        self.on_shutdown(now_ms() + 500, "api-gone")
+                        return 1
+                    log.warning("event/next failed (retrying): %s" % exc)
+                    time.sleep(0.05 * failures)
+                    continue
+                failures = 0
+                event_type = str(event.get("eventType", "")).upper()
+                if event_type == "INVOKE":
+                    self.on_invoke(event)
+                elif event_type == "SHUTDOWN":
+                    deadline = event.get("deadlineMs")
+                    deadline_ms = (
+                        int(deadline) if isinstance(deadline, (int, float)) else now_ms() + 2000
+                    )
+                    self.on_shutdown(deadline_ms, str(event.get("shutdownReason", "")))
+                    return 0
+                else:
+                    log.debug("ignoring event type %r" % event_type)
+            except _Terminated:
+                self.on_shutdown(now_ms() + 1000, "sigterm")
+                return 0
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the extension. `argv[0]`, when given, is the name to register (the launcher passes
+    its own file name, which Lambda requires)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    name = (
+        args[0]
+        if args and args[0]
+        else os.environ.get("LAMBDASCOPE_EXTENSION_NAME") or DEFAULT_NAME
+    )
+    config, problems = load_config(os.environ)
+    log.set_level(log.LEVELS.get(config.log_level, log.WARNING))
+    for problem in problems:
+        log.warning(problem)
+    try:  # noqa: SIM105 - contextlib costs start-up time
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:
+        pass  # not the main thread (embedded use)
+    try:
+        return Agent(name, config, os.environ).run()
+    except _Terminated:
+        return 0
+    except KeyboardInterrupt:
+        return 130

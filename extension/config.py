@@ -1,0 +1,260 @@
+"""Configuration from `LAMBDASCOPE_*` environment variables (docs/architecture.md section 6).
+
+`load_config` is pure: it takes the environment as a mapping and returns the settings plus one
+message per invalid value, so an invalid value falls back to its default with a clear log line
+instead of stopping the agent (a broken extension would break the function's init).
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+COLLECTOR_URL = "LAMBDASCOPE_COLLECTOR_URL"
+"""Base URL of the collector (http or https). Unset: the agent only counts what it would send."""
+TOKEN = "LAMBDASCOPE_TOKEN"
+"""Bearer token sent as `Authorization: Bearer <token>` with every batch."""
+LISTEN_HOST = "LAMBDASCOPE_LISTEN_HOST"
+"""Address the Telemetry listener binds; default `sandbox.localdomain` if it resolves, else the
+host of `AWS_LAMBDA_RUNTIME_API`."""
+TELEMETRY_PORT = "LAMBDASCOPE_TELEMETRY_PORT"
+"""Telemetry listener port (default 4243; 0 picks a free port, handy for tests)."""
+LOG_LEVEL = "LAMBDASCOPE_LOG_LEVEL"
+"""DEBUG, INFO, WARNING (default) or ERROR. Each line written becomes `extension` telemetry."""
+FLUSH_POLICY = "LAMBDASCOPE_FLUSH_POLICY"
+"""`background` (default): send on a background thread at each INVOKE wake-up, periodically
+and at SHUTDOWN; costs no post-runtime time, but an invocation's data waits for the next
+wake-up (hours, for a rarely invoked function). `end`: after the runtime finished
+(platform.runtimeDone), send before calling `next`; data leaves at once, and each invocation
+pays that send (bounded by LAMBDASCOPE_END_FLUSH_TIMEOUT_MS) as post-runtime duration."""
+END_FLUSH_TIMEOUT_MS = "LAMBDASCOPE_END_FLUSH_TIMEOUT_MS"
+"""With the `end` policy, the most post-runtime time one flush may take (default 300)."""
+FLUSH_INTERVAL_MS = "LAMBDASCOPE_FLUSH_INTERVAL_MS"
+"""How long buffered data may wait during a long invocation before it is sent (default 1000)."""
+INVOKE_REPORT_WAIT_MS = "LAMBDASCOPE_INVOKE_REPORT_WAIT_MS"
+"""At an INVOKE wake-up, how long the background sender waits for the previous invocation's
+`platform.report` before it sends (default 50). Costs the function nothing: `next` is not
+delayed."""
+SHUTDOWN_REPORT_WAIT_MS = "LAMBDASCOPE_SHUTDOWN_REPORT_WAIT_MS"
+"""At SHUTDOWN, how long to wait for the last invocation's `platform.report` (default 300)."""
+SEND_TIMEOUT_MS = "LAMBDASCOPE_SEND_TIMEOUT_MS"
+"""Socket timeout of one request to the collector (default 3000)."""
+BUFFER_MAX_EVENTS = "LAMBDASCOPE_BUFFER_MAX_EVENTS"
+"""Telemetry events held in memory before the oldest are dropped (default 10000)."""
+BUFFER_MAX_BYTES = "LAMBDASCOPE_BUFFER_MAX_BYTES"
+"""JSON bytes of telemetry held in memory before the oldest are dropped (default 4 MiB)."""
+PENDING_MAX_BYTES = "LAMBDASCOPE_PENDING_MAX_BYTES"
+"""Compressed bytes of unsent batches kept in memory for retry (default 2 MiB)."""
+BATCH_MAX_EVENTS = "LAMBDASCOPE_BATCH_MAX_EVENTS"
+"""Telemetry events per batch (default 5000)."""
+BATCH_MAX_BYTES = "LAMBDASCOPE_BATCH_MAX_BYTES"
+"""Uncompressed JSON bytes of telemetry per batch (default 1 MiB)."""
+TELEMETRY_MAX_ITEMS = "LAMBDASCOPE_TELEMETRY_MAX_ITEMS"
+"""Telemetry API buffering maxItems (1000-10000, default 1000)."""
+TELEMETRY_MAX_BYTES = "LAMBDASCOPE_TELEMETRY_MAX_BYTES"
+"""Telemetry API buffering maxBytes (262144-1048576, default 262144)."""
+TELEMETRY_TIMEOUT_MS = "LAMBDASCOPE_TELEMETRY_TIMEOUT_MS"
+"""Telemetry API buffering timeoutMs (25-30000, default 25)."""
+SPOOL_DIR = "LAMBDASCOPE_SPOOL_DIR"
+"""Folder for batches the collector did not take (default `$TMPDIR` or /tmp, then
+`lambdascope-spool/<function name>`: emulated environments on one machine share /tmp)."""
+SPOOL_MAX_BYTES = "LAMBDASCOPE_SPOOL_MAX_BYTES"
+"""Bytes of spooled batches on disk before the oldest are dropped (default 16 MiB; 0 disables
+the spool). /tmp is the function's too: the default leaves nearly all of it to the function."""
+PROC_SAMPLE_INTERVAL_MS = "LAMBDASCOPE_PROC_SAMPLE_INTERVAL_MS"
+"""How often /proc is sampled during an invocation (default 100; 0 disables sampling)."""
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR")
+FLUSH_POLICIES = ("background", "end")
+
+
+class Config:
+    """The agent's settings; every attribute has a working default."""
+
+    __slots__ = (
+        "collector_url",
+        "token",
+        "listen_host",
+        "telemetry_port",
+        "log_level",
+        "flush_policy",
+        "end_flush_timeout_ms",
+        "flush_interval_ms",
+        "invoke_report_wait_ms",
+        "shutdown_report_wait_ms",
+        "send_timeout_ms",
+        "buffer_max_events",
+        "buffer_max_bytes",
+        "pending_max_bytes",
+        "batch_max_events",
+        "batch_max_bytes",
+        "telemetry_max_items",
+        "telemetry_max_bytes",
+        "telemetry_timeout_ms",
+        "spool_dir",
+        "spool_max_bytes",
+        "proc_sample_interval_ms",
+    )
+
+    def __init__(self) -> None:
+        self.collector_url: str | None = None
+        self.token: str | None = None
+        self.listen_host: str | None = None
+        self.telemetry_port = 4243
+        self.log_level = "WARNING"
+        self.flush_policy = "background"
+        self.end_flush_timeout_ms = 300
+        self.flush_interval_ms = 1000
+        self.invoke_report_wait_ms = 50
+        self.shutdown_report_wait_ms = 300
+        self.send_timeout_ms = 3000
+        self.buffer_max_events = 10000
+        self.buffer_max_bytes = 4 * 1024 * 1024
+        self.pending_max_bytes = 2 * 1024 * 1024
+        self.batch_max_events = 5000
+        self.batch_max_bytes = 1024 * 1024
+        self.telemetry_max_items = 1000
+        self.telemetry_max_bytes = 262144
+        self.telemetry_timeout_ms = 25
+        self.spool_dir: str | None = None  # None: default_spool_dir()
+        self.spool_max_bytes = 16 * 1024 * 1024
+        self.proc_sample_interval_ms = 100
+
+    def __repr__(self) -> str:
+        shown = []
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if name == "token" and value:
+                value = "***"
+            shown.append("%s=%r" % (name, value))
+        return "Config(%s)" % ", ".join(shown)
+
+
+def _int_setting(
+    environ: Mapping[str, str],
+    name: str,
+    default: int,
+    low: int,
+    high: int,
+    problems: list[str],
+) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        problems.append("%s=%r is not a whole number; using the default %d" % (name, raw, default))
+        return default
+    if value < low or value > high:
+        problems.append(
+            "%s=%d is outside %d..%d; using the default %d" % (name, value, low, high, default)
+        )
+        return default
+    return value
+
+
+def load_config(environ: Mapping[str, str]) -> tuple[Config, list[str]]:
+    """Read the settings from `environ`; returns them and one message per ignored value."""
+    config = Config()
+    problems: list[str] = []
+
+    url = (environ.get(COLLECTOR_URL) or "").strip()
+    if url:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            problems.append(
+                "%s=%r is not an http:// or https:// URL; nothing will be sent "
+                "(set it to the collector's base URL, e.g. http://collector:4320)"
+                % (COLLECTOR_URL, url)
+            )
+        else:
+            config.collector_url = url.rstrip("/")
+    config.token = environ.get(TOKEN) or None
+    config.listen_host = (environ.get(LISTEN_HOST) or "").strip() or None
+
+    level = (environ.get(LOG_LEVEL) or "").strip().upper()
+    if level:
+        if level in _LOG_LEVELS:
+            config.log_level = "WARNING" if level == "WARN" else level
+        else:
+            problems.append(
+                "%s=%r is not one of DEBUG, INFO, WARNING, ERROR; using WARNING"
+                % (LOG_LEVEL, level)
+            )
+
+    policy = (environ.get(FLUSH_POLICY) or "").strip().lower()
+    if policy:
+        if policy in FLUSH_POLICIES:
+            config.flush_policy = policy
+        else:
+            problems.append(
+                "%s=%r is not one of %s; using background" % (FLUSH_POLICY, policy, FLUSH_POLICIES)
+            )
+
+    c = config
+    c.end_flush_timeout_ms = _int_setting(
+        environ, END_FLUSH_TIMEOUT_MS, c.end_flush_timeout_ms, 10, 10000, problems
+    )
+    c.telemetry_port = _int_setting(environ, TELEMETRY_PORT, c.telemetry_port, 0, 65535, problems)
+    c.flush_interval_ms = _int_setting(
+        environ, FLUSH_INTERVAL_MS, c.flush_interval_ms, 50, 600000, problems
+    )
+    c.invoke_report_wait_ms = _int_setting(
+        environ, INVOKE_REPORT_WAIT_MS, c.invoke_report_wait_ms, 0, 10000, problems
+    )
+    c.shutdown_report_wait_ms = _int_setting(
+        environ, SHUTDOWN_REPORT_WAIT_MS, c.shutdown_report_wait_ms, 0, 1500, problems
+    )
+    c.send_timeout_ms = _int_setting(
+        environ, SEND_TIMEOUT_MS, c.send_timeout_ms, 100, 60000, problems
+    )
+    c.buffer_max_events = _int_setting(
+        environ, BUFFER_MAX_EVENTS, c.buffer_max_events, 10, 1000000, problems
+    )
+    c.buffer_max_bytes = _int_setting(
+        environ, BUFFER_MAX_BYTES, c.buffer_max_bytes, 4096, 1 << 30, problems
+    )
+    c.pending_max_bytes = _int_setting(
+        environ, PENDING_MAX_BYTES, c.pending_max_bytes, 0, 1 << 30, problems
+    )
+    c.batch_max_events = _int_setting(
+        environ, BATCH_MAX_EVENTS, c.batch_max_events, 1, 100000, problems
+    )
+    c.batch_max_bytes = _int_setting(
+        environ, BATCH_MAX_BYTES, c.batch_max_bytes, 1024, 64 * 1024 * 1024, problems
+    )
+    c.telemetry_max_items = _int_setting(
+        environ, TELEMETRY_MAX_ITEMS, c.telemetry_max_items, 1000, 10000, problems
+    )
+    c.telemetry_max_bytes = _int_setting(
+        environ, TELEMETRY_MAX_BYTES, c.telemetry_max_bytes, 262144, 1048576, problems
+    )
+    c.telemetry_timeout_ms = _int_setting(
+        environ, TELEMETRY_TIMEOUT_MS, c.telemetry_timeout_ms, 25, 30000, problems
+    )
+    c.spool_dir = (environ.get(SPOOL_DIR) or "").strip() or None
+    c.spool_max_bytes = _int_setting(
+        environ, SPOOL_MAX_BYTES, c.spool_max_bytes, 0, 1 << 34, problems
+    )
+    c.proc_sample_interval_ms = _int_setting(
+        environ, PROC_SAMPLE_INTERVAL_MS, c.proc_sample_interval_ms, 0, 60000, problems
+    )
+    return config, problems
+
+
+def runtime_api_host(runtime_api: str) -> str:
+    """The host part of `AWS_LAMBDA_RUNTIME_API` (`127.0.0.1:9001` -> `127.0.0.1`)."""
+    value = runtime_api.strip()
+    if value.startswith("["):  # [::1]:9001
+        return value[1 : value.find("]")] if "]" in value else value.strip("[")
+    host, _, _port = value.rpartition(":")
+    return host or value
+
+
+def default_spool_dir(environ: Mapping[str, str], function_name: str) -> str:
+    """`$TMPDIR` (else /tmp) / lambdascope-spool / <function name, made path-safe>."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in function_name) or "function"
+    base = (environ.get("TMPDIR") or "/tmp").rstrip("/") or "/tmp"
+    return base + "/lambdascope-spool/" + safe.lstrip(".")
