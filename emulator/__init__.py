@@ -1,1 +1,6 @@
 """Local Lambda sandbox: Runtime, Extensions, Telemetry and Invoke APIs with Lambda's semantics."""
+
+from emulator.config import ConfigError, FunctionConfig
+from emulator.emulator import Emulator, InvokeResult
+
+__all__ = ["ConfigError", "Emulator", "FunctionConfig", "InvokeResult"]

@@ -1,0 +1,137 @@
+"""Command-line entry points the `lambdascope` CLI wires up:
+`lambdascope emulator --config FILE` -> `serve()`, `lambdascope invoke NAME` -> `invoke()`.
+Also runnable alone: `python -m emulator.cli --config FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import quote, urlsplit
+
+from emulator.config import ConfigError, ConfigFileError, load_config, load_emulator_settings
+from emulator.emulator import Emulator
+
+DEFAULT_PORT = 9000
+
+
+def build_emulator(
+    config_path: str | Path, host: str | None = None, port: int | None = None
+) -> Emulator:
+    """An Emulator (not started) from a config file; explicit host/port win over the file."""
+    settings = load_emulator_settings(config_path)
+    return Emulator(
+        load_config(config_path),
+        host=host or settings.get("host", "127.0.0.1"),
+        port=port if port is not None else int(settings.get("port", DEFAULT_PORT)),
+        keep_warm_s=float(settings.get("keep_warm_s", 300.0)),
+        account_concurrency=int(settings.get("account_concurrency", 1000)),
+        log_dir=Path(config_path).parent / settings["log_dir"] if "log_dir" in settings else None,
+    )
+
+
+def serve(
+    config_path: str | Path,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    stop_event: threading.Event | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Serve the configured functions until SIGINT/SIGTERM (or `stop_event`); exit code."""
+    try:
+        emu = build_emulator(config_path, host, port)
+    except (ConfigError, ConfigFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stop = stop_event or threading.Event()
+    if stop_event is None and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    try:
+        emu.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {emu.host}:{emu.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        names = ", ".join(emu.functions)
+        print(f"Lambda emulator serving {names} at {emu.invoke_url}", file=out, flush=True)
+        print(
+            "  e.g. aws lambda invoke --endpoint-url "
+            f"{emu.invoke_url} --function-name {next(iter(emu.functions))} out.json",
+            file=out,
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+    return 0
+
+
+def invoke(
+    url: str,
+    name: str,
+    payload: bytes = b"{}",
+    *,
+    invocation_type: str = "RequestResponse",
+    log_type: str | None = None,
+    timeout_s: float = 960.0,
+) -> tuple[int, dict[str, str], bytes]:
+    """Call a running emulator's Invoke API: (status, headers, body)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s)
+    headers = {"X-Amz-Invocation-Type": invocation_type, "Content-Type": "application/json"}
+    if log_type:
+        headers["X-Amz-Log-Type"] = log_type
+    try:
+        conn.request(
+            "POST", f"/2015-03-31/functions/{quote(name, safe='')}/invocations", payload, headers
+        )
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="emulator", description="Local Lambda emulator")
+    sub = parser.add_subparsers(dest="command")
+    serve_cmd = sub.add_parser("serve", help="serve the functions of a config file")
+    serve_cmd.add_argument("--config", required=True, type=Path)
+    serve_cmd.add_argument("--host", default=None)
+    serve_cmd.add_argument("--port", type=int, default=None)
+    invoke_cmd = sub.add_parser("invoke", help="invoke a function of a running emulator")
+    invoke_cmd.add_argument("name")
+    invoke_cmd.add_argument("--payload", default="{}")
+    invoke_cmd.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
+    invoke_cmd.add_argument("--tail", action="store_true", help="print the log tail")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args.config, args.host, args.port)
+    if args.command == "invoke":
+        try:
+            status, headers, body = invoke(
+                args.url, args.name, args.payload.encode(), log_type="Tail" if args.tail else None
+            )
+        except OSError as exc:
+            print(f"error: no emulator at {args.url}: {exc}", file=sys.stderr)
+            return 1
+        if args.tail and "X-Amz-Log-Result" in headers:
+            print(base64.b64decode(headers["X-Amz-Log-Result"]).decode(), file=sys.stderr)
+        print(body.decode("utf-8", errors="replace"))
+        failed = status >= 300 or "X-Amz-Function-Error" in headers
+        if status >= 300:
+            print(f"error: HTTP {status} {headers.get('x-amzn-ErrorType', '')}", file=sys.stderr)
+        return 1 if failed else 0
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,438 @@
+"""The `Emulator`: a pool of execution environments per function behind an Invoke API.
+
+Warm reuse: an idle environment serves the next invocation; a busy one is never shared (a
+concurrent invocation gets a new environment); idle ones spin down after `keep_warm_s`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from emulator import events
+from emulator.config import ACCOUNT_ID, FunctionConfig
+from emulator.environment import INIT_TIMEOUT_S, ExecutionEnvironment
+from emulator.logs import FunctionLogs
+
+log = logging.getLogger(__name__)
+
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # 6,291,456 bytes, Lambda's RequestResponse limit
+ASYNC_PAYLOAD_LIMIT = 256 * 1024
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+DEFAULT_ACCOUNT_CONCURRENCY = 1000
+# A caller arriving while the only environment finishes its post-runtime phase (extensions
+# calling `next`, usually a few ms) waits this long for it instead of paying a cold start:
+# sequential invocations then stay warm, as they do in Lambda.
+FINISHING_WAIT_S = 0.1
+
+
+@dataclass
+class InvokeResult:
+    """The Invoke API's answer. `error_type` is `x-amzn-ErrorType` for API errors (4xx/5xx),
+    None otherwise; `retry_after_s` is set on 429."""
+
+    status_code: int
+    payload: bytes
+    function_error: str | None
+    executed_version: str | None
+    log_result: str | None
+    request_id: str
+    error_type: str | None = None
+    retry_after_s: int | None = None
+
+
+def _api_error(
+    status: int, error_type: str, message: str, request_id: str, **extra: str
+) -> InvokeResult:
+    return InvokeResult(
+        status_code=status,
+        payload=events.aws_error(error_type, message, **extra),
+        function_error=None,
+        executed_version=None,
+        log_result=None,
+        request_id=request_id,
+        error_type=error_type,
+    )
+
+
+class Emulator:
+    """Local Lambda: `start()`, then `invoke()` from Python or boto3 at `invoke_url`."""
+
+    def __init__(
+        self,
+        functions: Iterable[FunctionConfig],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keep_warm_s: float = 300.0,
+        account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY,
+        async_retry_delays_s: tuple[float, ...] = (60.0, 120.0),
+        max_event_age_s: float = 21_600.0,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.functions: dict[str, FunctionConfig] = {}
+        for fn in functions:
+            if fn.name in self.functions:
+                raise ValueError(f"function {fn.name!r} is configured twice: names must be unique")
+            self.functions[fn.name] = fn
+        self.host = host
+        self.port = port
+        self.keep_warm_s = keep_warm_s
+        self.account_concurrency = account_concurrency
+        self.async_retry_delays_s = async_retry_delays_s
+        self.max_event_age_s = max_event_age_s
+        self.throttles: dict[str, int] = {}
+        # Invocations served by on-demand environments of a function with provisioned
+        # concurrency (CloudWatch's ProvisionedConcurrencySpilloverInvocations).
+        self.spillover: dict[str, int] = {}
+        self.async_attempts: dict[str, int] = {}  # request id -> attempts made
+        self.async_dropped: list[str] = []  # request ids given up on
+        self._lock = threading.Condition()
+        self._envs: dict[str, list[ExecutionEnvironment]] = {name: [] for name in self.functions}
+        self._all_envs: list[ExecutionEnvironment] = []
+        self._background: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._stopped = False
+        self._server: object | None = None
+        self._reaper: threading.Thread | None = None
+        self.logs = FunctionLogs(log_dir)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        from emulator.invoke_api import InvokeServer
+
+        if self._server is not None:
+            return self
+        server = InvokeServer((self.host, self.port), self)
+        server.start()
+        self._server = server
+        self.port = server.server_address[1]
+        self._reaper = threading.Thread(target=self._reap, name="emulator-reaper", daemon=True)
+        self._reaper.start()
+        # Provisioned concurrency: initialised ahead, ready when start() returns.
+        provisioning = [
+            self._provision(fn)
+            for fn in self.functions.values()
+            for _ in range(fn.provisioned_concurrency)
+        ]
+        for thread in provisioning:
+            if thread is not None:
+                thread.join(INIT_TIMEOUT_S + 5)
+        return self
+
+    def _provision(self, fn: FunctionConfig) -> threading.Thread | None:
+        env = ExecutionEnvironment(
+            fn, self._finished, self._cloudwatch_line, "provisioned-concurrency"
+        )
+        with self._lock:
+            if self._stopping.is_set():
+                return None
+            self._envs[fn.name].append(env)
+            self._all_envs.append(env)
+
+        def run() -> None:
+            env.initialize()
+            if not env.make_idle():
+                log.warning(
+                    "provisioned environment of %s failed its init (%s); not replaced",
+                    fn.name,
+                    env.init_error[0] if env.init_error else "stopped",
+                )
+                env.shutdown("failure")
+                self._finished(env, False)
+
+        thread = threading.Thread(target=run, name=f"provision-{fn.name}", daemon=True)
+        thread.start()
+        with self._lock:
+            self._background.append(thread)
+        return thread
+
+    @property
+    def invoke_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """SHUTDOWN (spindown) to every environment in parallel, then kill what remains."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._stopping.set()
+            envs = list(self._all_envs)
+        from emulator.invoke_api import InvokeServer
+
+        if isinstance(self._server, InvokeServer):
+            self._server.stop()
+        threads = [
+            threading.Thread(target=env.shutdown, args=("spindown",), daemon=True) for env in envs
+        ]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 5.0
+        for thread in threads + list(self._background):
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        for env in envs:
+            env.kill()
+        if self._reaper is not None:
+            self._reaper.join(2.0)
+
+    def environments(self, name: str) -> list[ExecutionEnvironment]:
+        """The live environments of a function (for tests and the TUI)."""
+        with self._lock:
+            return list(self._envs.get(name, []))
+
+    # --- invoke -----------------------------------------------------------------------------
+
+    def resolve(self, name: str) -> FunctionConfig | None:
+        """A function by name, `name:qualifier` or (partial) ARN."""
+        qualifier = None
+        if name.startswith("arn:"):
+            parts = name.split(":")
+            if len(parts) < 7 or parts[5] != "function":
+                return None
+            name = parts[6]
+            qualifier = parts[7] if len(parts) > 7 else None
+        elif ":" in name:
+            name, qualifier = name.split(":", 1)
+        fn = self.functions.get(name)
+        if fn is None or qualifier not in (None, "$LATEST", fn.version):
+            return None
+        return fn
+
+    def invoke(
+        self,
+        name: str,
+        payload: bytes = b"{}",
+        invocation_type: str = "RequestResponse",
+        log_type: str | None = None,
+        qualifier: str | None = None,
+        client_context: str | None = None,
+    ) -> InvokeResult:
+        """Invoke like Lambda's Invoke API. `client_context` is base64 JSON, as boto3's
+        `ClientContext` (the handler sees it as `context.client_context`)."""
+        request_id = str(uuid.uuid4())
+        target = f"{name}:{qualifier}" if qualifier else name
+        fn = self.resolve(target)
+        if fn is None:
+            region = next(iter(self.functions.values())).region if self.functions else "us-east-1"
+            arn = (
+                target
+                if target.startswith("arn:")
+                else (f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{target}")
+            )
+            return _api_error(
+                404, "ResourceNotFoundException", f"Function not found: {arn}", request_id
+            )
+        if invocation_type not in INVOCATION_TYPES:
+            return _api_error(
+                400,
+                "InvalidParameterValueException",
+                f"X-Amz-Invocation-Type {invocation_type!r} is not one of {INVOCATION_TYPES}",
+                request_id,
+            )
+        limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+        if len(payload) > limit:
+            return _api_error(
+                413,
+                "RequestTooLargeException",
+                f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+                request_id,
+            )
+        if not payload.strip():
+            payload = b"{}"
+        try:
+            json.loads(payload)
+        except ValueError as exc:
+            return _api_error(
+                400,
+                "InvalidRequestContentException",
+                f"Could not parse request body into json: {exc}",
+                request_id,
+            )
+        context_json = None
+        if client_context:
+            try:
+                context_json = base64.b64decode(client_context, validate=True).decode("utf-8")
+                if not isinstance(json.loads(context_json), dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                return _api_error(
+                    400,
+                    "InvalidRequestContentException",
+                    "Client context must be a valid Base64-encoded JSON object.",
+                    request_id,
+                )
+        if invocation_type == "DryRun":
+            return InvokeResult(204, b"", None, None, None, request_id)
+        if invocation_type == "Event":
+            return self._enqueue(fn, payload, request_id)
+        return self._invoke_sync(
+            fn, payload, request_id, tail=log_type == "Tail", client_context=context_json
+        )
+
+    def _invoke_sync(
+        self,
+        fn: FunctionConfig,
+        payload: bytes,
+        request_id: str,
+        *,
+        tail: bool,
+        client_context: str | None = None,
+    ) -> InvokeResult:
+        env, throttle = self._acquire(fn)
+        if env is None and throttle is None:
+            return _api_error(
+                503, "ServiceException", "the emulator is stopping; no new invocations", request_id
+            )
+        if env is None:
+            assert throttle is not None
+            with self._lock:
+                self.throttles[fn.name] = self.throttles.get(fn.name, 0) + 1
+            result = _api_error(
+                429,
+                "TooManyRequestsException",
+                "Rate Exceeded.",
+                request_id,
+                Reason=throttle,
+            )
+            result.retry_after_s = 1
+            return result
+        if fn.provisioned_concurrency and env.initialization_type == "on-demand":
+            with self._lock:
+                self.spillover[fn.name] = self.spillover.get(fn.name, 0) + 1
+        if env.state == "new":
+            env.initialize()
+        outcome = env.invoke(
+            request_id, payload, wait_for_report=tail, client_context=client_context
+        )
+        return InvokeResult(
+            status_code=200,
+            payload=outcome.payload,
+            function_error=outcome.function_error,
+            executed_version=fn.version,
+            log_result=events.log_tail(outcome.log_lines) if tail else None,
+            request_id=request_id,
+        )
+
+    def _acquire(self, fn: FunctionConfig) -> tuple[ExecutionEnvironment | None, str | None]:
+        """An idle environment (warm), or a new one (cold), or the throttle reason."""
+        wait_until = time.monotonic() + FINISHING_WAIT_S
+        with self._lock:
+            if self._stopping.is_set():
+                return None, None
+            envs = self._envs[fn.name]
+            while True:
+                # Provisioned environments first; then the most recently created on-demand one.
+                ordered = sorted(reversed(envs), key=lambda e: e.initialization_type == "on-demand")
+                for env in ordered:
+                    if env.try_claim():
+                        return env, None
+                remaining = wait_until - time.monotonic()
+                if remaining <= 0 or not any(env.finishing() for env in envs):
+                    break
+                self._lock.wait(remaining)
+            busy_here = sum(1 for env in envs if env.state != "idle")
+            busy_all = sum(
+                1 for group in self._envs.values() for env in group if env.state != "idle"
+            )
+            if fn.reserved_concurrency is not None and busy_here >= fn.reserved_concurrency:
+                return None, "ReservedFunctionConcurrentInvocationLimitExceeded"
+            if busy_all >= self.account_concurrency:
+                return None, "ConcurrentInvocationLimitExceeded"
+            env = ExecutionEnvironment(fn, self._finished, self._cloudwatch_line)
+            envs.append(env)
+            self._all_envs = [e for e in self._all_envs if e.state != "dead"] + [env]
+            return env, None
+
+    def _finished(self, env: ExecutionEnvironment, reusable: bool) -> None:
+        replace = False
+        with self._lock:
+            self._lock.notify_all()
+            if not reusable:
+                group = self._envs.get(env.fn.name, [])
+                if env in group:
+                    group.remove(env)
+                    # A provisioned environment lost to a timeout or crash is re-provisioned.
+                    replace = (
+                        env.initialization_type == "provisioned-concurrency"
+                        and env.ready_once
+                        and not self._stopping.is_set()
+                    )
+        if replace:
+            self._provision(env.fn)
+
+    def _cloudwatch_line(self, env: ExecutionEnvironment, line: str) -> None:
+        self.logs.write(env.fn.name, env.log_stream, line)
+
+    def _enqueue(self, fn: FunctionConfig, payload: bytes, request_id: str) -> InvokeResult:
+        thread = threading.Thread(
+            target=self._run_async, args=(fn, payload, request_id), daemon=True
+        )
+        with self._lock:
+            self._background = [t for t in self._background if t.is_alive()]
+            self._background.append(thread)
+        thread.start()
+        return InvokeResult(202, b"", None, None, None, request_id)
+
+    def _run_async(self, fn: FunctionConfig, payload: bytes, request_id: str) -> None:
+        """Lambda's async path: a function error (timeouts included) is retried
+        `len(async_retry_delays_s)` times after those delays; throttles are retried every
+        second until `max_event_age_s`; then the event is dropped."""
+        expires = time.monotonic() + self.max_event_age_s
+        retries = list(self.async_retry_delays_s)
+        while not self._stopping.is_set():
+            if time.monotonic() >= expires:
+                break
+            # Retries keep the request id, as Lambda's do.
+            result = self._invoke_sync(fn, payload, request_id, tail=False)
+            if result.status_code == 429:
+                self._stopping.wait(1.0)
+                continue
+            with self._lock:
+                self.async_attempts[request_id] = self.async_attempts.get(request_id, 0) + 1
+            if result.status_code == 200 and result.function_error is None:
+                return
+            if not retries:
+                break
+            self._stopping.wait(retries.pop(0))
+        with self._lock:
+            self.async_dropped.append(request_id)
+
+    def _reap(self) -> None:
+        interval = max(min(1.0, self.keep_warm_s / 4), 0.05)
+        while not self._stopping.wait(interval):
+            now = time.monotonic()
+            expired = []
+            with self._lock:
+                for group in self._envs.values():
+                    for env in list(group):
+                        if env.initialization_type != "on-demand":
+                            continue  # provisioned concurrency stays warm
+                        if now - env.idle_since >= self.keep_warm_s and env.try_retire():
+                            group.remove(env)
+                            expired.append(env)
+            for env in expired:
+                thread = threading.Thread(target=env.shutdown, args=("spindown",), daemon=True)
+                thread.start()
+                with self._lock:
+                    self._background.append(thread)
