@@ -102,6 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="bind a {NAME:Type} placeholder (repeatable)",
     )
+    emulator = sub.add_parser(
+        "emulator", help="serve functions from a config file in the local Lambda emulator"
+    )
+    emulator.add_argument("--config", required=True, type=Path, help="TOML fleet file")
+    emulator.add_argument("--host", default=None)
+    emulator.add_argument("--port", type=int, default=None)
+
+    invoke = sub.add_parser("invoke", help="invoke a function of a running emulator")
+    invoke.add_argument("name")
+    invoke.add_argument("--payload", default="{}", help="the event, as JSON")
+    invoke.add_argument("--url", default="http://127.0.0.1:9000", help="the emulator's Invoke API")
+    invoke.add_argument("--tail", action="store_true", help="print the last 4 KB of its log")
+
+    logs = sub.add_parser("logs", help="read a function's CloudWatch-style log from the emulator")
+    logs.add_argument("name")
+    where = logs.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, help="the emulator's TOML file (its log_dir)")
+    where.add_argument("--log-dir", type=Path, help="the emulator's log folder")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
     return parser
 
 
@@ -113,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "analyze": _cmd_analyze,
         "tui": _cmd_tui,
         "query": _cmd_query,
+        "emulator": _cmd_emulator,
+        "invoke": _cmd_invoke,
+        "logs": _cmd_logs,
     }[args.command]
     try:
         return handler(args)
@@ -191,6 +213,32 @@ def _cmd_query(args: argparse.Namespace) -> int:
     for row in result.rows:
         print("\t".join(str(jsonable(v)) for v in row))
     return 0
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from emulator.cli import serve
+
+    return serve(args.config, args.host, args.port)
+
+
+def _cmd_invoke(args: argparse.Namespace) -> int:
+    from emulator.cli import main as emulator_main
+
+    argv = ["invoke", args.name, "--payload", args.payload, "--url", args.url]
+    return emulator_main(argv + (["--tail"] if args.tail else []))
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from lambdascope.logs import follow_function_log, print_function_log, resolve_log_dir
+
+    try:
+        log_dir = resolve_log_dir(config=args.config, log_dir=args.log_dir)
+    except ValueError as exc:
+        print(f"lambdascope logs: {exc}", file=sys.stderr)
+        return 2
+    if args.follow:
+        return follow_function_log(log_dir, args.name)
+    return print_function_log(log_dir, args.name)
 
 
 if __name__ == "__main__":
