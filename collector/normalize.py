@@ -1,0 +1,794 @@
+"""Turn one extension batch into store rows. Pure functions: no I/O, no clock, no globals.
+
+The batch format is docs/architecture.md §1. Every Telemetry API event that knows something
+about an invocation yields a *partial* :class:`InvocationPart` carrying only what that event
+knows; the store merges the parts of one ``(function_name, request_id)`` (min/max/any
+aggregates that skip NULLs), so late, duplicated and out-of-order events across batches need no
+state here. The same holds for initialisations (:class:`ColdStartPart`).
+
+Log lines become :class:`LogRow`\\ s. Text-format ``function`` lines carry no request id unless
+awslambdaric's logging wrote them, so the rest are attributed by the invocation window: from
+``platform.start(X)`` to ``platform.runtimeDone(X)``, in delivery order, with the batch's
+``open_request_id`` opening a window that started in an earlier batch.
+
+Malformed input raises :class:`BatchError` naming the offending field. Unknown event types and
+unknown fields are ignored (AWS keeps adding them); unknown types are counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = [
+    "COLD_START_COLUMNS",
+    "INVOCATION_COLUMNS",
+    "LOG_COLUMNS",
+    "SCHEMA_VERSION",
+    "BatchError",
+    "ColdStartPart",
+    "Environment",
+    "InvocationPart",
+    "LogRow",
+    "NormalizedBatch",
+    "clean_text",
+    "normalize_batch",
+    "parse_text_line",
+    "parse_time",
+]
+
+#: The batch schema version this collector understands.
+SCHEMA_VERSION = 1
+
+_MAX_ID_LENGTH = 256
+
+#: awslambdaric's Text format: ``[LEVEL]\t<ts>Z\t<request id>\t<message>``.
+_RIC_LINE = re.compile(
+    r"^\[(?P<level>[A-Za-z]+)\]\t(?P<ts>[0-9T:.\-+Z]+)\t(?P<rid>[^\t]*)\t(?P<msg>.*)$", re.S
+)
+#: Lambda's own timeout line: ``<ISO ts> <request id> Task timed out after 3.00 seconds``.
+_TIMEOUT_LINE = re.compile(
+    r"^\S+\s+(?P<rid>[0-9A-Za-z][0-9A-Za-z-]{7,})\s+Task timed out after [0-9.]+ seconds"
+)
+#: ``RequestId: <id> Error: Runtime exited with error: signal: killed`` (crash / OOM).
+_REQUEST_ID_ERROR_LINE = re.compile(r"^RequestId: (?P<rid>\S+) Error: ")
+_FRACTION = re.compile(r"\.(\d+)")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class BatchError(ValueError):
+    """A batch is malformed; ``field`` is the path of the offending field: ``telemetry[3].type``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Environment:
+    environment_id: str
+    function_name: str
+    function_version: str
+    region: str
+    memory_size_mb: int | None
+    initialization_type: str
+    architecture: str
+
+
+@dataclass(frozen=True)
+class InvocationPart:
+    """What one event knows about one invocation. ``None`` = this event does not know.
+
+    Field names are the columns of the store's ``invocation_parts`` table.
+    """
+
+    function_name: str
+    request_id: str
+    event_date: dt.date
+    function_version: str = ""
+    environment_id: str = ""
+    region: str = ""
+    architecture: str = ""
+    env_memory_size_mb: int | None = None
+    start_time: dt.datetime | None = None
+    runtime_done_time: dt.datetime | None = None
+    report_time: dt.datetime | None = None
+    received_at: dt.datetime | None = None
+    deadline: dt.datetime | None = None
+    timeout_ms: float | None = None
+    invoked_function_arn: str | None = None
+    trace_id: str | None = None
+    runtime_done_status: str | None = None
+    runtime_done_error_type: str | None = None
+    runtime_done_duration_ms: float | None = None
+    runtime_done_produced_bytes: int | None = None
+    report_status: str | None = None
+    report_error_type: str | None = None
+    report_duration_ms: float | None = None
+    report_billed_duration_ms: float | None = None
+    report_memory_size_mb: int | None = None
+    report_max_memory_used_mb: int | None = None
+    report_init_duration_ms: float | None = None
+    report_restore_duration_ms: float | None = None
+    timed_out_log: int = 0
+    has_start: int = 0
+    has_runtime_done: int = 0
+    has_report: int = 0
+    has_invoke: int = 0
+    log_lines: int = 0
+    last_sent_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ColdStartPart:
+    """What one init event knows about one initialisation of an execution environment.
+
+    Keyed by ``(function_name, environment_id, phase)``: a failed init is retried inside the
+    first invocation with phase ``invoke`` ("suppressed init"), which is a second row.
+    """
+
+    function_name: str
+    environment_id: str
+    phase: str
+    event_date: dt.date
+    function_version: str = ""
+    initialization_type: str | None = None
+    init_start_time: dt.datetime | None = None
+    runtime_done_time: dt.datetime | None = None
+    report_time: dt.datetime | None = None
+    runtime_version: str | None = None
+    runtime_done_status: str | None = None
+    runtime_done_error_type: str | None = None
+    report_status: str | None = None
+    report_error_type: str | None = None
+    init_duration_ms: float | None = None
+    has_init_start: int = 0
+    has_runtime_done: int = 0
+    has_report: int = 0
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One log line. Field names are the columns of the store's ``logs`` table."""
+
+    timestamp: dt.datetime
+    function_name: str
+    function_version: str
+    environment_id: str
+    request_id: str
+    stream: str
+    level: str
+    message: str
+    batch_id: str
+    seq: int
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NormalizedBatch:
+    batch_id: str
+    sent_at: dt.datetime | None
+    environment: Environment
+    invocation_rows: list[InvocationPart]
+    log_rows: list[LogRow]
+    cold_start_rows: list[ColdStartPart]
+    accepted_events: int
+    ignored_events: int
+    event_counts: dict[str, int]
+    dropped_records: int = 0
+
+
+INVOCATION_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(InvocationPart))
+COLD_START_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ColdStartPart))
+LOG_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LogRow))
+
+
+# ---------------------------------------------------------------------------------------------
+# Field readers: each names the field it failed on.
+
+
+def _obj(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BatchError(path, f"must be a JSON object, got {_kind(value)}")
+    return value
+
+
+def clean_text(text: str) -> str:
+    """``text`` as valid UTF-8: lone surrogates (legal in JSON escapes) become U+FFFD.
+
+    ClickHouse strings are bytes; one unencodable character would fail the whole insert and
+    turn a batch into one that is refused on every retry.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
+def _str(obj: dict[str, Any], key: str, path: str, *, required: bool = False) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise BatchError(f"{path}.{key}" if path else key, "is required")
+        return None
+    if not isinstance(value, str):
+        raise BatchError(f"{path}.{key}" if path else key, f"must be a string, got {_kind(value)}")
+    return clean_text(value)
+
+
+def _id(obj: dict[str, Any], key: str, path: str) -> str:
+    value = _str(obj, key, path, required=True)
+    assert value is not None
+    where = f"{path}.{key}" if path else key
+    if not value.strip():
+        raise BatchError(where, "must not be empty")
+    if len(value) > _MAX_ID_LENGTH:
+        raise BatchError(where, f"is longer than {_MAX_ID_LENGTH} characters")
+    return value
+
+
+def _num(obj: dict[str, Any], key: str, path: str) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    # bool is an int subclass; True is not a duration.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BatchError(f"{path}.{key}", f"must be a number, got {_kind(value)}")
+    return float(value)
+
+
+def _int(obj: dict[str, Any], key: str, path: str) -> int | None:
+    value = _num(obj, key, path)
+    return None if value is None else int(round(value))
+
+
+def parse_time(text: Any, path: str = "time") -> dt.datetime:
+    """Parse Lambda's ISO-8601 time (``2026-11-24T07:00:00.123Z``) into an aware UTC datetime."""
+    if not isinstance(text, str) or not text:
+        raise BatchError(path, f"must be an ISO-8601 time string, got {_kind(text)}")
+    # fromisoformat takes at most 6 fractional digits; some sources send nanoseconds.
+    normal = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(3, "0"), text.strip(), count=1)
+    try:
+        parsed = dt.datetime.fromisoformat(normal)
+    except ValueError:
+        raise BatchError(path, f"is not an ISO-8601 time: {text[:64]!r}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def _from_ms(value: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value / 1000.0, tz=dt.UTC)
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value is not None else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Text lines
+
+
+@dataclass(frozen=True)
+class TextLine:
+    level: str
+    request_id: str | None
+    message: str
+
+
+def parse_text_line(raw: str) -> TextLine:
+    """Split one Text-format line into level, request id (when the line names one) and message.
+
+    awslambdaric's logging lines carry both; Lambda's timeout and crash lines carry the request
+    id; anything else (``print`` output) carries neither and is attributed by window.
+    """
+    line = raw[:-1] if raw.endswith("\n") else raw
+    match = _RIC_LINE.match(line)
+    if match:
+        # awslambdaric joins a stack trace's lines with \r to keep them in one record.
+        message = match.group("msg").replace("\r", "\n")
+        return TextLine(match.group("level").upper(), match.group("rid") or None, message)
+    match = _TIMEOUT_LINE.match(line) or _REQUEST_ID_ERROR_LINE.match(line)
+    if match:
+        return TextLine("", match.group("rid"), line)
+    return TextLine("", None, line.replace("\r", "\n"))
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+# ---------------------------------------------------------------------------------------------
+# Platform lines, rendered the way CloudWatch Logs shows them (TAB separated).
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "?"
+
+
+def _render_report(request_id: str, record: dict[str, Any], metrics: dict[str, Any]) -> str:
+    parts = [f"REPORT RequestId: {request_id}"]
+    if metrics.get("durationMs") is not None:
+        parts.append(f"Duration: {_ms(metrics.get('durationMs'))} ms")
+    if metrics.get("billedDurationMs") is not None:
+        parts.append(f"Billed Duration: {metrics['billedDurationMs']:.0f} ms")
+    if metrics.get("memorySizeMB") is not None:
+        parts.append(f"Memory Size: {metrics['memorySizeMB']:.0f} MB")
+    if metrics.get("maxMemoryUsedMB") is not None:
+        parts.append(f"Max Memory Used: {metrics['maxMemoryUsedMB']:.0f} MB")
+    if metrics.get("initDurationMs") is not None:
+        parts.append(f"Init Duration: {_ms(metrics['initDurationMs'])} ms")
+    if metrics.get("restoreDurationMs") is not None:
+        parts.append(f"Restore Duration: {_ms(metrics['restoreDurationMs'])} ms")
+    status = record.get("status")
+    if isinstance(status, str) and status.lower() != "success":
+        parts.append(f"Status: {status}")
+        if isinstance(record.get("errorType"), str):
+            parts.append(f"Error Type: {record['errorType']}")
+    return "\t".join(parts) + "\t"
+
+
+# ---------------------------------------------------------------------------------------------
+# The batch
+
+
+def _environment(batch: dict[str, Any]) -> Environment:
+    env = _obj(batch.get("environment"), "environment")
+    memory = _int(env, "memory_size_mb", "environment")
+    return Environment(
+        environment_id=_str(env, "environment_id", "environment") or "",
+        function_name=_id(env, "function_name", "environment"),
+        function_version=_str(env, "function_version", "environment") or "$LATEST",
+        region=_str(env, "region", "environment") or "",
+        memory_size_mb=memory,
+        initialization_type=_str(env, "initialization_type", "environment") or "",
+        architecture=_str(env, "architecture", "environment") or "",
+    )
+
+
+class _Builder:
+    """Accumulates the rows of one batch while walking its events in delivery order."""
+
+    def __init__(self, batch_id: str, env: Environment, sent_at: dt.datetime | None) -> None:
+        self.batch_id = batch_id
+        self.env = env
+        self.sent_at = sent_at
+        self.invocations: list[InvocationPart] = []
+        self.cold_starts: list[ColdStartPart] = []
+        self.logs: list[LogRow] = []
+        self.log_lines: Counter[str] = Counter()
+        self.first_line_at: dict[str, dt.datetime] = {}
+        self.timed_out: set[str] = set()
+
+    def part(self, request_id: str, when: dt.datetime, **known: Any) -> None:
+        self.invocations.append(
+            InvocationPart(
+                function_name=self.env.function_name,
+                request_id=request_id,
+                event_date=when.date(),
+                function_version=self.env.function_version,
+                environment_id=self.env.environment_id,
+                region=self.env.region,
+                architecture=self.env.architecture,
+                env_memory_size_mb=self.env.memory_size_mb,
+                last_sent_at=self.sent_at,
+                **known,
+            )
+        )
+
+    def cold_start(self, phase: str, when: dt.datetime, **known: Any) -> None:
+        self.cold_starts.append(
+            ColdStartPart(
+                function_name=self.env.function_name,
+                environment_id=self.env.environment_id,
+                phase=phase,
+                event_date=when.date(),
+                function_version=self.env.function_version,
+                **known,
+            )
+        )
+
+    def log(
+        self,
+        when: dt.datetime,
+        request_id: str | None,
+        stream: str,
+        level: str,
+        message: str,
+        attributes: dict[str, str] | None = None,
+    ) -> None:
+        if request_id and stream != "platform":
+            self.log_lines[request_id] += 1
+            self.first_line_at.setdefault(request_id, when)
+        self.logs.append(
+            LogRow(
+                timestamp=when,
+                function_name=self.env.function_name,
+                function_version=self.env.function_version,
+                environment_id=self.env.environment_id,
+                request_id=clean_text(request_id or ""),
+                stream=stream,
+                level=clean_text(level),
+                message=clean_text(message),
+                batch_id=self.batch_id,
+                seq=len(self.logs),
+                attributes={clean_text(k): clean_text(v) for k, v in (attributes or {}).items()},
+            )
+        )
+
+
+def normalize_batch(batch: Any) -> NormalizedBatch:
+    """Validate one extension batch and turn it into partial invocation rows and log rows."""
+    batch = _obj(batch, "batch")
+    version = batch.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise BatchError("schema_version", f"must be an integer, got {_kind(version)}")
+    if version > SCHEMA_VERSION:
+        raise BatchError(
+            "schema_version",
+            f"version {version} is newer than this collector understands ({SCHEMA_VERSION}): "
+            "upgrade the collector",
+        )
+    batch_id = _id(batch, "batch_id", "")
+    sent_at_ms = _num(batch, "sent_at_ms", "batch")
+    sent_at = _from_ms(sent_at_ms) if sent_at_ms is not None else None
+    env = _environment(batch)
+    window = _str(batch, "open_request_id", "") or None
+    telemetry = batch.get("telemetry")
+    if not isinstance(telemetry, list):
+        raise BatchError("telemetry", f"must be a list of events, got {_kind(telemetry)}")
+    invocations = batch.get("invocations", [])
+    if invocations is None:
+        invocations = []
+    if not isinstance(invocations, list):
+        raise BatchError("invocations", f"must be a list, got {_kind(invocations)}")
+
+    out = _Builder(batch_id, env, sent_at)
+    counts: Counter[str] = Counter()
+    ignored = 0
+    dropped = 0
+    for index, raw_event in enumerate(telemetry):
+        path = f"telemetry[{index}]"
+        event = _obj(raw_event, path)
+        kind = event.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise BatchError(f"{path}.type", f"must be a non-empty string, got {_kind(kind)}")
+        when = parse_time(event.get("time"), f"{path}.time")
+        record = event.get("record")
+        counts[kind] += 1
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            ignored += 1
+            continue
+        window, dropped_now = handler(out, record, when, f"{path}.record", window)
+        dropped += dropped_now
+
+    for index, raw_entry in enumerate(invocations):
+        _invoke_entry(out, _obj(raw_entry, f"invocations[{index}]"), f"invocations[{index}]")
+
+    for request_id, count in out.log_lines.items():
+        out.part(
+            request_id,
+            out.first_line_at[request_id],
+            log_lines=count,
+            timed_out_log=int(request_id in out.timed_out),
+        )
+
+    return NormalizedBatch(
+        batch_id=batch_id,
+        sent_at=sent_at,
+        environment=env,
+        invocation_rows=out.invocations,
+        log_rows=out.logs,
+        cold_start_rows=out.cold_starts,
+        accepted_events=len(telemetry),
+        ignored_events=ignored,
+        event_counts=dict(counts),
+        dropped_records=dropped,
+    )
+
+
+def _invoke_entry(out: _Builder, entry: dict[str, Any], path: str) -> None:
+    request_id = _id(entry, "request_id", path)
+    deadline_ms = _num(entry, "deadline_ms", path)
+    received_ms = _num(entry, "received_at_ms", path)
+    timeout_ms = None
+    if deadline_ms is not None and received_ms is not None:
+        # deadline - receipt is the configured timeout minus a little delivery delay.
+        timeout_ms = float(max(0, round(deadline_ms - received_ms)))
+    anchor = received_ms if received_ms is not None else deadline_ms
+    when = _from_ms(anchor) if anchor is not None else out.sent_at
+    if when is None:
+        raise BatchError(f"{path}.received_at_ms", "is required when sent_at_ms is missing")
+    out.part(
+        request_id,
+        when,
+        received_at=_from_ms(received_ms) if received_ms is not None else None,
+        deadline=_from_ms(deadline_ms) if deadline_ms is not None else None,
+        timeout_ms=timeout_ms,
+        invoked_function_arn=_str(entry, "invoked_function_arn", path),
+        trace_id=_str(entry, "trace_id", path),
+        has_invoke=1,
+    )
+
+
+# Each handler gets (builder, record, time, path, open window) and returns (window, dropped).
+_Result = tuple[str | None, int]
+
+
+def _platform_start(out: _Builder, record: Any, when: dt.datetime, path: str, w: Any) -> _Result:
+    record = _obj(record, path)
+    request_id = _id(record, "requestId", path)
+    out.part(request_id, when, start_time=when, has_start=1)
+    version = _str(record, "version", path) or out.env.function_version
+    out.log(when, request_id, "platform", "", f"START RequestId: {request_id} Version: {version}")
+    return request_id, 0
+
+
+def _platform_runtime_done(
+    out: _Builder, record: Any, when: dt.datetime, path: str, window: str | None
+) -> _Result:
+    record = _obj(record, path)
+    request_id = _id(record, "requestId", path)
+    metrics = _obj(record.get("metrics") or {}, f"{path}.metrics")
+    out.part(
+        request_id,
+        when,
+        runtime_done_time=when,
+        runtime_done_status=_lower(_str(record, "status", path)),
+        runtime_done_error_type=_str(record, "errorType", path),
+        runtime_done_duration_ms=_num(metrics, "durationMs", f"{path}.metrics"),
+        runtime_done_produced_bytes=_int(metrics, "producedBytes", f"{path}.metrics"),
+        has_runtime_done=1,
+    )
+    out.log(when, request_id, "platform", "", f"END RequestId: {request_id}")
+    # Lines after runtimeDone(X) are no longer X's; a runtimeDone for another request (a
+    # lost window) leaves the open one alone.
+    return (None if window in (None, request_id) else window), 0
+
+
+def _platform_report(
+    out: _Builder, record: Any, when: dt.datetime, path: str, window: str | None
+) -> _Result:
+    record = _obj(record, path)
+    request_id = _id(record, "requestId", path)
+    metrics = _obj(record.get("metrics") or {}, f"{path}.metrics")
+    mpath = f"{path}.metrics"
+    out.part(
+        request_id,
+        when,
+        report_time=when,
+        report_status=_lower(_str(record, "status", path)),
+        report_error_type=_str(record, "errorType", path),
+        report_duration_ms=_num(metrics, "durationMs", mpath),
+        report_billed_duration_ms=_num(metrics, "billedDurationMs", mpath),
+        report_memory_size_mb=_int(metrics, "memorySizeMB", mpath),
+        report_max_memory_used_mb=_int(metrics, "maxMemoryUsedMB", mpath),
+        report_init_duration_ms=_num(metrics, "initDurationMs", mpath),
+        report_restore_duration_ms=_num(metrics, "restoreDurationMs", mpath),
+        has_report=1,
+    )
+    out.log(when, request_id, "platform", "", _render_report(request_id, record, metrics))
+    return window, 0
+
+
+def _phase(record: dict[str, Any], path: str, restore: bool) -> str:
+    # SnapStart restores have no phase field; they are their own kind of initialisation.
+    if restore:
+        return "restore"
+    return _lower(_str(record, "phase", path)) or "init"
+
+
+def _init_start(
+    out: _Builder, record: Any, when: dt.datetime, path: str, w: Any, *, restore: bool = False
+) -> _Result:
+    record = _obj(record, path)
+    phase = _phase(record, path, restore)
+    runtime_version = _str(record, "runtimeVersion", path)
+    out.cold_start(
+        phase,
+        when,
+        initialization_type=_str(record, "initializationType", path),
+        init_start_time=when,
+        runtime_version=runtime_version,
+        has_init_start=1,
+    )
+    line = "RESTORE_START" if restore else "INIT_START"
+    if runtime_version:
+        line += f" Runtime Version: {runtime_version}"
+    if isinstance(record.get("runtimeVersionArn"), str):
+        line += f"\tRuntime Version ARN: {record['runtimeVersionArn']}"
+    out.log(when, None, "platform", "", line)
+    return w, 0
+
+
+def _init_runtime_done(
+    out: _Builder, record: Any, when: dt.datetime, path: str, w: Any, *, restore: bool = False
+) -> _Result:
+    record = _obj(record, path)
+    out.cold_start(
+        _phase(record, path, restore),
+        when,
+        initialization_type=_str(record, "initializationType", path),
+        runtime_done_time=when,
+        runtime_done_status=_lower(_str(record, "status", path)),
+        runtime_done_error_type=_str(record, "errorType", path),
+        has_runtime_done=1,
+    )
+    return w, 0
+
+
+def _init_report(
+    out: _Builder, record: Any, when: dt.datetime, path: str, w: Any, *, restore: bool = False
+) -> _Result:
+    record = _obj(record, path)
+    metrics = _obj(record.get("metrics") or {}, f"{path}.metrics")
+    phase = _phase(record, path, restore)
+    status = _lower(_str(record, "status", path))
+    error_type = _str(record, "errorType", path)
+    duration = _num(metrics, "durationMs", f"{path}.metrics")
+    out.cold_start(
+        phase,
+        when,
+        initialization_type=_str(record, "initializationType", path),
+        report_time=when,
+        report_status=status,
+        report_error_type=error_type,
+        init_duration_ms=duration,
+        has_report=1,
+    )
+    if restore:
+        line = f"RESTORE_REPORT Restore Duration: {_ms(duration)} ms"
+    else:
+        line = f"INIT_REPORT Init Duration: {_ms(duration)} ms\tPhase: {phase}"
+    if status:
+        line += f"\tStatus: {status}"
+    if error_type:
+        line += f"\tError Type: {error_type}"
+    out.log(when, None, "platform", "ERROR" if status not in (None, "success") else "", line)
+    return w, 0
+
+
+def _extension_state(out: _Builder, record: Any, when: dt.datetime, path: str, w: Any) -> _Result:
+    record = _obj(record, path)
+    events = record.get("events")
+    names = ", ".join(str(e) for e in events) if isinstance(events, list) else ""
+    line = (
+        f"EXTENSION\tName: {_str(record, 'name', path) or '?'}"
+        f"\tState: {_str(record, 'state', path) or '?'}\tEvents: [{names}]"
+    )
+    if isinstance(record.get("errorType"), str):
+        line += f"\tError Type: {record['errorType']}"
+    out.log(when, None, "platform", "", line)
+    return w, 0
+
+
+def _subscription(out: _Builder, record: Any, when: dt.datetime, path: str, w: Any) -> _Result:
+    record = _obj(record, path)
+    types = record.get("types")
+    names = ", ".join(str(x).title() for x in types) if isinstance(types, list) else ""
+    out.log(
+        when,
+        None,
+        "platform",
+        "",
+        f"TELEMETRY\tName: {_str(record, 'name', path) or '?'}"
+        f"\tState: {_str(record, 'state', path) or '?'}\tTypes: [{names}]",
+    )
+    return w, 0
+
+
+def _logs_dropped(out: _Builder, record: Any, when: dt.datetime, path: str, w: Any) -> _Result:
+    record = _obj(record, path)
+    dropped = _int(record, "droppedRecords", path) or 0
+    dropped_bytes = _int(record, "droppedBytes", path) or 0
+    reason = _str(record, "reason", path) or ""
+    out.log(
+        when,
+        None,
+        "platform",
+        "WARN",
+        f"LOGS_DROPPED\tDropped Records: {dropped}\tDropped Bytes: {dropped_bytes}"
+        f"\tReason: {reason}",
+    )
+    return w, dropped
+
+
+def _structured_text(raw: str) -> dict[str, Any] | None:
+    """A Text-format line that is itself a JSON log object (Powertools, structlog), else None."""
+    text = raw.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(parsed, dict) and ("message" in parsed or "msg" in parsed):
+        return parsed
+    return None
+
+
+def _log_structured(
+    out: _Builder, stream: str, record: dict[str, Any], when: dt.datetime, window: str | None
+) -> None:
+    request_id = record.get("requestId") or record.get("function_request_id")
+    if not isinstance(request_id, str) or not request_id:
+        request_id = window
+    level = record.get("level")
+    message_key = "message" if "message" in record else "msg"
+    text = _json_text(record.get(message_key, ""))
+    if text.endswith("\n"):
+        text = text[:-1]
+    extra = {
+        str(k): _json_text(v)
+        for k, v in record.items()
+        if k not in ("timestamp", "level", "requestId", message_key) and v is not None
+    }
+    level_text = level.upper() if isinstance(level, str) else ""
+    out.log(when, request_id, stream, level_text, text, extra)
+
+
+def _log_line(stream: str) -> Any:
+    def handle(
+        out: _Builder, record: Any, when: dt.datetime, path: str, window: str | None
+    ) -> _Result:
+        if isinstance(record, str):
+            structured = _structured_text(record)
+            if structured is not None:
+                _log_structured(out, stream, structured, when, window)
+                return window, 0
+            line = parse_text_line(record)
+            request_id = line.request_id or window
+            out.log(when, request_id, stream, line.level, line.message)
+            if line.request_id and "Task timed out after" in line.message:
+                out.timed_out.add(line.request_id)
+            return window, 0
+        if isinstance(record, dict):
+            _log_structured(out, stream, record, when, window)
+            return window, 0
+        raise BatchError(
+            path, f"must be a log line string or a JSON log object, got {_kind(record)}"
+        )
+
+    return handle
+
+
+_HANDLERS: dict[str, Any] = {
+    "platform.start": _platform_start,
+    "platform.runtimeDone": _platform_runtime_done,
+    "platform.report": _platform_report,
+    "platform.initStart": _init_start,
+    "platform.initRuntimeDone": _init_runtime_done,
+    "platform.initReport": _init_report,
+    "platform.restoreStart": functools.partial(_init_start, restore=True),
+    "platform.restoreRuntimeDone": functools.partial(_init_runtime_done, restore=True),
+    "platform.restoreReport": functools.partial(_init_report, restore=True),
+    "platform.extension": _extension_state,
+    "platform.telemetrySubscription": _subscription,
+    "platform.logsDropped": _logs_dropped,
+    "function": _log_line("function"),
+    "extension": _log_line("extension"),
+}

@@ -1,0 +1,436 @@
+"""OTLP/HTTP JSON (``/v1/traces``, ``/v1/logs``) into rows of the ``otel_traces`` and
+``otel_logs`` tables. Pure functions, no I/O.
+
+The tables use the column names and types of the OpenTelemetry ClickHouse exporter, so tools
+built for it (Grafana's ClickHouse data source, ClickStack) read lambdascope's spans and logs;
+``RequestId`` and ``FunctionName`` are added so a span or line joins to its invocation.
+
+OTLP/JSON differs from the protobuf mapping in two ways that matter here: trace and span ids
+are hex strings (not base64), and 64-bit integers may arrive as strings. Enums may arrive as
+numbers or as their names. Invalid items are rejected one by one and reported as a partial
+success, as the OTLP specification asks; a body that is not an OTLP request at all is a
+:class:`OtlpError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from collector.normalize import clean_text
+
+__all__ = [
+    "LOG_COLUMNS",
+    "SPAN_COLUMNS",
+    "OtlpError",
+    "OtlpLogRow",
+    "OtlpSpanRow",
+    "ParsedLogs",
+    "ParsedSpans",
+    "parse_logs",
+    "parse_traces",
+]
+
+_HEX_ID = re.compile(r"^[0-9a-fA-F]*$")
+
+_SPAN_KINDS = {
+    0: "Unspecified",
+    1: "Internal",
+    2: "Server",
+    3: "Client",
+    4: "Producer",
+    5: "Consumer",
+}
+_STATUS_CODES = {0: "Unset", 1: "Ok", 2: "Error"}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: Attribute keys that name the Lambda request a span or log belongs to.
+_REQUEST_ID_KEYS = ("faas.invocation_id", "faas.execution", "aws.lambda.request_id", "requestId")
+
+
+class OtlpError(ValueError):
+    """The body is not an OTLP/JSON export request; names the offending field."""
+
+
+@dataclass(frozen=True)
+class OtlpSpanRow:
+    Timestamp: dt.datetime
+    TraceId: str
+    SpanId: str
+    ParentSpanId: str
+    TraceState: str
+    SpanName: str
+    SpanKind: str
+    ServiceName: str
+    ResourceAttributes: dict[str, str]
+    ScopeName: str
+    ScopeVersion: str
+    SpanAttributes: dict[str, str]
+    Duration: int
+    StatusCode: str
+    StatusMessage: str
+    EventsTimestamp: list[dt.datetime] = field(default_factory=list)
+    EventsName: list[str] = field(default_factory=list)
+    EventsAttributes: list[dict[str, str]] = field(default_factory=list)
+    LinksTraceId: list[str] = field(default_factory=list)
+    LinksSpanId: list[str] = field(default_factory=list)
+    LinksTraceState: list[str] = field(default_factory=list)
+    LinksAttributes: list[dict[str, str]] = field(default_factory=list)
+    FunctionName: str = ""
+    RequestId: str = ""
+
+
+@dataclass(frozen=True)
+class OtlpLogRow:
+    Timestamp: dt.datetime
+    TraceId: str
+    SpanId: str
+    TraceFlags: int
+    SeverityText: str
+    SeverityNumber: int
+    ServiceName: str
+    Body: str
+    ResourceSchemaUrl: str
+    ResourceAttributes: dict[str, str]
+    ScopeSchemaUrl: str
+    ScopeName: str
+    ScopeVersion: str
+    ScopeAttributes: dict[str, str]
+    LogAttributes: dict[str, str]
+    FunctionName: str = ""
+    RequestId: str = ""
+
+
+def _column(name: str) -> str:
+    # Nested columns are stored flattened as Events.Timestamp, Links.TraceId, ...
+    for prefix in ("Events", "Links"):
+        if name.startswith(prefix) and name != prefix:
+            return f"{prefix}.{name[len(prefix) :]}"
+    return name
+
+
+SPAN_FIELDS = tuple(f.name for f in fields(OtlpSpanRow))
+SPAN_COLUMNS = tuple(_column(name) for name in SPAN_FIELDS)
+LOG_FIELDS = tuple(f.name for f in fields(OtlpLogRow))
+LOG_COLUMNS = LOG_FIELDS
+
+
+@dataclass(frozen=True)
+class ParsedSpans:
+    rows: list[OtlpSpanRow]
+    rejected: int
+    errors: list[str]
+
+
+@dataclass(frozen=True)
+class ParsedLogs:
+    rows: list[OtlpLogRow]
+    rejected: int
+    errors: list[str]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _list(obj: dict[str, Any], key: str, path: str) -> list[Any]:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise OtlpError(f"{path}.{key}: must be a list")
+    return value
+
+
+def _dict(value: Any, path: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise OtlpError(f"{path}: must be an object")
+    return value
+
+
+def any_value(value: Any) -> Any:
+    """Decode an OTLP ``AnyValue`` into a Python value."""
+    if not isinstance(value, dict):
+        return value
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "boolValue" in value:
+        return bool(value["boolValue"])
+    if "intValue" in value:
+        try:
+            return int(value["intValue"])
+        except (TypeError, ValueError):
+            return value["intValue"]
+    if "doubleValue" in value:
+        return value["doubleValue"]
+    if "arrayValue" in value:
+        return [any_value(v) for v in (value["arrayValue"] or {}).get("values") or []]
+    if "kvlistValue" in value:
+        return _attributes_raw((value["kvlistValue"] or {}).get("values") or [])
+    if "bytesValue" in value:
+        return value["bytesValue"]
+    return None
+
+
+def _attributes_raw(items: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if not isinstance(items, list):
+        return out
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("key"), str):
+            out[item["key"]] = any_value(item.get("value"))
+    return out
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return clean_text(value)
+    if value is None:
+        return ""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _attributes(items: Any) -> dict[str, str]:
+    return {clean_text(k): _text(v) for k, v in _attributes_raw(items).items()}
+
+
+def _nanos(value: Any, path: str) -> int:
+    if value is None or value == "":
+        return 0
+    try:
+        nanos = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: must be an integer number of nanoseconds") from None
+    if nanos < 0:
+        raise ValueError(f"{path}: must not be negative")
+    return nanos
+
+
+def _time(nanos: int) -> dt.datetime:
+    # Python datetimes hold microseconds: the nanosecond digits are dropped.
+    return _EPOCH + dt.timedelta(microseconds=nanos // 1000)
+
+
+def _hex_id(value: Any, length: int, path: str) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{path}: must be a hex string")
+    if _HEX_ID.match(value) and len(value) == length:
+        return value.lower()
+    # Some SDKs send the protobuf mapping's base64 in JSON; accept it when it decodes exactly.
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (ValueError, TypeError):
+        raw = b""
+    if len(raw) * 2 == length:
+        return raw.hex()
+    raise ValueError(f"{path}: must be {length} hex digits")
+
+
+def _enum(value: Any, names: dict[int, str], prefix: str) -> str:
+    if isinstance(value, bool):
+        return names[0]
+    if isinstance(value, int):
+        return names.get(value, names[0])
+    if isinstance(value, str):
+        short = value.removeprefix(prefix).replace("_", " ").title().replace(" ", "")
+        if short in names.values():
+            return short
+    return names[0]
+
+
+def _resource(resource_entry: dict[str, Any], path: str) -> tuple[dict[str, str], str, str]:
+    attributes = _attributes(
+        _dict(resource_entry.get("resource"), f"{path}.resource").get("attributes")
+    )
+    service = attributes.get("service.name", "")
+    function = attributes.get("faas.name") or attributes.get("aws.lambda.function_name") or ""
+    return attributes, service, function
+
+
+def _request_id(*attribute_sets: dict[str, str]) -> str:
+    for attributes in attribute_sets:
+        for key in _REQUEST_ID_KEYS:
+            if attributes.get(key):
+                return attributes[key]
+    return ""
+
+
+def _body(data: Any, key: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise OtlpError(f"body must be an OTLP/JSON object with {key!r}")
+    return data
+
+
+def parse_traces(data: Any) -> ParsedSpans:
+    """Parse an ``ExportTraceServiceRequest`` (OTLP/JSON) into span rows."""
+    body = _body(data, "resourceSpans")
+    rows: list[OtlpSpanRow] = []
+    errors: list[str] = []
+    rejected = 0
+    for r, resource_spans in enumerate(_list(body, "resourceSpans", "")):
+        rpath = f"resourceSpans[{r}]"
+        resource_spans = _dict(resource_spans, rpath)
+        resource, service, function = _resource(resource_spans, rpath)
+        for s, scope_spans in enumerate(_list(resource_spans, "scopeSpans", rpath)):
+            spath = f"{rpath}.scopeSpans[{s}]"
+            scope_spans = _dict(scope_spans, spath)
+            scope = _dict(scope_spans.get("scope"), f"{spath}.scope")
+            for i, span in enumerate(_list(scope_spans, "spans", spath)):
+                path = f"{spath}.spans[{i}]"
+                try:
+                    rows.append(_span(span, path, resource, service, function, scope))
+                except ValueError as exc:
+                    rejected += 1
+                    if len(errors) < 5:
+                        errors.append(str(exc))
+    return ParsedSpans(rows, rejected, errors)
+
+
+def _span(
+    span: Any,
+    path: str,
+    resource: dict[str, str],
+    service: str,
+    function: str,
+    scope: dict[str, Any],
+) -> OtlpSpanRow:
+    if not isinstance(span, dict):
+        raise ValueError(f"{path}: must be an object")
+    trace_id = _hex_id(span.get("traceId"), 32, f"{path}.traceId")
+    span_id = _hex_id(span.get("spanId"), 16, f"{path}.spanId")
+    if not trace_id or not span_id:
+        raise ValueError(f"{path}: traceId and spanId are required")
+    start = _nanos(span.get("startTimeUnixNano"), f"{path}.startTimeUnixNano")
+    end = _nanos(span.get("endTimeUnixNano"), f"{path}.endTimeUnixNano")
+    attributes = _attributes(span.get("attributes"))
+    raw_status = span.get("status")
+    status: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
+    events = [e for e in span.get("events") or [] if isinstance(e, dict)]
+    links = [link for link in span.get("links") or [] if isinstance(link, dict)]
+    return OtlpSpanRow(
+        Timestamp=_time(start),
+        TraceId=trace_id,
+        SpanId=span_id,
+        ParentSpanId=_hex_id(span.get("parentSpanId"), 16, f"{path}.parentSpanId"),
+        TraceState=_text(span.get("traceState")),
+        SpanName=_text(span.get("name")),
+        SpanKind=_enum(span.get("kind"), _SPAN_KINDS, "SPAN_KIND_"),
+        ServiceName=service,
+        ResourceAttributes=resource,
+        ScopeName=_text(scope.get("name")),
+        ScopeVersion=_text(scope.get("version")),
+        SpanAttributes=attributes,
+        Duration=max(0, end - start),
+        StatusCode=_enum(status.get("code"), _STATUS_CODES, "STATUS_CODE_"),
+        StatusMessage=_text(status.get("message")),
+        EventsTimestamp=[
+            _time(_nanos(e.get("timeUnixNano"), f"{path}.events.timeUnixNano")) for e in events
+        ],
+        EventsName=[_text(e.get("name")) for e in events],
+        EventsAttributes=[_attributes(e.get("attributes")) for e in events],
+        LinksTraceId=[_hex_id(x.get("traceId"), 32, f"{path}.links.traceId") for x in links],
+        LinksSpanId=[_hex_id(x.get("spanId"), 16, f"{path}.links.spanId") for x in links],
+        LinksTraceState=[_text(x.get("traceState")) for x in links],
+        LinksAttributes=[_attributes(x.get("attributes")) for x in links],
+        FunctionName=function or service,
+        RequestId=_request_id(attributes, resource),
+    )
+
+
+def parse_logs(data: Any) -> ParsedLogs:
+    """Parse an ``ExportLogsServiceRequest`` (OTLP/JSON) into log rows."""
+    body = _body(data, "resourceLogs")
+    rows: list[OtlpLogRow] = []
+    errors: list[str] = []
+    rejected = 0
+    for r, resource_logs in enumerate(_list(body, "resourceLogs", "")):
+        rpath = f"resourceLogs[{r}]"
+        resource_logs = _dict(resource_logs, rpath)
+        resource, service, function = _resource(resource_logs, rpath)
+        resource_schema = _text(resource_logs.get("schemaUrl"))
+        for s, scope_logs in enumerate(_list(resource_logs, "scopeLogs", rpath)):
+            spath = f"{rpath}.scopeLogs[{s}]"
+            scope_logs = _dict(scope_logs, spath)
+            scope = _dict(scope_logs.get("scope"), f"{spath}.scope")
+            for i, record in enumerate(_list(scope_logs, "logRecords", spath)):
+                path = f"{spath}.logRecords[{i}]"
+                try:
+                    rows.append(
+                        _log(
+                            record,
+                            path,
+                            resource,
+                            service,
+                            function,
+                            scope,
+                            resource_schema,
+                            _text(scope_logs.get("schemaUrl")),
+                        )
+                    )
+                except ValueError as exc:
+                    rejected += 1
+                    if len(errors) < 5:
+                        errors.append(str(exc))
+    return ParsedLogs(rows, rejected, errors)
+
+
+def _log(
+    record: Any,
+    path: str,
+    resource: dict[str, str],
+    service: str,
+    function: str,
+    scope: dict[str, Any],
+    resource_schema: str,
+    scope_schema: str,
+) -> OtlpLogRow:
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: must be an object")
+    nanos = _nanos(record.get("timeUnixNano"), f"{path}.timeUnixNano") or _nanos(
+        record.get("observedTimeUnixNano"), f"{path}.observedTimeUnixNano"
+    )
+    severity = record.get("severityNumber", 0)
+    if isinstance(severity, str):
+        severity = _SEVERITY_NAMES.get(severity.removeprefix("SEVERITY_NUMBER_"), 0)
+    if isinstance(severity, bool) or not isinstance(severity, int) or not 0 <= severity <= 24:
+        raise ValueError(f"{path}.severityNumber: must be 0..24")
+    attributes = _attributes(record.get("attributes"))
+    flags = record.get("flags", 0)
+    return OtlpLogRow(
+        Timestamp=_time(nanos),
+        TraceId=_hex_id(record.get("traceId"), 32, f"{path}.traceId"),
+        SpanId=_hex_id(record.get("spanId"), 16, f"{path}.spanId"),
+        TraceFlags=flags & 0xFF if isinstance(flags, int) and not isinstance(flags, bool) else 0,
+        SeverityText=_text(record.get("severityText")),
+        SeverityNumber=severity,
+        ServiceName=service,
+        Body=_text(any_value(record.get("body"))),
+        ResourceSchemaUrl=resource_schema,
+        ResourceAttributes=resource,
+        ScopeSchemaUrl=scope_schema,
+        ScopeName=_text(scope.get("name")),
+        ScopeVersion=_text(scope.get("version")),
+        ScopeAttributes=_attributes(scope.get("attributes")),
+        LogAttributes=attributes,
+        FunctionName=function or service,
+        RequestId=_request_id(attributes, resource),
+    )
+
+
+_SEVERITY_NAMES = {
+    name: number
+    for number, name in enumerate(
+        ["UNSPECIFIED"]
+        + [
+            f"{level}{n if n > 1 else ''}"
+            for level in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+            for n in range(1, 5)
+        ]
+    )
+}

@@ -1,0 +1,82 @@
+"""Create and migrate the store's schema, idempotently, at every start.
+
+``schema_migrations`` records the versions applied. A store whose version is newer than this
+code knows was written by a newer collector: refuse it rather than write rows it may misread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector import sql
+
+#: The newest schema version this code knows.
+CURRENT_VERSION = max(version for version, _, _ in sql.MIGRATIONS)
+
+DEFAULT_RETENTION_DAYS = 30
+
+
+class SchemaError(Exception):
+    """The store's schema cannot be used by this collector (too new, or a migration failed)."""
+
+
+def render(statement: str, retention_days: int) -> str:
+    """Fill the collector-owned numbers into one DDL statement."""
+    return statement.format(retention_days=retention_days, dedup_window=sql.DEDUP_WINDOW)
+
+
+def check_retention(retention_days: Any) -> int:
+    if isinstance(retention_days, bool) or not isinstance(retention_days, int):
+        raise SchemaError(f"retention_days must be a whole number of days, got {retention_days!r}")
+    if not 1 <= retention_days <= 36_500:
+        raise SchemaError(f"retention_days must be between 1 and 36500, got {retention_days}")
+    return retention_days
+
+
+def stored_version(client: Any) -> int:
+    client.command(sql.CREATE_MIGRATIONS)
+    value = client.query(sql.SELECT_SCHEMA_VERSION).first_row[0]
+    return int(value or 0)
+
+
+def migrate(client: Any, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> int:
+    """Bring the client's database to :data:`CURRENT_VERSION`; returns the version applied.
+
+    Raises :class:`SchemaError` when the store is newer than this code.
+    """
+    retention_days = check_retention(retention_days)
+    current = stored_version(client)
+    if current > CURRENT_VERSION:
+        raise SchemaError(
+            f"the store's schema is version {current} but this collector knows up to "
+            f"{CURRENT_VERSION}: upgrade lambdascope, or point --store/--database at another store"
+        )
+    for version, description, statements in sql.MIGRATIONS:
+        if version <= current:
+            continue
+        for statement in statements:
+            try:
+                client.command(render(statement, retention_days))
+            except Exception as exc:
+                raise SchemaError(
+                    f"schema migration {version} ({description}) failed: {exc}"
+                ) from exc
+        client.insert(
+            "schema_migrations", [[version, description]], column_names=["version", "description"]
+        )
+    for statement in sql.VIEWS:
+        try:
+            client.command(statement)
+        except Exception as exc:
+            raise SchemaError(f"creating a view failed: {exc}") from exc
+    # Retention may change between starts; the new TTL applies to new parts only (no rewrite).
+    engines = dict(client.query(sql.SELECT_TABLE_ENGINES).result_rows)
+    wanted = f"toIntervalDay({retention_days})"
+    for table, expression in sql.TTL_TABLES:
+        if wanted in str(engines.get(table, "")):
+            continue
+        client.command(
+            sql.MODIFY_TTL.format(table=table, expression=render(expression, retention_days)),
+            settings={"materialize_ttl_after_modify": 0},
+        )
+    return CURRENT_VERSION

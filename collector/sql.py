@@ -1,0 +1,529 @@
+"""Every SQL statement the collector runs, in one place.
+
+Values are bound server-side with ``{name:Type}`` placeholders. The only things formatted into
+DDL are numbers the collector validated itself (retention days, dedup window) and identifiers
+checked against :data:`IDENTIFIER` (the database name from configuration).
+"""
+
+from __future__ import annotations
+
+import re
+
+#: A database name the collector accepts (it is written into DDL, so no quoting tricks).
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+#: How many recent insert block ids each table remembers to drop a retried insert.
+DEDUP_WINDOW = 10_000
+
+CREATE_DATABASE = "CREATE DATABASE IF NOT EXISTS `{database}`"
+
+CREATE_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version UInt32,
+    description String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree ORDER BY version
+"""
+
+SELECT_SCHEMA_VERSION = "SELECT max(version) FROM schema_migrations"
+
+INSERT_MIGRATION = "INSERT INTO schema_migrations (version, description) VALUES"
+
+# Partial invocation rows collapse per (function_name, request_id): the aggregate functions
+# skip NULLs, so each event fills in only what it knows. Partitions are days of the event; a
+# request straddling midnight keeps two parts, which the view's GROUP BY still merges.
+CREATE_INVOCATION_PARTS = """
+CREATE TABLE IF NOT EXISTS invocation_parts (
+    function_name LowCardinality(String),
+    request_id String,
+    event_date Date,
+    function_version SimpleAggregateFunction(max, LowCardinality(String)),
+    environment_id SimpleAggregateFunction(max, String),
+    region SimpleAggregateFunction(max, LowCardinality(String)),
+    architecture SimpleAggregateFunction(max, LowCardinality(String)),
+    env_memory_size_mb SimpleAggregateFunction(max, Nullable(UInt32)),
+    start_time SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC'))) CODEC(ZSTD(1)),
+    runtime_done_time SimpleAggregateFunction(max, Nullable(DateTime64(3, 'UTC'))) CODEC(ZSTD(1)),
+    report_time SimpleAggregateFunction(max, Nullable(DateTime64(3, 'UTC'))) CODEC(ZSTD(1)),
+    received_at SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC'))) CODEC(ZSTD(1)),
+    deadline SimpleAggregateFunction(max, Nullable(DateTime64(3, 'UTC'))) CODEC(ZSTD(1)),
+    timeout_ms SimpleAggregateFunction(max, Nullable(Float64)),
+    invoked_function_arn SimpleAggregateFunction(any, Nullable(String)),
+    trace_id SimpleAggregateFunction(any, Nullable(String)),
+    runtime_done_status SimpleAggregateFunction(any, Nullable(String)),
+    runtime_done_error_type SimpleAggregateFunction(any, Nullable(String)),
+    runtime_done_duration_ms SimpleAggregateFunction(max, Nullable(Float64)),
+    runtime_done_produced_bytes SimpleAggregateFunction(max, Nullable(UInt64)),
+    report_status SimpleAggregateFunction(any, Nullable(String)),
+    report_error_type SimpleAggregateFunction(any, Nullable(String)),
+    report_duration_ms SimpleAggregateFunction(max, Nullable(Float64)),
+    report_billed_duration_ms SimpleAggregateFunction(max, Nullable(Float64)),
+    report_memory_size_mb SimpleAggregateFunction(max, Nullable(UInt32)),
+    report_max_memory_used_mb SimpleAggregateFunction(max, Nullable(UInt32)),
+    report_init_duration_ms SimpleAggregateFunction(max, Nullable(Float64)),
+    report_restore_duration_ms SimpleAggregateFunction(max, Nullable(Float64)),
+    timed_out_log SimpleAggregateFunction(max, UInt8),
+    has_start SimpleAggregateFunction(max, UInt8),
+    has_runtime_done SimpleAggregateFunction(max, UInt8),
+    has_report SimpleAggregateFunction(max, UInt8),
+    has_invoke SimpleAggregateFunction(max, UInt8),
+    log_lines SimpleAggregateFunction(sum, UInt64),
+    last_sent_at SimpleAggregateFunction(max, Nullable(DateTime64(3, 'UTC'))) CODEC(ZSTD(1))
+) ENGINE = AggregatingMergeTree
+PARTITION BY event_date
+ORDER BY (function_name, request_id)
+TTL event_date + INTERVAL {retention_days} DAY
+SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
+"""
+
+# The read contract (docs/architecture.md §2). Report status is authoritative; runtimeDone
+# fills in what a missing report lacks; a "Task timed out" line marks a timeout whose
+# runtimeDone and report never arrived.
+CREATE_INVOCATIONS_VIEW = """
+CREATE OR REPLACE VIEW invocations AS
+SELECT
+    function_name,
+    function_version,
+    request_id,
+    environment_id,
+    assumeNotNull(coalesce(
+        p_start_time,
+        fromUnixTimestamp64Milli(
+            toUnixTimestamp64Milli(p_report_time) - toInt64(round(p_report_duration_ms)), 'UTC'),
+        fromUnixTimestamp64Milli(
+            toUnixTimestamp64Milli(p_runtime_done_time)
+            - toInt64(round(p_runtime_done_duration_ms)), 'UTC'),
+        p_received_at,
+        p_report_time,
+        p_runtime_done_time,
+        p_last_sent_at,
+        toDateTime64(0, 3, 'UTC')
+    )) AS start_time,
+    fromUnixTimestamp64Milli(
+        toUnixTimestamp64Milli(start_time) + toInt64(round(duration_ms)), 'UTC') AS end_time,
+    coalesce(p_report_duration_ms, p_runtime_done_duration_ms) AS duration_ms,
+    p_report_billed_duration_ms AS billed_duration_ms,
+    coalesce(p_report_memory_size_mb, p_env_memory_size_mb) AS memory_size_mb,
+    p_report_max_memory_used_mb AS max_memory_used_mb,
+    p_report_init_duration_ms AS init_duration_ms,
+    toUInt8(init_duration_ms IS NOT NULL) AS cold_start,
+    coalesce(
+        p_report_status,
+        p_runtime_done_status,
+        if(p_timed_out_log = 1, 'timeout', NULL),
+        'unknown'
+    ) AS status,
+    if(status = 'success', '',
+       coalesce(p_report_error_type, p_runtime_done_error_type, '')) AS error_type,
+    p_timeout_ms AS timeout_ms,
+    p_has_start AS has_start,
+    p_has_runtime_done AS has_runtime_done,
+    p_has_report AS has_report,
+    p_has_invoke AS has_invoke,
+    p_region AS region,
+    p_architecture AS architecture,
+    p_invoked_function_arn AS invoked_function_arn,
+    p_trace_id AS trace_id,
+    p_report_restore_duration_ms AS restore_duration_ms,
+    p_runtime_done_status AS runtime_done_status,
+    p_runtime_done_duration_ms AS runtime_done_duration_ms,
+    p_runtime_done_produced_bytes AS produced_bytes,
+    p_log_lines AS log_lines,
+    p_last_sent_at AS last_received_at
+FROM (
+    SELECT
+        function_name,
+        request_id,
+        toString(max(function_version)) AS function_version,
+        toString(max(environment_id)) AS environment_id,
+        toString(max(region)) AS p_region,
+        toString(max(architecture)) AS p_architecture,
+        max(env_memory_size_mb) AS p_env_memory_size_mb,
+        min(start_time) AS p_start_time,
+        max(runtime_done_time) AS p_runtime_done_time,
+        max(report_time) AS p_report_time,
+        min(received_at) AS p_received_at,
+        max(timeout_ms) AS p_timeout_ms,
+        any(invoked_function_arn) AS p_invoked_function_arn,
+        any(trace_id) AS p_trace_id,
+        any(runtime_done_status) AS p_runtime_done_status,
+        any(runtime_done_error_type) AS p_runtime_done_error_type,
+        max(runtime_done_duration_ms) AS p_runtime_done_duration_ms,
+        max(runtime_done_produced_bytes) AS p_runtime_done_produced_bytes,
+        any(report_status) AS p_report_status,
+        any(report_error_type) AS p_report_error_type,
+        max(report_duration_ms) AS p_report_duration_ms,
+        max(report_billed_duration_ms) AS p_report_billed_duration_ms,
+        max(report_memory_size_mb) AS p_report_memory_size_mb,
+        max(report_max_memory_used_mb) AS p_report_max_memory_used_mb,
+        max(report_init_duration_ms) AS p_report_init_duration_ms,
+        max(report_restore_duration_ms) AS p_report_restore_duration_ms,
+        toUInt8(max(timed_out_log)) AS p_timed_out_log,
+        toUInt8(max(has_start)) AS p_has_start,
+        toUInt8(max(has_runtime_done)) AS p_has_runtime_done,
+        toUInt8(max(has_report)) AS p_has_report,
+        toUInt8(max(has_invoke)) AS p_has_invoke,
+        toUInt64(sum(log_lines)) AS p_log_lines,
+        max(last_sent_at) AS p_last_sent_at
+    FROM invocation_parts
+    GROUP BY function_name, request_id
+)
+"""
+
+CREATE_LOGS = """
+CREATE TABLE IF NOT EXISTS logs (
+    timestamp DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    function_name LowCardinality(String),
+    function_version LowCardinality(String),
+    environment_id String CODEC(ZSTD(1)),
+    request_id String CODEC(ZSTD(1)),
+    stream LowCardinality(String),
+    level LowCardinality(String),
+    message String CODEC(ZSTD(1)),
+    batch_id String CODEC(ZSTD(1)),
+    seq UInt32,
+    attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    INDEX idx_request_id request_id TYPE bloom_filter(0.01) GRANULARITY 4
+) ENGINE = MergeTree
+PARTITION BY toDate(timestamp)
+ORDER BY (function_name, timestamp)
+TTL toDateTime(timestamp) + INTERVAL {retention_days} DAY
+SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
+"""
+
+CREATE_BATCHES = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id String,
+    received_at DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    sent_at Nullable(DateTime64(3, 'UTC')),
+    function_name LowCardinality(String),
+    environment_id String,
+    telemetry_events UInt32,
+    invocation_rows UInt32,
+    log_rows UInt32,
+    dropped_records UInt64
+) ENGINE = MergeTree
+PARTITION BY toDate(received_at)
+ORDER BY batch_id
+TTL toDateTime(received_at) + INTERVAL {retention_days} DAY
+SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
+"""
+
+BATCH_COLUMNS = (
+    "batch_id",
+    "sent_at",
+    "function_name",
+    "environment_id",
+    "telemetry_events",
+    "invocation_rows",
+    "log_rows",
+    "dropped_records",
+)
+
+SELECT_BATCHES_SEEN = (
+    "SELECT DISTINCT batch_id FROM batches WHERE batch_id IN {batch_ids:Array(String)}"
+)
+
+# One row per initialisation, merged like invocations: initStart, initRuntimeDone and
+# initReport may arrive in different batches.
+CREATE_COLD_START_PARTS = """
+CREATE TABLE IF NOT EXISTS cold_start_parts (
+    function_name LowCardinality(String),
+    environment_id String,
+    phase LowCardinality(String),
+    event_date Date,
+    function_version SimpleAggregateFunction(max, LowCardinality(String)),
+    initialization_type SimpleAggregateFunction(any, Nullable(String)),
+    init_start_time SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC'))),
+    runtime_done_time SimpleAggregateFunction(max, Nullable(DateTime64(3, 'UTC'))),
+    report_time SimpleAggregateFunction(max, Nullable(DateTime64(3, 'UTC'))),
+    runtime_version SimpleAggregateFunction(any, Nullable(String)),
+    runtime_done_status SimpleAggregateFunction(any, Nullable(String)),
+    runtime_done_error_type SimpleAggregateFunction(any, Nullable(String)),
+    report_status SimpleAggregateFunction(any, Nullable(String)),
+    report_error_type SimpleAggregateFunction(any, Nullable(String)),
+    init_duration_ms SimpleAggregateFunction(max, Nullable(Float64)),
+    has_init_start SimpleAggregateFunction(max, UInt8),
+    has_runtime_done SimpleAggregateFunction(max, UInt8),
+    has_report SimpleAggregateFunction(max, UInt8)
+) ENGINE = AggregatingMergeTree
+PARTITION BY event_date
+ORDER BY (function_name, environment_id, phase)
+TTL event_date + INTERVAL {retention_days} DAY
+SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
+"""
+
+CREATE_COLD_STARTS_VIEW = """
+CREATE OR REPLACE VIEW cold_starts AS
+SELECT
+    function_name,
+    function_version,
+    environment_id,
+    phase,
+    coalesce(p_initialization_type, '') AS initialization_type,
+    assumeNotNull(coalesce(
+        p_init_start_time,
+        fromUnixTimestamp64Milli(
+            toUnixTimestamp64Milli(p_report_time) - toInt64(round(init_duration_ms)), 'UTC'),
+        p_runtime_done_time,
+        p_report_time,
+        toDateTime64(0, 3, 'UTC')
+    )) AS start_time,
+    init_duration_ms,
+    coalesce(p_report_status, p_runtime_done_status, 'unknown') AS status,
+    if(status = 'success', '',
+       coalesce(p_report_error_type, p_runtime_done_error_type, '')) AS error_type,
+    coalesce(p_runtime_version, '') AS runtime_version,
+    p_has_init_start AS has_init_start,
+    p_has_runtime_done AS has_runtime_done,
+    p_has_report AS has_report
+FROM (
+    SELECT
+        function_name,
+        environment_id,
+        phase,
+        toString(max(function_version)) AS function_version,
+        any(initialization_type) AS p_initialization_type,
+        min(init_start_time) AS p_init_start_time,
+        max(runtime_done_time) AS p_runtime_done_time,
+        max(report_time) AS p_report_time,
+        any(runtime_version) AS p_runtime_version,
+        any(runtime_done_status) AS p_runtime_done_status,
+        any(runtime_done_error_type) AS p_runtime_done_error_type,
+        any(report_status) AS p_report_status,
+        any(report_error_type) AS p_report_error_type,
+        max(init_duration_ms) AS init_duration_ms,
+        toUInt8(max(has_init_start)) AS p_has_init_start,
+        toUInt8(max(has_runtime_done)) AS p_has_runtime_done,
+        toUInt8(max(has_report)) AS p_has_report
+    FROM cold_start_parts
+    GROUP BY function_name, environment_id, phase
+)
+"""
+
+# OpenTelemetry ClickHouse exporter layout (otel_traces / otel_logs), plus FunctionName and
+# RequestId so spans and lines join to invocations.
+CREATE_OTEL_TRACES = """
+CREATE TABLE IF NOT EXISTS otel_traces (
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ParentSpanId String CODEC(ZSTD(1)),
+    TraceState String CODEC(ZSTD(1)),
+    SpanName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    SpanAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    Duration UInt64 CODEC(ZSTD(1)),
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    StatusMessage String CODEC(ZSTD(1)),
+    Events Nested (
+        Timestamp DateTime64(9),
+        Name LowCardinality(String),
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    Links Nested (
+        TraceId String,
+        SpanId String,
+        TraceState String,
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    FunctionName LowCardinality(String) CODEC(ZSTD(1)),
+    RequestId String CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_request_id RequestId TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_duration Duration TYPE minmax GRANULARITY 1
+) ENGINE = MergeTree
+PARTITION BY toDate(Timestamp)
+ORDER BY (ServiceName, SpanName, toDateTime(Timestamp))
+TTL toDateTime(Timestamp) + INTERVAL {retention_days} DAY
+SETTINGS ttl_only_drop_parts = 1
+"""
+
+CREATE_OTEL_TRACE_ID_TS = """
+CREATE TABLE IF NOT EXISTS otel_traces_trace_id_ts (
+    TraceId String CODEC(ZSTD(1)),
+    Start DateTime CODEC(Delta, ZSTD(1)),
+    End DateTime CODEC(Delta, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
+) ENGINE = MergeTree
+PARTITION BY toDate(Start)
+ORDER BY (TraceId, Start)
+TTL Start + INTERVAL {retention_days} DAY
+SETTINGS ttl_only_drop_parts = 1
+"""
+
+CREATE_OTEL_TRACE_ID_TS_MV = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS otel_traces_trace_id_ts_mv TO otel_traces_trace_id_ts
+AS SELECT
+    TraceId,
+    min(Timestamp) AS Start,
+    max(Timestamp) AS End
+FROM otel_traces
+WHERE TraceId != ''
+GROUP BY TraceId
+"""
+
+CREATE_OTEL_LOGS = """
+CREATE TABLE IF NOT EXISTS otel_logs (
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TimestampTime DateTime DEFAULT toDateTime(Timestamp),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    TraceFlags UInt8,
+    SeverityText LowCardinality(String) CODEC(ZSTD(1)),
+    SeverityNumber UInt8,
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Body String CODEC(ZSTD(1)),
+    ResourceSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    LogAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    FunctionName LowCardinality(String) CODEC(ZSTD(1)),
+    RequestId String CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_request_id RequestId TYPE bloom_filter(0.01) GRANULARITY 1
+) ENGINE = MergeTree
+PARTITION BY toDate(TimestampTime)
+ORDER BY (ServiceName, TimestampTime, Timestamp)
+TTL TimestampTime + INTERVAL {retention_days} DAY
+SETTINGS ttl_only_drop_parts = 1
+"""
+
+# Per-minute rollups per function version, kept by a materialized view from the report parts
+# (one per reported invocation), so fleet views never scan raw rows. Invocations whose report
+# never arrived are not counted here; `invocations` has them with status 'unknown'.
+CREATE_INVOCATION_MINUTES = """
+CREATE TABLE IF NOT EXISTS invocation_minutes (
+    function_name LowCardinality(String),
+    function_version LowCardinality(String),
+    minute DateTime('UTC') CODEC(Delta, ZSTD(1)),
+    invocations SimpleAggregateFunction(sum, UInt64),
+    errors SimpleAggregateFunction(sum, UInt64),
+    timeouts SimpleAggregateFunction(sum, UInt64),
+    cold_starts SimpleAggregateFunction(sum, UInt64),
+    duration_ms_sum SimpleAggregateFunction(sum, Float64),
+    billed_duration_ms_sum SimpleAggregateFunction(sum, Float64),
+    max_duration_ms SimpleAggregateFunction(max, Float64),
+    max_memory_used_mb SimpleAggregateFunction(max, UInt32),
+    duration_ms_quantiles AggregateFunction(quantiles(0.5, 0.9, 0.99), Float64),
+    init_duration_ms_quantiles AggregateFunction(quantiles(0.5, 0.9, 0.99), Float64)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toDate(minute)
+ORDER BY (function_name, function_version, minute)
+TTL minute + INTERVAL {retention_days} DAY
+SETTINGS ttl_only_drop_parts = 1
+"""
+
+CREATE_INVOCATION_MINUTES_MV = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS invocation_minutes_mv TO invocation_minutes AS
+SELECT
+    function_name,
+    function_version,
+    toStartOfMinute(fromUnixTimestamp64Milli(
+        toUnixTimestamp64Milli(assumeNotNull(report_time))
+        - toInt64(round(coalesce(report_duration_ms, 0))), 'UTC')) AS minute,
+    count() AS invocations,
+    countIf(report_status IN ('error', 'failure')) AS errors,
+    countIf(report_status = 'timeout') AS timeouts,
+    countIf(report_init_duration_ms IS NOT NULL) AS cold_starts,
+    sum(coalesce(report_duration_ms, 0)) AS duration_ms_sum,
+    sum(coalesce(report_billed_duration_ms, 0)) AS billed_duration_ms_sum,
+    max(coalesce(report_duration_ms, 0)) AS max_duration_ms,
+    max(coalesce(report_max_memory_used_mb, 0)) AS max_memory_used_mb,
+    quantilesStateIf(0.5, 0.9, 0.99)(
+        coalesce(report_duration_ms, 0), report_duration_ms IS NOT NULL) AS duration_ms_quantiles,
+    quantilesStateIf(0.5, 0.9, 0.99)(
+        coalesce(report_init_duration_ms, 0), report_init_duration_ms IS NOT NULL)
+        AS init_duration_ms_quantiles
+FROM invocation_parts
+WHERE has_report = 1 AND report_time IS NOT NULL
+GROUP BY function_name, function_version, minute
+"""
+
+# CloudWatch Metric Streams (Firehose HTTP endpoint delivery), one row per data point.
+CREATE_CLOUDWATCH_METRICS = """
+CREATE TABLE IF NOT EXISTS cloudwatch_metrics (
+    timestamp DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    metric_stream_name LowCardinality(String),
+    account_id LowCardinality(String),
+    region LowCardinality(String),
+    namespace LowCardinality(String),
+    metric_name LowCardinality(String),
+    function_name LowCardinality(String),
+    resource LowCardinality(String),
+    dimensions Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    unit LowCardinality(String),
+    value_min Float64 CODEC(ZSTD(1)),
+    value_max Float64 CODEC(ZSTD(1)),
+    value_sum Float64 CODEC(ZSTD(1)),
+    value_count Float64 CODEC(ZSTD(1)),
+    extra_statistics Map(LowCardinality(String), Float64) CODEC(ZSTD(1)),
+    firehose_request_id String CODEC(ZSTD(1))
+) ENGINE = MergeTree
+PARTITION BY toDate(timestamp)
+ORDER BY (namespace, metric_name, function_name, timestamp)
+TTL toDateTime(timestamp) + INTERVAL {retention_days} DAY
+SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
+"""
+
+#: Tables whose TTL follows the configured retention: (table, TTL expression).
+TTL_TABLES = (
+    ("invocation_parts", "event_date + INTERVAL {retention_days} DAY"),
+    ("cold_start_parts", "event_date + INTERVAL {retention_days} DAY"),
+    ("logs", "toDateTime(timestamp) + INTERVAL {retention_days} DAY"),
+    ("batches", "toDateTime(received_at) + INTERVAL {retention_days} DAY"),
+    ("otel_traces", "toDateTime(Timestamp) + INTERVAL {retention_days} DAY"),
+    ("otel_traces_trace_id_ts", "Start + INTERVAL {retention_days} DAY"),
+    ("otel_logs", "TimestampTime + INTERVAL {retention_days} DAY"),
+    ("invocation_minutes", "minute + INTERVAL {retention_days} DAY"),
+    ("cloudwatch_metrics", "toDateTime(timestamp) + INTERVAL {retention_days} DAY"),
+)
+
+SELECT_TABLE_ENGINES = (
+    "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()"
+)
+
+MODIFY_TTL = "ALTER TABLE {table} MODIFY TTL {expression}"
+
+#: The schema, as ordered migrations: (version, description, statements). Each statement is
+#: idempotent, so two collectors starting together on one server do no harm.
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (
+        1,
+        "invocation parts and view, logs, batches",
+        (CREATE_INVOCATION_PARTS, CREATE_LOGS, CREATE_BATCHES),
+    ),
+    (
+        2,
+        "cold starts",
+        (CREATE_COLD_START_PARTS,),
+    ),
+    (
+        3,
+        "OpenTelemetry spans and logs (otel_traces, otel_logs)",
+        (CREATE_OTEL_TRACES, CREATE_OTEL_TRACE_ID_TS, CREATE_OTEL_TRACE_ID_TS_MV, CREATE_OTEL_LOGS),
+    ),
+    (
+        4,
+        "per-minute invocation rollups",
+        (CREATE_INVOCATION_MINUTES, CREATE_INVOCATION_MINUTES_MV),
+    ),
+    (
+        5,
+        "CloudWatch metric streams",
+        (CREATE_CLOUDWATCH_METRICS,),
+    ),
+)
+
+#: Views hold no data: they are (re)created at every start, so a change to one needs no
+#: migration.
+VIEWS = (CREATE_INVOCATIONS_VIEW, CREATE_COLD_STARTS_VIEW)
+
+SELECT_ONE = "SELECT 1"

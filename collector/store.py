@@ -1,0 +1,397 @@
+"""The ClickHouse store behind one URL: ``chdb:///abs/path`` (embedded) or ``http(s)://...``.
+
+Both go through ``clickhouse_connect.get_client(dsn=url)``; the only differences are made here
+(where the embedded data lives, HTTP session handling). Writes are column-oriented inserts that
+return only once ClickHouse has committed them, so the server never acknowledges a batch it has
+not stored.
+
+Exceptions::
+
+    StoreError            the store cannot be opened, written or read (names the URL and a fix)
+    schema.SchemaError    the store's schema is newer than this code, or a migration failed
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+
+from collector import firehose, otlp, schema, sql
+from collector.normalize import (
+    COLD_START_COLUMNS,
+    INVOCATION_COLUMNS,
+    LOG_COLUMNS,
+    NormalizedBatch,
+)
+from lambdascope.query import DirectQueryClient, QueryError, QueryResult
+
+__all__ = ["DEFAULT_STORE_URL", "Store", "StoreError", "WriteResult", "redact_url"]
+
+DEFAULT_STORE_PATH = Path("~/.lambdascope/store")
+DEFAULT_STORE_URL = "chdb://" + str(DEFAULT_STORE_PATH.expanduser())
+
+
+class StoreError(Exception):
+    """The store could not be opened, written or read; the message names the URL and a fix."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    batch_id: str
+    duplicate: bool
+    invocation_rows: int = 0
+    log_rows: int = 0
+    cold_start_rows: int = 0
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def resolve_url(url: str) -> tuple[str, dict[str, Any]]:
+    """Normalise a store URL into a clickhouse-connect DSN and its extra client arguments.
+
+    ``chdb://`` alone means the default path; ``chdb:///abs/path`` and ``chdb://~/path`` are
+    accepted. The embedded data directory is created (with parents) here.
+    """
+    if url.startswith("chdb:"):
+        location = url[len("chdb:") :].removeprefix("//")
+        path = Path(location).expanduser() if location else DEFAULT_STORE_PATH.expanduser()
+        if not path.is_absolute():
+            raise StoreError(
+                f"store URL {url!r} names a relative path: use chdb:///absolute/path "
+                f"(three slashes), e.g. chdb://{Path.cwd() / location}"
+            )
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the embedded store directory {path} for {url!r}: {exc.strerror}. "
+                "Choose a writable path with --store chdb:///path."
+            ) from exc
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise StoreError(
+                f"the embedded store directory {path} is not writable: "
+                "fix its permissions or choose another path with --store chdb:///path."
+            )
+        return f"chdb://{path}", {}
+    if url.startswith(("http://", "https://")):
+        # One client serves many threads: per-query sessions would otherwise collide
+        # ("session is locked") on a server. The database is chosen per client, not by the
+        # URL's path (see database_in_url).
+        parts = urllib.parse.urlsplit(url)
+        dsn = urllib.parse.urlunsplit(parts._replace(path=""))
+        return dsn, {"autogenerate_session_id": False, "connect_timeout": 5}
+    raise StoreError(
+        f"unsupported store URL {redact_url(url)!r}: use chdb:///abs/path (embedded) or "
+        "http(s)://user:password@host:8123 (a ClickHouse server)"
+    )
+
+
+def database_in_url(url: str) -> str | None:
+    """The database named by a server URL's path (``http://host:8123/mydb``), if any."""
+    if not url.startswith(("http://", "https://")):
+        return None
+    name = urllib.parse.urlsplit(url).path.strip("/")
+    return name or None
+
+
+class Store:
+    """One store database, opened (created, migrated) once per process."""
+
+    def __init__(self, client: Any, *, url: str, database: str, connect: Any | None = None) -> None:
+        self._client = client
+        self.url = url
+        self.database = database
+        # Reads get their own handle: on chDB, clickhouse-connect applies a refused write's
+        # settings with SET and cannot restore them in readonly mode, which would leave the
+        # handle read-only (and break ingest) if reads and writes shared it.
+        self._connect = connect
+        self._read_client = connect() if connect is not None else client
+        self._read_lock = threading.Lock()
+        # Serialises the "seen this batch?" check with the inserts, so a retried batch racing
+        # its original is answered duplicate once the first commit landed.
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        database: str = "lambdascope",
+        *,
+        retention_days: int = schema.DEFAULT_RETENTION_DAYS,
+    ) -> Store:
+        """Open the store at ``url``, create ``database`` if needed and migrate its schema.
+
+        A server URL with a path (``http://host:8123/mydb``) names the database itself.
+        """
+        database = database_in_url(url) or database
+        if not sql.IDENTIFIER.match(database):
+            raise StoreError(
+                f"invalid database name {database!r}: use letters, digits and underscores, "
+                "starting with a letter"
+            )
+        dsn, extra = resolve_url(url)
+        shown = redact_url(url)
+        try:
+            admin = clickhouse_connect.get_client(dsn=dsn, **extra)
+        except Exception as exc:
+            raise StoreError(_open_failure(shown, exc)) from exc
+        try:
+            admin.command(sql.CREATE_DATABASE.format(database=database))
+            client = clickhouse_connect.get_client(dsn=dsn, database=database, **extra)
+        except Exception as exc:
+            raise StoreError(_open_failure(shown, exc)) from exc
+        finally:
+            admin.close()
+        try:
+            schema.migrate(client, retention_days=retention_days)
+        except schema.SchemaError:
+            client.close()
+            raise
+        except Exception as exc:
+            client.close()
+            raise StoreError(f"cannot prepare the schema in {shown} ({database}): {exc}") from exc
+
+        def connect() -> Any:
+            return clickhouse_connect.get_client(dsn=dsn, database=database, **extra)
+
+        try:
+            return cls(client, url=shown, database=database, connect=connect)
+        except Exception as exc:
+            client.close()
+            raise StoreError(_open_failure(shown, exc)) from exc
+
+    def write(self, batch: NormalizedBatch) -> WriteResult:
+        """Store one normalised batch; returns after ClickHouse committed every row."""
+        return self.write_many([batch])[0]
+
+    def write_many(self, batches: Sequence[NormalizedBatch]) -> list[WriteResult]:
+        """Store several batches with one insert per table; returns after the commit.
+
+        A batch id already stored (or repeated within ``batches``) is not stored again
+        (``duplicate=True``). The ``batches`` row is written last, so a failure part-way leaves
+        the batch unrecorded and its retry is stored. Each insert carries a deduplication token
+        made from the batch ids, so retrying the same group after a partial failure (the
+        acknowledgement lost) drops the rows already written.
+        """
+        if not batches:
+            return []
+        ids = [b.batch_id for b in batches]
+        with self._write_lock:
+            try:
+                stored = {
+                    row[0]
+                    for row in self._client.query(
+                        sql.SELECT_BATCHES_SEEN, parameters={"batch_ids": sorted(set(ids))}
+                    ).result_rows
+                }
+                fresh: list[NormalizedBatch] = []
+                for batch in batches:
+                    if batch.batch_id not in stored:
+                        stored.add(batch.batch_id)
+                        fresh.append(batch)
+                if fresh:
+                    self._insert_batches(fresh)
+            except Exception as exc:
+                shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+                raise StoreError(
+                    f"writing batch {shown} to {self.url} ({self.database}) failed: {exc}"
+                ) from exc
+        written = {id(b) for b in fresh}
+        return [
+            WriteResult(
+                b.batch_id,
+                duplicate=False,
+                invocation_rows=len(b.invocation_rows),
+                log_rows=len(b.log_rows),
+                cold_start_rows=len(b.cold_start_rows),
+            )
+            if id(b) in written
+            else WriteResult(b.batch_id, duplicate=True)
+            for b in batches
+        ]
+
+    def _insert_batches(self, batches: list[NormalizedBatch]) -> None:
+        if len(batches) == 1:
+            token = batches[0].batch_id
+        else:
+            joined = "\n".join(sorted(b.batch_id for b in batches)).encode()
+            token = "group-" + hashlib.sha256(joined).hexdigest()
+        settings = {"insert_deduplication_token": token, "insert_deduplicate": 1}
+        invocations = [row for b in batches for row in b.invocation_rows]
+        cold_starts = [row for b in batches for row in b.cold_start_rows]
+        logs = [row for b in batches for row in b.log_rows]
+        self._insert("invocation_parts", INVOCATION_COLUMNS, invocations, settings)
+        self._insert("cold_start_parts", COLD_START_COLUMNS, cold_starts, settings)
+        self._insert("logs", LOG_COLUMNS, logs, settings)
+        self._client.insert(
+            "batches",
+            [
+                [
+                    b.batch_id,
+                    b.sent_at,
+                    b.environment.function_name,
+                    b.environment.environment_id,
+                    b.accepted_events,
+                    len(b.invocation_rows),
+                    len(b.log_rows),
+                    b.dropped_records,
+                ]
+                for b in batches
+            ],
+            column_names=sql.BATCH_COLUMNS,
+            settings=settings,
+        )
+
+    def _insert(
+        self, table: str, columns: tuple[str, ...], rows: list[Any], settings: dict[str, Any]
+    ) -> None:
+        if not rows:
+            return
+        data = [[getattr(row, name) for row in rows] for name in columns]
+        self._client.insert(
+            table, data, column_names=columns, column_oriented=True, settings=settings
+        )
+
+    def write_otlp(self, table: str, rows: Sequence[Any]) -> int:
+        """Insert OTLP span or log rows (``otel_traces`` / ``otel_logs``); returns the count."""
+        names, columns = _OTLP_TABLES[table]
+        if not rows:
+            return 0
+        data = [[getattr(row, name) for row in rows] for name in names]
+        with self._write_lock:
+            try:
+                self._client.insert(table, data, column_names=columns, column_oriented=True)
+            except Exception as exc:
+                raise StoreError(
+                    f"writing {len(rows)} rows to {table} in {self.url} ({self.database}) "
+                    f"failed: {exc}"
+                ) from exc
+        return len(rows)
+
+    def write_metrics(self, request_id: str, points: Sequence[Any]) -> int:
+        """Insert CloudWatch metric points of one Firehose delivery, once per request id.
+
+        Firehose retries a delivery with the same request id; it is the insert's deduplication
+        token, so a retry after a lost acknowledgement stores nothing twice.
+        """
+        if not points:
+            return 0
+        columns = firehose.METRIC_COLUMNS
+        data = [[getattr(p, name) for p in points] for name in columns]
+        settings = {"insert_deduplication_token": f"firehose-{request_id}", "insert_deduplicate": 1}
+        with self._write_lock:
+            try:
+                self._client.insert(
+                    "cloudwatch_metrics",
+                    data,
+                    column_names=columns,
+                    column_oriented=True,
+                    settings=settings,
+                )
+            except Exception as exc:
+                raise StoreError(
+                    f"writing {len(points)} metric points to {self.url} ({self.database}) "
+                    f"failed: {exc}"
+                ) from exc
+        return len(points)
+
+    def reader(self) -> DirectQueryClient:
+        """A read-only query client on this store (``readonly=1``, row and time limits)."""
+        return _StoreReader(self)
+
+    def _reset_read_client(self, broken: Any) -> None:
+        """Replace a read handle left in readonly mode by a refused write (see __init__)."""
+        if self._connect is None:
+            return
+        with self._read_lock:
+            if self._read_client is not broken:
+                return  # another thread already replaced it
+            try:
+                self._read_client = self._connect()
+            except Exception:  # keep the old handle; the next read reports the failure
+                return
+        with contextlib.suppress(Exception):
+            broken.close()
+
+    def ping(self) -> bool:
+        """True when the store answers a trivial query."""
+        try:
+            self._client.command(sql.SELECT_ONE)
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        for client in {
+            id(self._client): self._client,
+            id(self._read_client): self._read_client,
+        }.values():
+            # Closing a dead connection has nothing left to report.
+            with contextlib.suppress(Exception):
+                client.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_OTLP_TABLES = {
+    "otel_traces": (otlp.SPAN_FIELDS, otlp.SPAN_COLUMNS),
+    "otel_logs": (otlp.LOG_FIELDS, otlp.LOG_COLUMNS),
+}
+
+
+class _StoreReader(DirectQueryClient):
+    """DirectQueryClient on the store's current read handle, renewing it after a refused write."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store._read_client)
+        self._store = store
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        self._client = client = self._store._read_client
+        try:
+            return super().query(sql, parameters)
+        except QueryError as exc:
+            if "READONLY" in str(exc):
+                self._store._reset_read_client(client)
+            raise
+
+
+def _open_failure(shown_url: str, exc: Exception) -> str:
+    text = str(exc)
+    if "EmbeddedServer already initialized" in text:
+        return (
+            f"cannot open {shown_url}: this process already holds another embedded store, and "
+            "chDB allows one data path per process. Use that store (another --database) or "
+            "run a separate collector process."
+        )
+    if shown_url.startswith("chdb:"):
+        return (
+            f"cannot open the embedded store {shown_url}: {text}. Is another collector using "
+            "this path? Stop it, read through its API, or choose another --store path."
+        )
+    return (
+        f"cannot reach the ClickHouse server at {shown_url}: {text}. Check that it runs and "
+        "that the URL, user and password are right."
+    )

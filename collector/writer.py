@@ -1,0 +1,188 @@
+"""Group commit: batches from many requests share one insert per table.
+
+ClickHouse wants few, large inserts (each insert makes a part; a chDB insert costs ~25 ms
+whatever its size). Request threads :meth:`BatchWriter.submit` their batch and wait; one writer
+thread takes everything queued since its last insert (up to ``max_group_rows`` rows) and writes
+it with :meth:`Store.write_many`. Under light load a batch is written at once; under heavy load
+the groups grow by themselves. The queue is bounded: when it is full, :class:`QueueFull` tells
+the caller to come back later (503 + Retry-After) instead of buffering without limit. A caller
+is answered only after its group was committed.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from collector.normalize import NormalizedBatch
+from collector.store import StoreError, WriteResult
+
+__all__ = ["BatchWriter", "QueueFull"]
+
+log = logging.getLogger("lambdascope.collector")
+
+
+class QueueFull(Exception):
+    """The write queue holds ``max_pending`` batches already; retry later."""
+
+
+class _Writes(Protocol):
+    def write_many(self, batches: Sequence[NormalizedBatch]) -> list[WriteResult]: ...
+
+
+@dataclass
+class _Pending:
+    batch: NormalizedBatch
+    done: threading.Event = field(default_factory=threading.Event)
+    result: WriteResult | None = None
+    error: Exception | None = None
+
+    @property
+    def rows(self) -> int:
+        return (
+            len(self.batch.invocation_rows)
+            + len(self.batch.log_rows)
+            + len(self.batch.cold_start_rows)
+        )
+
+
+@dataclass
+class WriterStats:
+    groups: int = 0
+    batches: int = 0
+    rows: int = 0
+    insert_seconds: float = 0.0
+    last_group_batches: int = 0
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        store: _Writes,
+        *,
+        max_pending: int = 64,
+        max_group_rows: int = 200_000,
+        max_wait_s: float = 60.0,
+    ) -> None:
+        self._store = store
+        self.max_pending = max_pending
+        self.max_group_rows = max_group_rows
+        self.max_wait_s = max_wait_s
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.stats = WriterStats()
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def start(self) -> BatchWriter:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="lambdascope-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued (bounded by ``timeout_s``), then stop the writer thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+            self._thread = None
+        # Whatever is still queued (the join timed out) is refused, never silently dropped.
+        with self._cond:
+            leftover = list(self._queue)
+            self._queue.clear()
+        for pending in leftover:
+            pending.error = StoreError("the collector stopped before writing this batch; retry")
+            pending.done.set()
+
+    def submit(self, batch: NormalizedBatch) -> WriteResult:
+        """Queue ``batch`` and wait until it is committed (or refused).
+
+        Raises :class:`QueueFull` when the queue is full, :class:`StoreError` when the store
+        failed or the write did not finish within ``max_wait_s``.
+        """
+        pending = _Pending(batch)
+        with self._cond:
+            if self._stopping or self._thread is None:
+                raise StoreError("the collector's writer is not running; retry later")
+            if len(self._queue) >= self.max_pending:
+                raise QueueFull(f"{len(self._queue)} batches are already waiting for the store")
+            self._queue.append(pending)
+            self._cond.notify_all()
+        if not pending.done.wait(timeout=self.max_wait_s):
+            # It may still commit; a retry is then answered as a duplicate.
+            raise StoreError(f"the store did not commit the batch within {self.max_wait_s:.0f} s")
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _take_group(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._queue:
+                if self._stopping:
+                    return None
+                self._cond.wait(timeout=0.5)
+            group = [self._queue.popleft()]
+            rows = group[0].rows
+            while self._queue and rows + self._queue[0].rows <= self.max_group_rows:
+                item = self._queue.popleft()
+                rows += item.rows
+                group.append(item)
+            return group
+
+    def _run(self) -> None:
+        while True:
+            group = self._take_group()
+            if group is None:
+                return
+            self._write(group)
+
+    def _write(self, group: list[_Pending]) -> None:
+        started = time.perf_counter()
+        try:
+            results = self._store.write_many([p.batch for p in group])
+        except Exception as exc:
+            if len(group) > 1 and not _store_unreachable(exc):
+                # One batch the store refuses must not fail the others it was grouped with.
+                for pending in group:
+                    self._write([pending])
+                return
+            error = exc if isinstance(exc, StoreError) else StoreError(str(exc))
+            if not isinstance(exc, StoreError):
+                log.exception("unexpected failure writing %d batches", len(group))
+            for pending in group:
+                pending.error = error
+                pending.done.set()
+            return
+        elapsed = time.perf_counter() - started
+        with self._cond:
+            self.stats.groups += 1
+            self.stats.batches += len(group)
+            self.stats.rows += sum(p.rows for p in group)
+            self.stats.insert_seconds += elapsed
+            self.stats.last_group_batches = len(group)
+        for pending, result in zip(group, results, strict=True):
+            pending.result = result
+            pending.done.set()
+
+
+def _store_unreachable(exc: BaseException) -> bool:
+    """True when the failure is the connection, not the data: retrying alone would not help."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if type(cause).__name__ == "OperationalError":
+            return True
+        cause = cause.__cause__
+    return False
