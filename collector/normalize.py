@@ -183,6 +183,9 @@ class NormalizedBatch:
     ignored_events: int
     event_counts: dict[str, int]
     dropped_records: int = 0
+    #: Events and INVOKE entries skipped because they were malformed: (field path, problem).
+    #: One bad event must not cost the rest of the batch, so these are reported, not fatal.
+    rejected: tuple[tuple[str, str], ...] = ()
 
 
 INVOCATION_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(InvocationPart))
@@ -470,24 +473,35 @@ def normalize_batch(batch: Any) -> NormalizedBatch:
     counts: Counter[str] = Counter()
     ignored = 0
     dropped = 0
+    rejected: list[tuple[str, str]] = []
     for index, raw_event in enumerate(telemetry):
         path = f"telemetry[{index}]"
-        event = _obj(raw_event, path)
-        kind = event.get("type")
-        if not isinstance(kind, str) or not kind:
-            raise BatchError(f"{path}.type", f"must be a non-empty string, got {_kind(kind)}")
-        when = parse_time(event.get("time"), f"{path}.time")
-        record = event.get("record")
+        try:
+            event = _obj(raw_event, path)
+            kind = event.get("type")
+            if not isinstance(kind, str) or not kind:
+                raise BatchError(f"{path}.type", f"must be a non-empty string, got {_kind(kind)}")
+            when = parse_time(event.get("time"), f"{path}.time")
+            handler = _HANDLERS.get(kind)
+            if handler is not None:
+                window, dropped_now = handler(
+                    out, event.get("record"), when, f"{path}.record", window
+                )
+        except BatchError as exc:
+            rejected.append((exc.field, exc.message))
+            continue
         counts[kind] += 1
-        handler = _HANDLERS.get(kind)
         if handler is None:
             ignored += 1
-            continue
-        window, dropped_now = handler(out, record, when, f"{path}.record", window)
-        dropped += dropped_now
+        else:
+            dropped += dropped_now
 
     for index, raw_entry in enumerate(invocations):
-        _invoke_entry(out, _obj(raw_entry, f"invocations[{index}]"), f"invocations[{index}]")
+        path = f"invocations[{index}]"
+        try:
+            _invoke_entry(out, _obj(raw_entry, path), path)
+        except BatchError as exc:
+            rejected.append((exc.field, exc.message))
 
     for request_id, count in out.log_lines.items():
         out.part(
@@ -504,10 +518,11 @@ def normalize_batch(batch: Any) -> NormalizedBatch:
         invocation_rows=out.invocations,
         log_rows=out.logs,
         cold_start_rows=out.cold_starts,
-        accepted_events=len(telemetry),
+        accepted_events=sum(counts.values()),
         ignored_events=ignored,
         event_counts=dict(counts),
         dropped_records=dropped,
+        rejected=tuple(rejected),
     )
 
 

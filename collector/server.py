@@ -165,6 +165,7 @@ class CollectorServer:
             self.metrics.inc("lambdascope_batches_total", outcome="stored")
             self.metrics.inc("lambdascope_telemetry_events_total", batch.accepted_events)
             self.metrics.inc("lambdascope_events_ignored_total", batch.ignored_events)
+            self.metrics.inc("lambdascope_events_rejected_total", len(batch.rejected))
             self.metrics.inc("lambdascope_extension_dropped_records_total", batch.dropped_records)
             self.metrics.inc(
                 "lambdascope_rows_written_total", result.invocation_rows, table="invocation_parts"
@@ -178,6 +179,11 @@ class CollectorServer:
             "accepted_events": batch.accepted_events,
             "ignored_events": batch.ignored_events,
             "duplicate": result.duplicate,
+            # Malformed events were skipped, the rest stored: say which, so they can be fixed.
+            "rejected_events": [
+                {"field": field, "error": message} for field, message in batch.rejected[:20]
+            ],
+            "rejected_count": len(batch.rejected),
         }
 
     def otlp(

@@ -414,6 +414,20 @@ def _delete(path: list[Any]) -> Mutation:
         (_set(["open_request_id"], 7), "open_request_id"),
         (_set(["telemetry"], {"type": "function"}), "telemetry"),
         (_delete(["telemetry"]), "telemetry"),
+        (_set(["invocations"], "none"), "invocations"),
+    ],
+)
+def test_malformed_batches_raise_batch_error_naming_the_field(mutate: Mutation, field: str) -> None:
+    raw = mutate(load_event("text_batch_1"))
+    with pytest.raises(BatchError) as caught:
+        normalize_batch(raw)
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
         (_set(["telemetry", 2], "loading config"), "telemetry[2]"),
         (_delete(["telemetry", 0, "type"]), "telemetry[0].type"),
         (_set(["telemetry", 0, "type"], 3), "telemetry[0].type"),
@@ -431,17 +445,20 @@ def _delete(path: list[Any]) -> Mutation:
         ),
         (_set(["telemetry", 9, "record", "status"], 0), "telemetry[9].record.status"),
         (_set(["telemetry", 8, "record"], 12), "telemetry[8].record"),
-        (_set(["invocations"], "none"), "invocations"),
         (_delete(["invocations", 0, "request_id"]), "invocations[0].request_id"),
         (_set(["invocations", 1, "deadline_ms"], "soon"), "invocations[1].deadline_ms"),
     ],
 )
-def test_malformed_batches_raise_batch_error_naming_the_field(mutate: Mutation, field: str) -> None:
-    raw = mutate(load_event("text_batch_1"))
-    with pytest.raises(BatchError) as caught:
-        normalize_batch(raw)
-    assert caught.value.field == field
-    assert str(caught.value).startswith(f"{field}: ")
+def test_a_malformed_event_is_rejected_alone_and_the_rest_is_kept(
+    mutate: Mutation, field: str
+) -> None:
+    intact = normalize_batch(load_event("text_batch_1"))
+    damaged = normalize_batch(mutate(load_event("text_batch_1")))
+    assert [f for f, _ in damaged.rejected] == [field]
+    assert damaged.rejected[0][1]  # says what is wrong
+    assert damaged.accepted_events >= intact.accepted_events - 1
+    assert len(damaged.log_rows) >= len(intact.log_rows) - 1
+    assert damaged.invocation_rows  # the other invocations survive
 
 
 def test_newer_schema_version_says_to_upgrade_the_collector() -> None:

@@ -72,6 +72,8 @@ def test_valid_batch_is_stored_and_readable_through_the_read_api(server: Collect
         "accepted_events": 14,
         "ignored_events": 1,
         "duplicate": False,
+        "rejected_events": [],
+        "rejected_count": 0,
     }
     # Acknowledged means committed: readable at once.
     client = CollectorQueryClient(server.url)
@@ -123,11 +125,26 @@ def test_malformed_json_is_400_saying_where(server: CollectorServer) -> None:
 
 def test_invalid_batch_is_400_naming_the_field(server: CollectorServer) -> None:
     batch = load_event("text_batch_1")
-    del batch["telemetry"][6]["record"]["requestId"]
+    del batch["environment"]["function_name"]
     status, _, body = post_json(server.url, INGEST, batch)
     assert status == 400
-    assert body["field"] == "telemetry[6].record.requestId"
-    assert body["error"] == "telemetry[6].record.requestId: is required"
+    assert body["field"] == "environment.function_name"
+    assert body["error"].startswith("environment.function_name: ")
+
+
+def test_one_malformed_event_is_named_and_the_rest_of_the_batch_is_stored(
+    server: CollectorServer,
+) -> None:
+    batch = load_event("text_batch_1")
+    del batch["telemetry"][6]["record"]["requestId"]
+    status, _, body = post_json(server.url, INGEST, batch)
+    assert status == 200
+    assert body["rejected_count"] == 1
+    assert body["rejected_events"] == [
+        {"field": "telemetry[6].record.requestId", "error": "is required"}
+    ]
+    client = CollectorQueryClient(server.url)
+    assert client.query("SELECT count() FROM logs").scalar() > 0
 
 
 def test_bad_gzip_is_400(server: CollectorServer) -> None:
