@@ -25,9 +25,11 @@ import socket
 import sys
 import threading
 import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector import firehose, otlp
 from collector.normalize import BatchError, normalize_batch
@@ -36,6 +38,9 @@ from collector.store import Store, StoreError
 from collector.wire import HttpError, Metrics, bearer_matches, decode_body, json_bytes, parse_json
 from collector.writer import BatchWriter, QueueFull
 from lambdascope.query import QueryError, jsonable
+
+if TYPE_CHECKING:
+    from analyzers.alerts import AlertService
 
 __all__ = ["CollectorServer", "run_collector"]
 
@@ -477,6 +482,8 @@ def run_collector(
     read_token: str | None = None,
     *,
     retention_days: int = DEFAULT_RETENTION_DAYS,
+    rules_path: str | Path | None = None,
+    alert_interval: timedelta = timedelta(minutes=1),
 ) -> None:
     """Open the store, serve until SIGINT/SIGTERM, then stop cleanly (writes in flight finish).
 
@@ -490,6 +497,8 @@ def run_collector(
             file=sys.stderr,
         )
         host = "127.0.0.1"
+    if rules_path is not None:
+        _check_rules(Path(rules_path))
     try:
         store = Store.open(store_url, database, retention_days=retention_days)
     except (StoreError, SchemaError) as exc:
@@ -507,6 +516,7 @@ def run_collector(
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, request_stop)
     server = CollectorServer(store, host, port, ingest_token=ingest_token, read_token=read_token)
+    alerts: AlertService | None = None
     try:
         try:
             server.start()
@@ -522,10 +532,44 @@ def run_collector(
             f"(store {store.url}, database {store.database})",
             flush=True,
         )
+        if rules_path is not None:
+            alerts = _start_alerts(store, Path(rules_path), alert_interval, server.url)
         while not stop.wait(timeout=0.5):
             pass
     finally:
+        if alerts is not None:
+            alerts.stop()
         server.stop()
         store.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _start_alerts(
+    store: Store, rules_path: Path, interval: timedelta, collector_url: str
+) -> AlertService:
+    """Evaluate the alert rules inside the collector; an invalid rules file refuses to start."""
+    from analyzers.alerts import AlertService, ClickHouseAlertStateStore, RulesError
+
+    state = ClickHouseAlertStateStore(store.open_writer())
+    service = AlertService(
+        rules_path, store.reader(), state, interval=interval, collector_url=collector_url
+    )
+    try:
+        service.start()
+    except RulesError as exc:
+        print(f"lambdascope collector: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"alert rules from {rules_path}, evaluated every {interval}", flush=True)
+    return service
+
+
+def _check_rules(rules_path: Path) -> None:
+    """Refuse to start on an invalid rules file, before announcing the collector as up."""
+    from analyzers.alerts import RulesError, load_rules
+
+    try:
+        load_rules(rules_path)
+    except RulesError as exc:
+        print(f"lambdascope collector: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -313,6 +313,13 @@ class Store:
                 ) from exc
         return len(points)
 
+    def open_writer(self) -> Any:
+        """A separate clickhouse-connect client on this database, for a writer with its own
+        thread (the alert engine's state), so it never shares a handle with ingest."""
+        if self._connect is None:
+            return self._client
+        return self._connect()
+
     def reader(self) -> DirectQueryClient:
         """A read-only query client on this store (``readonly=1``, row and time limits)."""
         return _StoreReader(self)

@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     collector.add_argument("--port", type=int, default=4320)
     collector.add_argument("--token", default=os.environ.get("LAMBDASCOPE_TOKEN"))
     collector.add_argument("--read-token", default=os.environ.get("LAMBDASCOPE_READ_TOKEN"))
+    collector.add_argument(
+        "--retention-days", type=int, default=30, help="keep raw data this many days"
+    )
+    collector.add_argument(
+        "--rules", type=Path, default=None, help="alert rules file (YAML), hot-reloaded"
+    )
+    collector.add_argument("--alert-interval", type=parse_duration, default=timedelta(minutes=1))
 
     analyze = sub.add_parser("analyze", help="run the detectors and print their findings")
     _reader_args(analyze)
@@ -102,6 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="bind a {NAME:Type} placeholder (repeatable)",
     )
+    alerts = sub.add_parser("alerts", help="validate or try out an alert rules file")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    alerts_check = alerts_sub.add_parser("check", help="validate a rules file")
+    alerts_check.add_argument("rules", type=Path)
+    alerts_test = alerts_sub.add_parser(
+        "test", help="evaluate a rules file against the store and show what would fire"
+    )
+    alerts_test.add_argument("rules", type=Path)
+    _reader_args(alerts_test)
+    alerts_test.add_argument("--since", type=parse_duration, default=timedelta(hours=1))
+
     emulator = sub.add_parser(
         "emulator", help="serve functions from a config file in the local Lambda emulator"
     )
@@ -135,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "emulator": _cmd_emulator,
         "invoke": _cmd_invoke,
         "logs": _cmd_logs,
+        "alerts": _cmd_alerts,
     }[args.command]
     try:
         return handler(args)
@@ -158,6 +177,9 @@ def _cmd_collector(args: argparse.Namespace) -> int:
         database=args.database,
         ingest_token=args.token,
         read_token=args.read_token,
+        retention_days=args.retention_days,
+        rules_path=args.rules,
+        alert_interval=args.alert_interval,
     )
     return 0
 
@@ -213,6 +235,14 @@ def _cmd_query(args: argparse.Namespace) -> int:
     for row in result.rows:
         print("\t".join(str(jsonable(v)) for v in row))
     return 0
+
+
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    from lambdascope import alerts_cli
+
+    if args.alerts_command == "check":
+        return alerts_cli.check(args.rules)
+    return alerts_cli.test(args.rules, _reader(args), args.since, collector_url=args.collector)
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:

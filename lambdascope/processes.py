@@ -35,6 +35,7 @@ class CollectorProcess:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str | None = None,
+        extra_args: tuple[str, ...] = (),
         start_timeout_s: float = 60.0,
     ) -> None:
         self.store_url = store_url
@@ -54,6 +55,7 @@ class CollectorProcess:
         ]
         if token:
             self._argv += ["--token", token]
+        self._argv += list(extra_args)
         self._start_timeout_s = start_timeout_s
         self._process: subprocess.Popen[str] | None = None
         self._output: deque[str] = deque(maxlen=200)
