@@ -109,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="bind a {NAME:Type} placeholder (repeatable)",
     )
+    layer = sub.add_parser("layer", help="build the Lambda layer (extension + tracing helper)")
+    layer_sub = layer.add_subparsers(dest="layer_command", required=True, metavar="ACTION")
+    layer_build = layer_sub.add_parser("build", help="write the layer zip")
+    layer_build.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64")
+    layer_build.add_argument("--output", type=Path, default=Path("lambdascope-layer.zip"))
+    layer_build.add_argument(
+        "--no-python", action="store_true", help="leave out python/ (tracing helper, OpenTelemetry)"
+    )
+
     alerts = sub.add_parser("alerts", help="validate or try out an alert rules file")
     alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
     alerts_check = alerts_sub.add_parser("check", help="validate a rules file")
@@ -154,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "invoke": _cmd_invoke,
         "logs": _cmd_logs,
         "alerts": _cmd_alerts,
+        "layer": _cmd_layer,
     }[args.command]
     try:
         return handler(args)
@@ -243,6 +253,12 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
     if args.alerts_command == "check":
         return alerts_cli.check(args.rules)
     return alerts_cli.test(args.rules, _reader(args), args.since, collector_url=args.collector)
+
+
+def _cmd_layer(args: argparse.Namespace) -> int:
+    from lambdascope.layer_cli import build
+
+    return build(args.arch, args.output, python_packages=not args.no_python)
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
