@@ -67,7 +67,22 @@ def test_readers_never_load_the_embedded_engine() -> None:
 
 
 def test_import_contracts_hold() -> None:
-    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
-    assert lint_imports, "import-linter is part of the test extra: pip install -e '.[test]'"
-    result = subprocess.run([lint_imports], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([_tool("lint-imports")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name, path=str(Path(sys.executable).parent))
+    assert path, f"{name} is part of the test extra: pip install -e '.[test]'"
+    return path
+
+
+def test_ruff_finds_nothing() -> None:
+    for args in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([_tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing() -> None:
+    result = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
