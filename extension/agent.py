@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
     from .config import Config
     from .httpio import HttpServer
+    from .listener import TelemetryHandler
+    from .otlp import OtlpHandler
     from .shipper import Shipper
 
 DEFAULT_NAME = "lambdascope"
@@ -61,12 +63,20 @@ class Agent:
         self.config = config
         self.environ = environ
         self.environment_id = new_id()
-        self.buffer = TelemetryBuffer(config.buffer_max_events, config.buffer_max_bytes)
+        self.buffer = TelemetryBuffer(
+            config.buffer_max_events,
+            config.buffer_max_bytes,
+            otlp_max_bytes=config.otlp_buffer_max_bytes,
+        )
         self.api: ExtensionsApi | None = None
         self.listener: HttpServer | None = None
+        self.telemetry_handler: TelemetryHandler | None = None
+        self.otlp_server: HttpServer | None = None
+        self.otlp_handler: OtlpHandler | None = None
         self.shipper: Shipper | None = None
         self.sampler: Any = None
         self.ready_ms: float | None = None
+        self.ready_epoch: float | None = None
         self.last_request_id: str | None = None
         self.invocations = 0
         self._late_setup: threading.Thread | None = None
@@ -103,8 +113,13 @@ class Agent:
 
         runtime_host = runtime_api_host(self.environ.get("AWS_LAMBDA_RUNTIME_API", ""))
         host = choose_listen_host(self.config.listen_host, runtime_host)
+        from .logfilter import LogFilter  # the built-in redaction patterns always apply
+
+        log_filter = LogFilter(self.config.redact_patterns, self.config.log_sample_rate)
         try:
-            self.listener, _handler = start_listener(host, self.config.telemetry_port, self.buffer)
+            self.listener, self.telemetry_handler = start_listener(
+                host, self.config.telemetry_port, self.buffer, log_filter
+            )
         except OSError as exc:
             log.error(
                 "cannot listen for telemetry on %s:%d (%s); running without telemetry. "
@@ -113,6 +128,36 @@ class Agent:
             )
             return None
         return self.listener.port
+
+    # 2b. local OTLP/HTTP receiver ------------------------------------------------------------
+    def start_otlp_receiver(self) -> int | None:
+        """Listen where the function's OpenTelemetry SDK exports by default: `localhost:4318`
+        is the Runtime API's host in Lambda (127.0.0.1); under the emulator each environment
+        has its own loopback address, given by AWS_LAMBDA_RUNTIME_API as well."""
+        if self.config.otlp_port is None:
+            return None
+        from .otlp import start_receiver
+
+        host = self.config.listen_host or runtime_api_host(
+            self.environ.get("AWS_LAMBDA_RUNTIME_API", "")
+        )
+        try:
+            self.otlp_server, self.otlp_handler = start_receiver(
+                host or "127.0.0.1",
+                self.config.otlp_port,
+                self.buffer,
+                lambda: self.last_request_id,
+                self.config.otlp_max_bytes,
+            )
+        except OSError as exc:
+            log.error(
+                "cannot listen for OTLP on %s:%d (%s); spans, logs and metrics from the "
+                "function's OpenTelemetry SDK will not be received. Set LAMBDASCOPE_OTLP_PORT "
+                "to a free port (and the SDK's OTEL_EXPORTER_OTLP_ENDPOINT to match) or `off`."
+                % (host, self.config.otlp_port, exc)
+            )
+            return None
+        return self.otlp_server.port
 
     # 3. subscribe ---------------------------------------------------------------------------
     def subscribe(self, port: int) -> bool:
@@ -178,6 +223,7 @@ class Agent:
 
         stats: dict[str, Any] = self_usage()
         stats["startup_ms"] = self.ready_ms
+        stats["process_startup_ms"] = process_startup_ms(self.environ, self.ready_epoch)
         stats["bytes_sent"] = self.shipper.bytes_sent if self.shipper else 0
         stats["dropped_events"] = self.buffer.dropped_events + (
             self.shipper.dropped_events if self.shipper else 0
@@ -188,12 +234,23 @@ class Agent:
         stats["invocations"] = self.invocations
         if self.shipper is not None and self.shipper.spool is not None:
             stats["spool_dropped_events"] = self.shipper.spool.dropped_events
+        if self.otlp_handler is not None:
+            stats["otlp_received"] = self.buffer.received_otlp
+            stats["otlp_rejected"] = self.otlp_handler.rejected
+            stats["otlp_dropped"] = self.buffer.dropped_otlp
+        log_filter = self.telemetry_handler.log_filter if self.telemetry_handler else None
+        if log_filter is not None:
+            stats["log_lines_redacted"] = log_filter.redacted_lines
+            stats["log_lines_sampled_out"] = log_filter.sampled_out_lines
         return stats
 
     # 5. event loop --------------------------------------------------------------------------
     def on_invoke(self, event: Mapping[str, Any]) -> None:
-        self._wait_background()
         record = invocation_record(event, now_ms())
+        # First: the OTLP receiver tags what arrives from now on with this request, and a fast
+        # handler may export before the rest of this method has run.
+        self.last_request_id = record["request_id"]
+        self._wait_background()
         self.invocations += 1
         if self.sampler is not None:
             # The samples since the previous INVOKE describe the previous invocation; its
@@ -201,7 +258,6 @@ class Agent:
             self.sampler.rollover(record)
         else:
             self.buffer.add_invocation(record)
-        self.last_request_id = record["request_id"]
         end_policy = (
             self.config.flush_policy == "end" and self.shipper is not None and self.subscribed
         )
@@ -244,6 +300,8 @@ class Agent:
             self.sampler.stop()
         if self.listener is not None:
             self.listener.close()
+        if self.otlp_server is not None:
+            self.otlp_server.close()
 
     def run(self) -> int:
         steps = [time.perf_counter()]
@@ -254,6 +312,7 @@ class Agent:
             return 1
         steps.append(time.perf_counter())
         port = self.start_listener()
+        otlp_port = self.start_otlp_receiver()
         steps.append(time.perf_counter())
         if port is not None:
             self.subscribed = self.subscribe(port)
@@ -266,13 +325,14 @@ class Agent:
         self._late_setup.daemon = True
         self._late_setup.start()
         self.ready_ms = round((steps[-1] - _IMPORTED_AT) * 1000.0, 3)
+        self.ready_epoch = time.time()
         if log.enabled(log.DEBUG):
             marks = [_IMPORTED_AT] + steps
             spent = ["%.1f" % ((marks[i + 1] - marks[i]) * 1000) for i in range(len(steps))]
             log.debug(
                 "ready %.1f ms after import (ms: imports %s, register %s, listener %s, "
-                "subscribe %s); telemetry port %s"
-                % (self.ready_ms, spent[0], spent[1], spent[2], spent[3], port)
+                "subscribe %s); telemetry port %s, OTLP port %s"
+                % (self.ready_ms, spent[0], spent[1], spent[2], spent[3], port, otlp_port)
             )
         return self.loop()
 
@@ -323,6 +383,28 @@ class Agent:
                 self.on_shutdown(now_ms() + 1000, "sigterm")
                 return 0
         return 0
+
+
+def process_startup_ms(environ: Mapping[str, str], ready_epoch: float | None) -> float | None:
+    """Process start to the first `next`, in ms: from the launcher's `$EPOCHREALTIME` (bash 5+,
+    /bin/sh of the Amazon Linux 2023 runtimes; microseconds), else from /proc/self/stat's start
+    time (clock ticks: 10 ms steps). None when neither is available."""
+    if ready_epoch is None:
+        return None
+    launched = (environ.get("LAMBDASCOPE_LAUNCHED_AT") or "").strip().replace(",", ".")
+    try:
+        if launched:
+            return round((ready_epoch - float(launched)) * 1000.0, 3)
+    except ValueError:
+        pass
+    try:
+        with open("/proc/self/stat", "rb") as stat_file:
+            fields = stat_file.read().rpartition(b")")[2].split()
+        started_s = int(fields[19]) / float(os.sysconf("SC_CLK_TCK"))
+        age_s = time.clock_gettime(time.CLOCK_BOOTTIME) - started_s
+        return round((age_s - (time.time() - ready_epoch)) * 1000.0, 1)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

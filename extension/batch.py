@@ -96,8 +96,11 @@ def build_batch_json(
     telemetry: list[str],
     invocations: list[dict[str, Any]],
     extension_stats: Mapping[str, Any] | None = None,
+    otlp: list[dict[str, Any]] | None = None,
 ) -> bytes:
-    """The batch body (UTF-8 JSON); `telemetry` holds each event as JSON text."""
+    """The batch body (UTF-8 JSON); `telemetry` holds each event as JSON text. `otlp` (OTLP
+    export requests from the local receiver) is written only when there are some, so batches
+    without them stay as docs/architecture.md section 1 shows."""
     head: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "batch_id": batch_id,
@@ -108,6 +111,8 @@ def build_batch_json(
     }
     if extension_stats is not None:
         head["extension_stats"] = dict(extension_stats)
+    if otlp:
+        head["otlp"] = otlp
     head_text = json.dumps(head, separators=(",", ":"), ensure_ascii=False)
     text = '%s,"telemetry":[%s],"invocations":%s}' % (
         head_text[:-1],

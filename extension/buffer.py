@@ -43,7 +43,7 @@ def event_request_id(event: dict[str, Any]) -> str | None:
 class BatchContent:
     """What one batch takes out of the buffer."""
 
-    __slots__ = ("open_request_id", "telemetry", "invocations", "telemetry_bytes")
+    __slots__ = ("open_request_id", "telemetry", "invocations", "telemetry_bytes", "otlp")
 
     def __init__(
         self,
@@ -51,11 +51,13 @@ class BatchContent:
         telemetry: list[str],
         invocations: list[dict[str, Any]],
         telemetry_bytes: int,
+        otlp: list[dict[str, Any]] | None = None,
     ) -> None:
         self.open_request_id = open_request_id
         self.telemetry = telemetry  # each event as compact JSON text, in delivery order
         self.invocations = invocations
         self.telemetry_bytes = telemetry_bytes
+        self.otlp = otlp or []  # OTLP export requests (extension/otlp.py), oldest first
 
 
 class TelemetryBuffer:
@@ -66,10 +68,19 @@ class TelemetryBuffer:
         max_events: int = 10000,
         max_bytes: int = 4 * 1024 * 1024,
         max_invocations: int = 2000,
+        otlp_max_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.max_invocations = max_invocations
+        self.otlp_max_bytes = otlp_max_bytes
+        # entries: (item, size in bytes); bounded apart from the telemetry so that a chatty
+        # SDK cannot push the platform events (the invocation records) out, nor the reverse.
+        self._otlp: deque[tuple[dict[str, Any], int]] = deque()
+        self._otlp_bytes = 0
+        self.received_otlp = 0
+        self.dropped_otlp = 0
+        self.dropped_otlp_bytes = 0
         # entries: (json text, type, request id)
         self._events: deque[tuple[str, str, str | None]] = deque()
         self._invocations: deque[dict[str, Any]] = deque()
@@ -122,7 +133,7 @@ class TelemetryBuffer:
                 self.dropped_events += 1
                 self.dropped_bytes += len(text)
                 self._head_open = next_open_request_id(self._head_open, event_type, request_id)
-            if not self._events and not self._invocations:
+            if not self._events and not self._invocations and not self._otlp:
                 self._oldest_at = None
             if wake_waiters:
                 self._cond.notify_all()
@@ -136,16 +147,32 @@ class TelemetryBuffer:
                 self._invocations.popleft()
                 self.dropped_invocations += 1
 
+    def add_otlp(self, item: dict[str, Any]) -> None:
+        """Add one OTLP export request (`body_b64` and its tags); drops the oldest beyond
+        `otlp_max_bytes` and counts them."""
+        size = len(item.get("body_b64") or "") + 160
+        with self._cond:
+            if not self._invocations and not self._events and not self._otlp:
+                self._oldest_at = time.monotonic()
+            self._otlp.append((item, size))
+            self._otlp_bytes += size
+            self.received_otlp += 1
+            while len(self._otlp) > 1 and self._otlp_bytes > self.otlp_max_bytes:
+                _old, old_size = self._otlp.popleft()
+                self._otlp_bytes -= old_size
+                self.dropped_otlp += 1
+                self.dropped_otlp_bytes += old_size
+
     # -- readers ---------------------------------------------------------------------------
 
     def has_data(self) -> bool:
         with self._cond:
-            return bool(self._events or self._invocations)
+            return bool(self._events or self._invocations or self._otlp)
 
     def oldest_age_s(self) -> float:
         """Seconds since the oldest buffered item arrived (0 when empty)."""
         with self._cond:
-            if self._oldest_at is None or not (self._events or self._invocations):
+            if self._oldest_at is None or not (self._events or self._invocations or self._otlp):
                 return 0.0
             return time.monotonic() - self._oldest_at
 
@@ -180,7 +207,7 @@ class TelemetryBuffer:
         """Remove the oldest events (at least one, then up to the limits) and every buffered
         invocation record; None when there is nothing to send."""
         with self._cond:
-            if not self._events and not self._invocations:
+            if not self._events and not self._invocations and not self._otlp:
                 return None
             open_request_id = self._head_open
             taken: list[str] = []
@@ -196,9 +223,20 @@ class TelemetryBuffer:
             self._bytes -= size
             invocations = list(self._invocations)
             self._invocations.clear()
+            otlp: list[dict[str, Any]] = []
+            otlp_size = 0
+            while self._otlp:
+                item, item_size = self._otlp[0]
+                if (taken or otlp) and size + otlp_size + item_size > max_bytes:
+                    break
+                self._otlp.popleft()
+                otlp.append(item)
+                otlp_size += item_size
+            self._otlp_bytes -= otlp_size
             if not self._events:
                 self._head_open = self._tail_open
+            if not self._events and not self._otlp:
                 self._oldest_at = None
             else:
                 self._oldest_at = time.monotonic()
-            return BatchContent(open_request_id, taken, invocations, size)
+            return BatchContent(open_request_id, taken, invocations, size, otlp)

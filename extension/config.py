@@ -64,6 +64,23 @@ SPOOL_MAX_BYTES = "LAMBDASCOPE_SPOOL_MAX_BYTES"
 the spool). /tmp is the function's too: the default leaves nearly all of it to the function."""
 PROC_SAMPLE_INTERVAL_MS = "LAMBDASCOPE_PROC_SAMPLE_INTERVAL_MS"
 """How often /proc is sampled during an invocation (default 100; 0 disables sampling)."""
+OTLP_PORT = "LAMBDASCOPE_OTLP_PORT"
+"""Port of the local OTLP/HTTP receiver (default 4318, OpenTelemetry's; 0 picks a free port;
+`off` disables it). It binds LAMBDASCOPE_LISTEN_HOST, else the host of AWS_LAMBDA_RUNTIME_API
+(127.0.0.1 in Lambda: where the SDK's default `localhost:4318` points)."""
+OTLP_MAX_BYTES = "LAMBDASCOPE_OTLP_MAX_BYTES"
+"""Largest OTLP export request accepted, after gzip decompression (default 4 MiB; 413 above)."""
+OTLP_BUFFER_MAX_BYTES = "LAMBDASCOPE_OTLP_BUFFER_MAX_BYTES"
+"""Bytes of OTLP payloads held in memory before the oldest are dropped (default 4 MiB)."""
+REDACT = "LAMBDASCOPE_REDACT"
+"""Comma-separated regular expressions; matches in `function` and `extension` log lines are
+replaced by `[REDACTED]` before they leave the sandbox. Built-in patterns (AWS access key ids,
+AWS secret keys, bearer tokens, `password=`/`secret=`/`token=`/`api_key=` values) always apply.
+A comma inside a pattern is written `\\,`."""
+LOG_SAMPLE_RATE = "LAMBDASCOPE_LOG_SAMPLE_RATE"
+"""Share of invocations whose `function` log lines are kept (0..1, default 1). Decided per
+request id, so an invocation's lines are all kept or all dropped; ERROR, traceback, timeout and
+out-of-memory lines are always kept; platform events are never sampled."""
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR")
 FLUSH_POLICIES = ("background", "end")
@@ -95,6 +112,11 @@ class Config:
         "spool_dir",
         "spool_max_bytes",
         "proc_sample_interval_ms",
+        "otlp_port",
+        "otlp_max_bytes",
+        "otlp_buffer_max_bytes",
+        "redact_patterns",
+        "log_sample_rate",
     )
 
     def __init__(self) -> None:
@@ -120,6 +142,12 @@ class Config:
         self.spool_dir: str | None = None  # None: default_spool_dir()
         self.spool_max_bytes = 16 * 1024 * 1024
         self.proc_sample_interval_ms = 100
+        self.otlp_port: int | None = 4318  # None: receiver disabled
+        self.otlp_max_bytes = 4 * 1024 * 1024
+        self.otlp_buffer_max_bytes = 4 * 1024 * 1024
+        # Raw texts: compiled on the listener's thread (importing `re` costs start-up time).
+        self.redact_patterns: tuple[str, ...] = ()
+        self.log_sample_rate = 1.0
 
     def __repr__(self) -> str:
         shown = []
@@ -241,7 +269,44 @@ def load_config(environ: Mapping[str, str]) -> tuple[Config, list[str]]:
     c.proc_sample_interval_ms = _int_setting(
         environ, PROC_SAMPLE_INTERVAL_MS, c.proc_sample_interval_ms, 0, 60000, problems
     )
+    otlp_port = (environ.get(OTLP_PORT) or "").strip().lower()
+    if otlp_port in ("off", "false", "disabled", "none"):
+        c.otlp_port = None
+    else:
+        c.otlp_port = _int_setting(environ, OTLP_PORT, 4318, 0, 65535, problems)
+    c.otlp_max_bytes = _int_setting(
+        environ, OTLP_MAX_BYTES, c.otlp_max_bytes, 1024, 64 * 1024 * 1024, problems
+    )
+    c.otlp_buffer_max_bytes = _int_setting(
+        environ, OTLP_BUFFER_MAX_BYTES, c.otlp_buffer_max_bytes, 4096, 1 << 30, problems
+    )
+    c.redact_patterns = split_patterns(environ.get(REDACT) or "")
+    c.log_sample_rate = _rate_setting(environ, LOG_SAMPLE_RATE, c.log_sample_rate, problems)
     return config, problems
+
+
+def split_patterns(text: str) -> tuple[str, ...]:
+    """`a,b\\,c` -> ("a", "b,c"): commas separate patterns, `\\,` is a literal comma."""
+    placeholder = "\x00"
+    parts = text.replace("\\,", placeholder).split(",")
+    return tuple(p.replace(placeholder, ",").strip() for p in parts if p.strip())
+
+
+def _rate_setting(
+    environ: Mapping[str, str], name: str, default: float, problems: list[str]
+) -> float:
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append("%s=%r is not a number; using the default %g" % (name, raw, default))
+        return default
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        problems.append("%s=%r is outside 0..1; using the default %g" % (name, raw, default))
+        return default
+    return value
 
 
 def runtime_api_host(runtime_api: str) -> str:

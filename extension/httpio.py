@@ -13,6 +13,7 @@ import threading
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 MAX_HEADER_LINE = 65536
 MAX_HEADERS = 100
@@ -23,6 +24,7 @@ _REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Payload Too Large",
+    415: "Unsupported Media Type",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -158,7 +160,8 @@ def request(
 class HttpServer:
     """A small threaded HTTP/1.1 server with keep-alive, for POSTs of JSON.
 
-    `handler(method, path, headers, body) -> (status, body)` runs on the connection's thread
+    `handler(method, path, headers, body) -> (status, body)` (or `(status, body, content
+    type)`; application/json otherwise) runs on the connection's thread
     and must not raise (a raise answers 500). Bounded: at most `max_connections` connections
     are served at once and bodies above `max_body_bytes` get 413.
     """
@@ -167,7 +170,7 @@ class HttpServer:
         self,
         host: str,
         port: int,
-        handler: Callable[[str, str, dict[str, str], bytes], tuple[int, bytes]],
+        handler: Callable[[str, str, dict[str, str], bytes], tuple[Any, ...]],
         max_body_bytes: int = 8 * 1024 * 1024,
         max_connections: int = 32,
         name: str = "lambdascope-http",
@@ -271,26 +274,34 @@ class HttpServer:
                 status = 413 if "larger" in str(exc) or "outside" in str(exc) else 400
                 self._respond(conn, status, b'{"error": "%s"}' % _json_text(str(exc)), False)
                 return False
+            content_type = "application/json"
             try:
-                status, payload = self._handler(method, path, headers, body)
+                answer = self._handler(method, path, headers, body)
+                status, payload = answer[0], answer[1]
+                if len(answer) > 2:
+                    content_type = answer[2]
             except Exception as exc:  # noqa: BLE001 - one bad request must not kill the listener
                 status, payload = 500, b'{"error": "%s"}' % _json_text(repr(exc))
         except HttpError as exc:
             self._respond(conn, 400, b'{"error": "%s"}' % _json_text(str(exc)), False)
             return False
-        self._respond(conn, status, payload, keep_alive)
+        self._respond(conn, status, payload, keep_alive, content_type)
         return keep_alive
 
     @staticmethod
-    def _respond(conn: socket.socket, status: int, payload: bytes, keep_alive: bool) -> None:
-        head = (
-            "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
-            % (
-                status,
-                _REASONS.get(status, "Status"),
-                len(payload),
-                "" if keep_alive else "Connection: close\r\n",
-            )
+    def _respond(
+        conn: socket.socket,
+        status: int,
+        payload: bytes,
+        keep_alive: bool,
+        content_type: str = "application/json",
+    ) -> None:
+        head = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+            status,
+            _REASONS.get(status, "Status"),
+            content_type,
+            len(payload),
+            "" if keep_alive else "Connection: close\r\n",
         )
         conn.sendall(head.encode("latin-1") + payload)
 

@@ -4,6 +4,14 @@ Layout, as Lambda expects it once the layer is extracted under /opt:
 
     extensions/<name>                          executable launcher (Lambda starts it)
     lambdascope_extension/extension/*.py       this package (standard library only)
+    python/lambdascope_tracing/ ...            the in-function tracing helper and its
+    python/opentelemetry/ ... (+ .dist-info)   dependencies; Lambda puts /opt/python on the
+                                               Python runtimes' sys.path
+
+The python/ folder is copied from the distributions installed where the build runs (found with
+importlib.metadata; no network). They are pure Python, so the same files serve x86_64 and
+arm64: the architecture only labels the zip. Their own Requires-Python applies (OpenTelemetry
+1.3x+ needs Python 3.10+ at run time; the extension itself runs on 3.9+).
 """
 
 from __future__ import annotations
@@ -14,7 +22,15 @@ import stat
 import zipfile
 from pathlib import Path
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 PACKAGE_DIR = "lambdascope_extension"
+PYTHON_DIR = "python"
+TRACING_PACKAGE = "lambdascope_tracing"
+# The helper's run-time dependencies; their own requirements are followed from the metadata.
+TRACING_DISTRIBUTIONS = ("opentelemetry-api", "opentelemetry-sdk")
 ARCHITECTURES = ("x86_64", "arm64")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed times: the same sources give the same zip
 
@@ -29,6 +45,8 @@ case "$0" in
   */*) here="${0%/*}" ;;
   *) here="." ;;
 esac
+# Process start, for the extension's own start-up figure (bash 5 has it; dash leaves it empty).
+export LAMBDASCOPE_LAUNCHED_AT="${EPOCHREALTIME:-}"
 exec "${LAMBDASCOPE_PYTHON:-python3}" -I -S -c 'import sys
 sys.path.insert(0, sys.argv[1])
 from extension.agent import main
@@ -41,14 +59,99 @@ def _package_sources() -> list[Path]:
     return sorted(p for p in here.glob("*.py") if p.is_file())
 
 
+class LayerBuildError(Exception):
+    """Something the python/ folder needs is not installed where the build runs."""
+
+
+def _requirement_name(requirement: str) -> str | None:
+    """`opentelemetry-api==1.45.2; python_version >= "3.9"` -> `opentelemetry-api`; None for
+    requirements of optional extras (not needed at run time)."""
+    text, _, marker = requirement.partition(";")
+    if "extra" in marker:
+        return None
+    name = text.strip()
+    for index, char in enumerate(name):
+        if not (char.isalnum() or char in "-_."):
+            name = name[:index]
+            break
+    return name or None
+
+
+def python_distributions(roots: tuple[str, ...] = TRACING_DISTRIBUTIONS) -> list[Any]:
+    """The installed distributions of `roots` and everything they require (sorted by name)."""
+    import importlib.metadata as metadata
+
+    found: dict[str, Any] = {}
+    todo = list(roots)
+    for _ in range(1000):
+        if not todo:
+            break
+        name = todo.pop()
+        key = name.lower().replace("_", "-").replace(".", "-")
+        if key in found:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            if name in roots:
+                raise LayerBuildError(
+                    "%s is not installed; install it (pip install %s) to build the layer's "
+                    "python/ folder, or build without it" % (name, name)
+                ) from None
+            continue  # an optional or environment-specific requirement
+        found[key] = dist
+        for requirement in dist.requires or []:
+            required = _requirement_name(requirement)
+            if required:
+                todo.append(required)
+    return [found[key] for key in sorted(found)]
+
+
+def _distribution_files(dist: Any) -> list[tuple[str, Path]]:
+    """(path under python/, file) of one installed distribution, without bytecode and
+    without files installed outside site-packages (scripts)."""
+    files = []
+    for relative in dist.files or []:
+        text = str(relative).replace("\\", "/")
+        if text.startswith("../") or "__pycache__/" in text or text.endswith(".pyc"):
+            continue
+        source = Path(str(dist.locate_file(relative)))
+        if source.is_file():
+            files.append((text, source))
+    return files
+
+
+def _tracing_package_files() -> list[tuple[str, Path]]:
+    import importlib.util
+
+    spec = importlib.util.find_spec(TRACING_PACKAGE)  # locates it without importing it
+    if spec is not None and spec.submodule_search_locations:
+        folder = Path(list(spec.submodule_search_locations)[0])
+    else:
+        folder = Path(__file__).resolve().parents[1] / TRACING_PACKAGE
+    sources = sorted(p for p in folder.glob("*.py") if p.is_file())
+    if not sources:
+        raise LayerBuildError("cannot find the %s package next to %s" % (TRACING_PACKAGE, folder))
+    return [("%s/%s" % (TRACING_PACKAGE, p.name), p) for p in sources]
+
+
+def python_folder_files() -> list[tuple[str, Path]]:
+    """Every file of the layer's python/ folder: (path under python/, source file)."""
+    files = _tracing_package_files()
+    for dist in python_distributions():
+        files.extend(_distribution_files(dist))
+    return sorted(files)
+
+
 def launcher_text() -> str:
     return LAUNCHER.replace("@PACKAGE_DIR@", PACKAGE_DIR)
 
 
-def build_layer_dir(dest: Path, name: str = "lambdascope") -> Path:
+def build_layer_dir(dest: Path, name: str = "lambdascope", python_packages: bool = False) -> Path:
     """Write the layer into `dest` (created if needed) and return the launcher's path.
 
     `name` must be a plain file name: it is the name the extension registers under.
+    `python_packages` also writes python/ (lambdascope_tracing and OpenTelemetry).
     """
     if not name or "/" in name or name in (".", ".."):
         raise ValueError("extension name %r must be a plain file name, e.g. 'lambdascope'" % name)
@@ -61,6 +164,15 @@ def build_layer_dir(dest: Path, name: str = "lambdascope") -> Path:
     package.mkdir(parents=True)
     for source in _package_sources():
         shutil.copyfile(source, package / source.name)
+    if python_packages:
+        python = dest / PYTHON_DIR
+        files = python_folder_files()
+        if python.exists():
+            shutil.rmtree(python)
+        for arcname, source in files:
+            target = python / arcname
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
     launcher = extensions / name
     launcher.write_text(launcher_text(), encoding="utf-8")
     mode = launcher.stat().st_mode
@@ -68,7 +180,7 @@ def build_layer_dir(dest: Path, name: str = "lambdascope") -> Path:
     return launcher
 
 
-def _compiled(source: Path) -> tuple[str, bytes]:
+def _compiled(source: Path, runtime_path: str) -> tuple[str, bytes]:
     """(file name under __pycache__, bytes) of `source` compiled by this interpreter.
 
     Unchecked-hash pycs are valid whatever the files' mtimes after extraction; the name
@@ -84,7 +196,7 @@ def _compiled(source: Path) -> tuple[str, bytes]:
         py_compile.compile(
             str(source),
             cfile=str(target),
-            dfile="/opt/%s/extension/%s" % (PACKAGE_DIR, source.name),
+            dfile=runtime_path,
             doraise=True,
             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
@@ -93,7 +205,11 @@ def _compiled(source: Path) -> tuple[str, bytes]:
 
 
 def build_layer_zip(
-    output: Path, arch: str = "x86_64", name: str = "lambdascope", precompile: bool = True
+    output: Path,
+    arch: str = "x86_64",
+    name: str = "lambdascope",
+    precompile: bool = True,
+    python_packages: bool = True,
 ) -> Path:
     """Write the layer as a zip (the launcher keeps its executable bit) and return its path.
 
@@ -102,6 +218,8 @@ def build_layer_zip(
     `precompile` adds bytecode for the building interpreter's version: /opt is read-only in
     Lambda, so without it every cold start compiles the modules again (~10 ms). Build with the
     runtime's Python version (e.g. python3.12 for the python3.12 runtime) to benefit.
+    `python_packages` adds python/ (lambdascope_tracing and the OpenTelemetry API and SDK,
+    copied from this interpreter's installed distributions; pure Python, any architecture).
     """
     if arch not in ARCHITECTURES:
         raise ValueError(
@@ -115,16 +233,27 @@ def build_layer_zip(
         ("extensions/" + name, launcher_text().encode("utf-8"), 0o755),
     ]
     for source in _package_sources():
-        entries.append(("%s/extension/%s" % (PACKAGE_DIR, source.name), source.read_bytes(), 0o644))
+        arcname = "%s/extension/%s" % (PACKAGE_DIR, source.name)
+        entries.append((arcname, source.read_bytes(), 0o644))
         if precompile and source.name not in ("layer.py", "__main__.py"):
-            pyc_name, data = _compiled(source)
+            pyc_name, data = _compiled(source, "/opt/" + arcname)
             entries.append(("%s/extension/__pycache__/%s" % (PACKAGE_DIR, pyc_name), data, 0o644))
+    if python_packages:
+        for relative, source in python_folder_files():
+            arcname = PYTHON_DIR + "/" + relative
+            entries.append((arcname, source.read_bytes(), 0o644))
+            if precompile and source.suffix == ".py":
+                pyc_name, data = _compiled(source, "/opt/" + arcname)
+                folder = arcname.rpartition("/")[0]
+                entries.append(("%s/__pycache__/%s" % (folder, pyc_name), data, 0o644))
     temporary = output.with_name(output.name + ".tmp")
     with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        directories = ["extensions/", PACKAGE_DIR + "/", PACKAGE_DIR + "/extension/"]
-        if precompile:
-            directories.append(PACKAGE_DIR + "/extension/__pycache__/")
-        for directory in directories:
+        directories = {"extensions/", PACKAGE_DIR + "/"}
+        for arcname, _data, _mode in entries:
+            parts = arcname.split("/")[:-1]
+            for depth in range(1, len(parts) + 1):
+                directories.add("/".join(parts[:depth]) + "/")
+        for directory in sorted(directories):
             info = zipfile.ZipInfo(directory, date_time=_ZIP_EPOCH)
             info.external_attr = (0o40755 << 16) | 0x10
             archive.writestr(info, b"")

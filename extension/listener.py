@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from .logfilter import LogFilter
+
 SANDBOX_HOSTNAME = "sandbox.localdomain"
 BAD_BODY_LOG_INTERVAL_S = 10.0
 
@@ -85,8 +87,9 @@ def choose_listen_host(
 class TelemetryHandler:
     """The listener's request handler (callable for `httpio.HttpServer`)."""
 
-    def __init__(self, buffer: TelemetryBuffer) -> None:
+    def __init__(self, buffer: TelemetryBuffer, log_filter: LogFilter | None = None) -> None:
         self.buffer = buffer
+        self.log_filter = log_filter
         self.bad_deliveries = 0
         self.deliveries = 0
         self.skipped_items = 0
@@ -113,6 +116,12 @@ class TelemetryHandler:
                 "skipped %d Telemetry API item(s) that are not events (%d so far)"
                 % (skipped, self.skipped_items)
             )
+        if self.log_filter is not None:
+            try:
+                events = self.log_filter.apply(events)
+            except Exception as exc:  # noqa: BLE001 - a filter bug must not lose the platform events
+                self._log_bad("log redaction/sampling failed, lines dropped: %r" % (exc,))
+                events = [e for e in events if e.get("type") not in ("function", "extension")]
         self.buffer.append_events(events)
         return 200, b""
 
@@ -124,8 +133,8 @@ class TelemetryHandler:
 
 
 def start_listener(
-    host: str, port: int, buffer: TelemetryBuffer
+    host: str, port: int, buffer: TelemetryBuffer, log_filter: LogFilter | None = None
 ) -> tuple[httpio.HttpServer, TelemetryHandler]:
-    handler = TelemetryHandler(buffer)
+    handler = TelemetryHandler(buffer, log_filter)
     server = httpio.HttpServer(host, port, handler, name="lambdascope-telemetry")
     return server.start(), handler

@@ -268,6 +268,7 @@ class Shipper:
                 content.telemetry,
                 content.invocations,
                 stats,
+                content.otlp,
             )
             body = gzip_bytes(raw)
             self._sequence += 1
@@ -276,7 +277,7 @@ class Shipper:
                     self._sequence,
                     batch_id,
                     body,
-                    len(content.telemetry),
+                    len(content.telemetry) + len(content.otlp),
                     len(content.invocations),
                 )
             )

@@ -50,7 +50,7 @@ def build(
     groups: dict[str, int] = {}
     for info in infos:
         parts = info.filename.split("/")
-        top = "/".join(parts[:2]) if parts[0] == "python" and len(parts) > 2 else parts[0]
+        top = "/".join(parts[:2]) if parts[0] == "python" else parts[0]
         groups[top] = groups.get(top, 0) + 1
     size_kb = written.stat().st_size / 1024
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -58,7 +58,8 @@ def build(
     print(f"  extensions/{name}  launcher (runs python3 from the runtime)", file=out)
     for top in sorted(groups):
         if not top.startswith("extensions"):
-            print(f"  {top}/  {groups[top]} files", file=out)
+            label = top if top.endswith(".py") else top + "/"
+            print(f"  {label}  {groups[top]} files", file=out)
     for dist in distributions:
         print(f"  python: {dist.metadata['Name']} {dist.version}", file=out)
     print(f"  bytecode for Python {py}: build with your functions' runtime version", file=out)

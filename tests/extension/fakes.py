@@ -222,6 +222,7 @@ def extension_env(api: FakeLambdaApi, **overrides: str) -> dict[str, str]:
         "LAMBDASCOPE_LISTEN_HOST": "127.0.0.1",
         "LAMBDASCOPE_TELEMETRY_PORT": "0",
         "LAMBDASCOPE_SPOOL_MAX_BYTES": "0",
+        "LAMBDASCOPE_OTLP_PORT": "0",  # the fixed 4318 would collide between parallel tests
     }
     env.update(overrides)
     return env

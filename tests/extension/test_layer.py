@@ -161,3 +161,86 @@ def test_the_extension_runs_on_the_oldest_and_newest_lambda_pythons(
     assert "Traceback" not in stderr, stderr
     assert collector.stored_telemetry() == invocation_events("req-1") + [report_event("req-1")]
     assert [r["request_id"] for r in collector.stored_invocations()] == ["req-1"]
+
+
+LAYER_TOP_LEVEL = {"extensions", "lambdascope_extension", "python"}
+
+
+def _extract(output: Path, opt: Path) -> None:
+    with zipfile.ZipFile(output) as archive:
+        archive.extractall(opt)
+        for info in archive.infolist():  # zipfile drops modes; unzip keeps them
+            (opt / info.filename).chmod(stat.S_IMODE(info.external_attr >> 16))
+
+
+def test_layer_zip_has_a_python_folder_with_the_helper_and_opentelemetry(tmp_path: Path) -> None:
+    output = build_layer_zip(tmp_path / "layer.zip", arch="x86_64")
+    with zipfile.ZipFile(output) as archive:
+        names = archive.namelist()
+    assert {name.split("/")[0] for name in names} == LAYER_TOP_LEVEL
+    assert not any(".." in name.split("/") or name.startswith("/") for name in names)
+    for required in (
+        "python/lambdascope_tracing/__init__.py",
+        "python/lambdascope_tracing/exporter.py",
+        "python/opentelemetry/trace/__init__.py",
+        "python/opentelemetry/sdk/trace/__init__.py",
+        "python/opentelemetry/semconv/__init__.py",
+        "python/typing_extensions.py",
+    ):
+        assert required in names, required
+    # the API finds its context implementation through entry points: the metadata must travel
+    assert any(
+        n.startswith("python/opentelemetry_api-") and n.endswith("/entry_points.txt") for n in names
+    )
+    assert not any("/tests/" in name or name.endswith(".pth") for name in names)
+    without = build_layer_zip(tmp_path / "bare.zip", python_packages=False)
+    with zipfile.ZipFile(without) as archive:
+        assert not any(name.startswith("python/") for name in archive.namelist())
+
+
+def test_python_folder_alone_imports_the_helper_and_opentelemetry(tmp_path: Path) -> None:
+    output = build_layer_zip(tmp_path / "layer.zip", arch="arm64")
+    opt = tmp_path / "opt"
+    _extract(output, opt)
+    python = opt / "python"
+    script = f"""
+import sys
+sys.path[:] = [{str(python)!r}] + [p for p in sys.path if "site-packages" not in p]
+import lambdascope_tracing, opentelemetry.trace, opentelemetry.sdk.trace
+for name, module in sorted(sys.modules.items()):
+    if name.split(".")[0] in ("opentelemetry", "lambdascope_tracing", "typing_extensions"):
+        assert getattr(module, "__file__", None) is None or module.__file__.startswith(
+            {str(python)!r}), (name, module.__file__)
+@lambdascope_tracing.instrument
+def handler(event, context):
+    return "ok"
+assert lambdascope_tracing._created_provider is not None, "the SDK was not set up"
+print(handler({{}}, None))
+"""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LAMBDASCOPE_TRACING_TIMEOUT_MS": "50",
+        # nothing listens there: the export fails quietly, the handler still answers
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+    }
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script],
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_layer_dir_can_carry_the_python_folder(tmp_path: Path) -> None:
+    build_layer_dir(tmp_path / "layer", python_packages=True)
+    python = tmp_path / "layer" / "python"
+    assert (python / "lambdascope_tracing" / "__init__.py").is_file()
+    assert (python / "opentelemetry" / "sdk" / "trace" / "__init__.py").is_file()
+    stale = python / "stale.py"
+    stale.write_text("x = 1\n")
+    build_layer_dir(tmp_path / "layer", python_packages=True)
+    assert not stale.exists()

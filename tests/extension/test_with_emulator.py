@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -77,3 +79,77 @@ def test_every_invocation_reaches_the_collector_once(tmp_path: Path) -> None:
     assert stats["dropped_events"] == 0
     assert 0 < stats["peak_rss_kb"] < 100_000
     assert stats["startup_ms"] > 0
+
+
+TRACED_HANDLER = """
+import lambdascope_tracing
+from opentelemetry import trace
+
+@lambdascope_tracing.instrument
+def handler(event, context):
+    with trace.get_tracer("app").start_as_current_span("work"):
+        pass
+    if event.get("fail"):
+        raise RuntimeError("card declined")
+    return {"statusCode": 200}
+"""
+
+
+def _spans(batches: list[dict]) -> list[tuple[str | None, dict]]:
+    """(request id the extension tagged, span) for every span of every OTLP payload."""
+    found: list[tuple[str | None, dict]] = []
+    for batch in batches:
+        for item in batch.get("otlp", []):
+            assert item["signal"] == "traces" and item["content_type"] == "application/json"
+            body = json.loads(base64.b64decode(item["body_b64"]))
+            for resource in body["resourceSpans"]:
+                for scope in resource["scopeSpans"]:
+                    found.extend((item["request_id"], span) for span in scope["spans"])
+    return found
+
+
+def test_helper_spans_reach_the_collector_once_tagged_with_their_invocation(
+    tmp_path: Path,
+) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(TRACED_HANDLER)
+    layer = tmp_path / "layer"
+    build_layer_dir(layer, python_packages=True)
+    collector = FakeCollector().start()
+    fn = FunctionConfig(
+        name="checkout",
+        handler="app.handler",
+        code_dir=code,
+        memory_size_mb=256,
+        timeout_s=3.0,
+        layers=(layer,),
+        environment={
+            "LAMBDASCOPE_COLLECTOR_URL": collector.url,
+            "LAMBDASCOPE_SPOOL_DIR": str(tmp_path / "spool"),
+        },
+    )
+    events = [b'{"n": 0}', b'{"fail": true}', b'{"n": 2}']
+    try:
+        with Emulator([fn]) as emu:
+            results = [emu.invoke("checkout", body) for body in events]
+    finally:
+        collector.stop()
+    assert [r.function_error for r in results] == [None, "Unhandled", None]
+    telemetry = collector.stored_telemetry()
+    request_ids = [e["record"]["requestId"] for e in telemetry if e["type"] == "platform.start"]
+    assert len(request_ids) == 3
+    spans = _spans(collector.stored_batches())
+    roots = [(tag, span) for tag, span in spans if span["name"] == "checkout"]
+    assert len(spans) == 6 and len(roots) == 3  # each exactly once
+    for (tag, span), request_id, cold in zip(roots, request_ids, (True, False, False), strict=True):
+        attributes = {a["key"]: a["value"] for a in span["attributes"]}
+        assert tag == request_id
+        assert attributes["faas.invocation_id"] == {"stringValue": request_id}
+        assert attributes["faas.coldstart"] == {"boolValue": cold}
+        assert attributes["faas.name"] == {"stringValue": "checkout"}
+        assert attributes["faas.max_memory"] == {"intValue": str(256 * 1024 * 1024)}
+        assert attributes["cloud.resource_id"]["stringValue"].endswith(":function:checkout")
+        assert attributes["faas.instance"]["stringValue"]
+    assert roots[1][1]["status"]["code"] == 2  # the failed invocation's span is an error
+    assert [e["name"] for e in roots[1][1]["events"]] == ["exception"]
