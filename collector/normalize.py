@@ -92,6 +92,8 @@ class InvocationPart:
     function_name: str
     request_id: str
     event_date: dt.date
+    #: When the event behind this part happened: lets time-range reads prune parts.
+    event_time: dt.datetime
     function_version: str = ""
     environment_id: str = ""
     region: str = ""
@@ -392,6 +394,7 @@ class _Builder:
                 function_name=self.env.function_name,
                 request_id=request_id,
                 event_date=when.date(),
+                event_time=when,
                 function_version=self.env.function_version,
                 environment_id=self.env.environment_id,
                 region=self.env.region,
@@ -532,8 +535,10 @@ def _invoke_entry(out: _Builder, entry: dict[str, Any], path: str) -> None:
     received_ms = _num(entry, "received_at_ms", path)
     timeout_ms = None
     if deadline_ms is not None and received_ms is not None:
-        # deadline - receipt is the configured timeout minus a little delivery delay.
-        timeout_ms = float(max(0, round(deadline_ms - received_ms)))
+        # deadline - receipt is the configured timeout minus the INVOKE's delivery delay (tens of
+        # ms on a busy host). Lambda timeouts are whole seconds, so round to the nearest one.
+        remaining_ms = max(0.0, deadline_ms - received_ms)
+        timeout_ms = float(max(1000, round(remaining_ms / 1000) * 1000))
     anchor = received_ms if received_ms is not None else deadline_ms
     when = _from_ms(anchor) if anchor is not None else out.sent_at
     if when is None:

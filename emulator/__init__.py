@@ -2,5 +2,6 @@
 
 from emulator.config import ConfigError, FunctionConfig
 from emulator.emulator import Emulator, InvokeResult
+from emulator.metrics import MetricStreamConfig
 
-__all__ = ["ConfigError", "Emulator", "FunctionConfig", "InvokeResult"]
+__all__ = ["ConfigError", "Emulator", "FunctionConfig", "InvokeResult", "MetricStreamConfig"]

@@ -16,6 +16,8 @@ from urllib.parse import quote, urlsplit
 
 from emulator.config import ConfigError, ConfigFileError, load_config, load_emulator_settings
 from emulator.emulator import Emulator
+from emulator.metrics import MetricStreamConfig, MetricStreamError
+from emulator.sandboxfs import ISOLATION_MODES, IsolationError
 
 DEFAULT_PORT = 9000
 
@@ -32,7 +34,56 @@ def build_emulator(
         keep_warm_s=float(settings.get("keep_warm_s", 300.0)),
         account_concurrency=int(settings.get("account_concurrency", 1000)),
         log_dir=Path(config_path).parent / settings["log_dir"] if "log_dir" in settings else None,
+        metric_stream=metric_stream_config(settings, config_path),
+        isolation=_isolation(settings, config_path),
     )
+
+
+def _isolation(settings: dict[str, object], config_path: str | Path) -> str:
+    mode = settings.get("isolation", "auto")
+    if mode not in ISOLATION_MODES:
+        raise ConfigFileError(
+            f"{config_path}: [emulator] isolation {mode!r}: use one of {ISOLATION_MODES}"
+        )
+    return str(mode)
+
+
+def metric_stream_config(
+    settings: dict[str, object], config_path: str | Path
+) -> MetricStreamConfig | None:
+    """The `[emulator]` table's metric stream settings; None without `metric_stream_url`."""
+    url = settings.get("metric_stream_url")
+    extra = [k for k in settings if k.startswith("metric_") and k != "metric_stream_url"]
+    if url is None:
+        if extra:
+            raise ConfigFileError(
+                f"{config_path}: [emulator] sets {extra[0]} but no metric_stream_url: add "
+                "metric_stream_url = 'http://127.0.0.1:4320/v1/firehose'"
+            )
+        return None
+    if not isinstance(url, str):
+        raise ConfigFileError(f"{config_path}: [emulator] metric_stream_url must be a string")
+    key = settings.get("metric_stream_access_key")
+    name = settings.get("metric_stream_name", "lambdascope-emulator")
+    use_gzip = settings.get("metric_stream_gzip", False)
+    if key is not None and not isinstance(key, str):
+        raise ConfigFileError(f"{config_path}: [emulator] metric_stream_access_key: a string")
+    if not isinstance(name, str) or not isinstance(use_gzip, bool):
+        raise ConfigFileError(
+            f"{config_path}: [emulator] metric_stream_name is a string, "
+            "metric_stream_gzip true or false"
+        )
+    try:
+        return MetricStreamConfig(
+            url,
+            access_key=key,
+            period_s=settings.get("metric_period_s", 60.0),  # type: ignore[arg-type]
+            retry_duration_s=settings.get("metric_stream_retry_s", 300.0),  # type: ignore[arg-type]
+            gzip=use_gzip,
+            stream_name=name,
+        )
+    except MetricStreamError as exc:
+        raise ConfigFileError(f"{config_path}: [emulator] {exc}") from exc
 
 
 def serve(
@@ -46,7 +97,7 @@ def serve(
     """Serve the configured functions until SIGINT/SIGTERM (or `stop_event`); exit code."""
     try:
         emu = build_emulator(config_path, host, port)
-    except (ConfigError, ConfigFileError) as exc:
+    except (ConfigError, ConfigFileError, IsolationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stop = stop_event or threading.Event()

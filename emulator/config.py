@@ -148,7 +148,21 @@ CONFIG_FIELDS = {
     "version",
     "region",
 }
-EMULATOR_FIELDS = {"host", "port", "keep_warm_s", "account_concurrency", "log_dir"}
+EMULATOR_FIELDS = {
+    "host",
+    "port",
+    "keep_warm_s",
+    "account_concurrency",
+    "log_dir",
+    "isolation",  # "auto" (default), "namespace" or "none": see emulator.sandboxfs
+    # CloudWatch metric stream via Firehose (emulator.metrics.MetricStreamConfig)
+    "metric_stream_url",
+    "metric_stream_access_key",
+    "metric_stream_name",
+    "metric_period_s",
+    "metric_stream_retry_s",
+    "metric_stream_gzip",
+}
 
 
 class ConfigFileError(ValueError):

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from emulator import events
+from emulator import events, sandboxfs
 from emulator.config import ACCOUNT_ID, FunctionConfig
 from emulator.environment import INIT_TIMEOUT_S, ExecutionEnvironment
 from emulator.logs import FunctionLogs
+from emulator.metrics import MetricStream, MetricStreamConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,12 @@ class Emulator:
         async_retry_delays_s: tuple[float, ...] = (60.0, 120.0),
         max_event_age_s: float = 21_600.0,
         log_dir: Path | None = None,
+        metric_stream: MetricStreamConfig | None = None,
+        isolation: str = "auto",
     ) -> None:
+        """`isolation`: "namespace" (private /opt, /var/task, /tmp, /etc/hosts per
+        environment; IsolationError where impossible), "none" (real paths, shared /tmp) or
+        "auto" (namespace where possible, else none, said once in the log)."""
         self.functions: dict[str, FunctionConfig] = {}
         for fn in functions:
             if fn.name in self.functions:
@@ -103,6 +109,9 @@ class Emulator:
         self._server: object | None = None
         self._reaper: threading.Thread | None = None
         self.logs = FunctionLogs(log_dir)
+        self.namespaced = sandboxfs.resolve_isolation(isolation)
+        # CloudWatch AWS/Lambda metrics, streamed as Firehose delivers a metric stream.
+        self.metric_stream = MetricStream(metric_stream) if metric_stream else None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -117,6 +126,8 @@ class Emulator:
         self.port = server.server_address[1]
         self._reaper = threading.Thread(target=self._reap, name="emulator-reaper", daemon=True)
         self._reaper.start()
+        if self.metric_stream is not None:
+            self.metric_stream.start()
         # Provisioned concurrency: initialised ahead, ready when start() returns.
         provisioning = [
             self._provision(fn)
@@ -130,8 +141,13 @@ class Emulator:
 
     def _provision(self, fn: FunctionConfig) -> threading.Thread | None:
         env = ExecutionEnvironment(
-            fn, self._finished, self._cloudwatch_line, "provisioned-concurrency"
+            fn,
+            self._finished,
+            self._cloudwatch_line,
+            "provisioned-concurrency",
+            namespaced=self.namespaced,
         )
+        env.on_report = self._on_report
         with self._lock:
             if self._stopping.is_set():
                 return None
@@ -193,8 +209,12 @@ class Emulator:
             thread.join(max(deadline - time.monotonic(), 0.0))
         for env in envs:
             env.kill()
+            env.view.cleanup()  # also when a shutdown did not finish in time
         if self._reaper is not None:
             self._reaper.join(2.0)
+        if self.metric_stream is not None:
+            # After the environments: their last reports are in the final flush.
+            self.metric_stream.stop()
 
     def environments(self, name: str) -> list[ExecutionEnvironment]:
         """The live environments of a function (for tests and the TUI)."""
@@ -308,6 +328,7 @@ class Emulator:
             assert throttle is not None
             with self._lock:
                 self.throttles[fn.name] = self.throttles.get(fn.name, 0) + 1
+            self._metric("Throttles", 1, fn)
             result = _api_error(
                 429,
                 "TooManyRequestsException",
@@ -320,6 +341,10 @@ class Emulator:
         if fn.provisioned_concurrency and env.initialization_type == "on-demand":
             with self._lock:
                 self.spillover[fn.name] = self.spillover.get(fn.name, 0) + 1
+            self._metric("ProvisionedConcurrencySpilloverInvocations", 1, fn)
+        elif env.initialization_type == "provisioned-concurrency":
+            self._metric("ProvisionedConcurrencyInvocations", 1, fn)
+        self._sample_concurrency(fn)
         if env.state == "new":
             env.initialize()
         outcome = env.invoke(
@@ -359,7 +384,10 @@ class Emulator:
                 return None, "ReservedFunctionConcurrentInvocationLimitExceeded"
             if busy_all >= self.account_concurrency:
                 return None, "ConcurrentInvocationLimitExceeded"
-            env = ExecutionEnvironment(fn, self._finished, self._cloudwatch_line)
+            env = ExecutionEnvironment(
+                fn, self._finished, self._cloudwatch_line, namespaced=self.namespaced
+            )
+            env.on_report = self._on_report
             envs.append(env)
             self._all_envs = [e for e in self._all_envs if e.state != "dead"] + [env]
             return env, None
@@ -381,6 +409,88 @@ class Emulator:
         if replace:
             self._provision(env.fn)
 
+    # --- CloudWatch metrics -----------------------------------------------------------------
+
+    def _metric(
+        self, name: str, value: float, fn: FunctionConfig | None, t_s: float | None = None
+    ) -> None:
+        if self.metric_stream is None:
+            return
+        self.metric_stream.add(
+            name,
+            value,
+            time.time() if t_s is None else t_s,
+            function_name=fn.name if fn else "",
+            resource=fn.name if fn else "",
+        )
+
+    def _on_report(
+        self,
+        env: ExecutionEnvironment,
+        started_at: float,
+        status: str,
+        duration_ms: float,
+        post_runtime_ms: float | None,
+    ) -> None:
+        """One finished invocation, stamped (as CloudWatch does) with its start time."""
+        fn = env.fn
+        self._metric("Invocations", 1, fn, started_at)
+        self._metric("Errors", 0 if status == "success" else 1, fn, started_at)
+        self._metric("Duration", duration_ms, fn, started_at)
+        if post_runtime_ms is not None:
+            self._metric("PostRuntimeExtensionsDuration", post_runtime_ms, fn, started_at)
+
+    def _sample_concurrency(self, fn: FunctionConfig) -> None:
+        """Concurrency gauges, sampled whenever an invocation takes an environment (the only
+        moment they can reach a new maximum)."""
+        if self.metric_stream is None:
+            return
+
+        def busy(env: ExecutionEnvironment) -> bool:
+            if env.initialization_type == "provisioned-concurrency" and not env.ready_once:
+                return False  # still being provisioned: not serving anything
+            return env.state in ("new", "initializing", "busy")
+
+        with self._lock:
+            per_function = {
+                name: [env for env in group if busy(env)] for name, group in self._envs.items()
+            }
+        now = time.time()
+        mine = per_function.get(fn.name, [])
+        self._metric("ConcurrentExecutions", len(mine), fn, now)
+        total = sum(len(group) for group in per_function.values())
+        unreserved = sum(
+            len(group)
+            for name, group in per_function.items()
+            if self.functions[name].reserved_concurrency is None
+        )
+        claimed = unreserved + sum(
+            f.reserved_concurrency if f.reserved_concurrency is not None else 0
+            for f in self.functions.values()
+        )
+        # Provisioned concurrency of functions without a reservation is claimed too.
+        claimed += sum(
+            max(
+                f.provisioned_concurrency
+                - sum(1 for e in per_function[f.name] if e.initialization_type != "on-demand"),
+                0,
+            )
+            for f in self.functions.values()
+            if f.reserved_concurrency is None
+        )
+        self.metric_stream.add("ConcurrentExecutions", total, now, account_level=True)
+        self.metric_stream.add("UnreservedConcurrentExecutions", unreserved, now)
+        self.metric_stream.add("ClaimedAccountConcurrency", claimed, now)
+        if fn.provisioned_concurrency:
+            provisioned_busy = sum(1 for e in mine if e.initialization_type != "on-demand")
+            self._metric("ProvisionedConcurrentExecutions", provisioned_busy, fn, now)
+            self._metric(
+                "ProvisionedConcurrencyUtilization",
+                provisioned_busy / fn.provisioned_concurrency,
+                fn,
+                now,
+            )
+
     def _cloudwatch_line(self, env: ExecutionEnvironment, line: str) -> None:
         self.logs.write(env.fn.name, env.log_stream, line)
 
@@ -392,6 +502,7 @@ class Emulator:
             self._background = [t for t in self._background if t.is_alive()]
             self._background.append(thread)
         thread.start()
+        self._metric("AsyncEventsReceived", 1, fn)
         return InvokeResult(202, b"", None, None, None, request_id)
 
     def _run_async(self, fn: FunctionConfig, payload: bytes, request_id: str) -> None:
@@ -417,6 +528,7 @@ class Emulator:
             self._stopping.wait(retries.pop(0))
         with self._lock:
             self.async_dropped.append(request_id)
+        self._metric("AsyncEventsDropped", 1, fn)
 
     def _reap(self) -> None:
         interval = max(min(1.0, self.keep_warm_s / 4), 0.05)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator import events, procs
+from emulator import events, procs, sandboxfs
 from emulator.config import ACCOUNT_ID, FunctionConfig
 from emulator.sandbox_api import (
     MAX_BODY_BYTES,
@@ -92,14 +92,19 @@ def build_environment(
     log_stream: str,
     base: dict[str, str] | None = None,
     initialization_type: str = "on-demand",
+    view: sandboxfs.SandboxView | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(runtime env, extension env) as Lambda sets them (reference §5). Pure."""
+    """(runtime env, extension env) as Lambda sets them (reference §5), with the paths as
+    the environment's processes see them (`view`: /var/task and /opt when namespaced). Pure."""
     base = dict(os.environ if base is None else base)
-    python_dirs = [str(fn.code_dir)] + [str(layer / "python") for layer in fn.layers]
+    view = view or sandboxfs.SandboxView(False, fn.code_dir, fn.layers)
+    python_dirs = [view.task_root] + [f"{root}/python" for root in view.layer_roots]
     exe_dir = str(Path(sys.executable).parent)
     path = os.pathsep.join([exe_dir, base.get("PATH", "/usr/local/bin:/usr/bin:/bin")])
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
     env = {k: base[k] for k in INHERITED_VARS if k in base}
+    if view.namespaced:
+        env.pop("TMPDIR", None)  # the host's temp folder is hidden: /tmp is the environment's
     env.update(
         {
             "AWS_LAMBDA_RUNTIME_API": runtime_api,
@@ -114,7 +119,7 @@ def build_environment(
             "AWS_DEFAULT_REGION": fn.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{py}",
             "_HANDLER": fn.handler,
-            "LAMBDA_TASK_ROOT": str(fn.code_dir),
+            "LAMBDA_TASK_ROOT": view.task_root,
             "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
             "TZ": ":UTC",
             "PATH": path,
@@ -203,8 +208,13 @@ class ExecutionEnvironment:
         on_finished: Callable[[ExecutionEnvironment, bool], None],
         on_line: Callable[[ExecutionEnvironment, str], None] | None = None,
         initialization_type: str = "on-demand",
+        *,
+        namespaced: bool = False,
     ) -> None:
         self.fn = fn
+        # Private /opt, /var/task, /tmp and /etc/hosts (see sandboxfs); set at init.
+        self.namespaced = namespaced
+        self.view = sandboxfs.SandboxView(False, fn.code_dir, fn.layers)
         # "on-demand", or "provisioned-concurrency" for environments initialised ahead.
         self.initialization_type = initialization_type
         self.ready_once = False
@@ -220,6 +230,11 @@ class ExecutionEnvironment:
         self.shutdown_reason: str | None = None
         self._on_finished = on_finished
         self._on_cloudwatch_line = on_line
+        # Told of every platform.report (the emulator's CloudWatch metrics): (environment,
+        # invocation start epoch s, status, durationMs, PostRuntimeExtensionsDuration ms).
+        self.on_report: (
+            Callable[[ExecutionEnvironment, float, str, float, float | None], None] | None
+        ) = None
         self._cv = threading.Condition()
         self._closing = False
         self._init_done = False
@@ -239,6 +254,8 @@ class ExecutionEnvironment:
         self._shutdown_lock = threading.Lock()
         self._shutdown_done = threading.Event()
         self._server: SandboxServer | None = None
+        self._runtime_watcher: threading.Thread | None = None
+        self.suppressed_init = False  # the init was retried inside the first invocation
         self.address = ""
         self.port = 0
 
@@ -331,17 +348,31 @@ class ExecutionEnvironment:
         with _used_lock:
             _used_addresses.add(self.address)
         self._server.start()
+        try:
+            self.view = sandboxfs.prepare(
+                self.fn.code_dir, self.fn.layers, self.address, self.namespaced
+            )
+        except OSError as exc:
+            log.warning(
+                "%s: no private filesystem view (%s); using the shared one", self.fn.name, exc
+            )
+        self._run_init("init", t0, mono0, deadline)
+
+    def _run_init(self, phase: str, t0: float, mono0: float, deadline: float) -> None:
+        """Extensions, then the runtime, until all called `next` or `deadline` (monotonic).
+        `phase` is "init", or "invoke" for a suppressed init retried inside an invocation."""
         runtime_env, extension_env = build_environment(
             self.fn,
             self.runtime_api,
             self.log_stream,
             initialization_type=self.initialization_type,
+            view=self.view,
         )
         self.emit(
             events.init_start(
                 t0,
                 initialization_type=self.initialization_type,
-                phase="init",
+                phase=phase,
                 function_name=self.fn.name,
                 function_version=self.fn.version,
                 instance_id=self.log_stream,
@@ -359,7 +390,8 @@ class ExecutionEnvironment:
             ):
                 self._cv.wait(0.05)
         with self._cv:
-            stopped = self.state != "initializing"  # stop() came during extension init
+            # stop() came during extension init
+            stopped = self.state not in ("initializing", "busy") or self._closing
             if stopped:
                 self.init_error = (
                     "Sandbox.Failure",
@@ -373,13 +405,11 @@ class ExecutionEnvironment:
         # multi-line record (a traceback) stays one `function` record; print() goes to stdout.
         frames_read, frames_write = os.pipe()
         runtime_env["_LAMBDA_TELEMETRY_LOG_FD"] = str(frames_write)
+        argv, cwd = self.view.runtime_command(
+            [sys.executable, "-m", "awslambdaric", self.fn.handler]
+        )
         try:
-            self._runtime = procs.launch(
-                [sys.executable, "-m", "awslambdaric", self.fn.handler],
-                self.fn.code_dir,
-                runtime_env,
-                pass_fds=(frames_write,),
-            )
+            self._runtime = procs.launch(argv, cwd, runtime_env, pass_fds=(frames_write,))
         finally:
             os.close(frames_write)
         self._runtime_readers = [
@@ -391,8 +421,16 @@ class ExecutionEnvironment:
                 framed=True,
             ),
         ]
-        threading.Thread(target=self._watch_runtime, args=(self._runtime,), daemon=True).start()
-        threading.Thread(target=self._sample_memory, daemon=True).start()
+        with self._cv:
+            # A shutdown that ran while the runtime was being started has not seen it.
+            late = self._closing or self.state in ("shutting-down", "dead")
+        if late:
+            procs.kill_group(self._runtime)
+        self._runtime_watcher = threading.Thread(
+            target=self._watch_runtime, args=(self._runtime,), daemon=True
+        )
+        self._runtime_watcher.start()
+        threading.Thread(target=self._sample_memory, args=(self._runtime,), daemon=True).start()
         status, error_type = "success", None
         crashed: list[str] = []
         with self._cv:
@@ -427,7 +465,7 @@ class ExecutionEnvironment:
             body = json.dumps({"errorType": "Runtime.ExitError", "errorMessage": message})
             self.init_error = ("Runtime.ExitError", body.encode())
         if status == "timeout":
-            message = f"Init timed out after {INIT_TIMEOUT_S:.2f} seconds"
+            message = f"Init timed out after {deadline - mono0:.2f} seconds"
             body = json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message})
             self.init_error = ("Sandbox.Timedout", body.encode())
         elif self.init_error is not None:
@@ -438,7 +476,7 @@ class ExecutionEnvironment:
             events.init_runtime_done(
                 now,
                 initialization_type=self.initialization_type,
-                phase="init",
+                phase=phase,
                 status=status,
                 error_type=error_type,
             )
@@ -453,13 +491,13 @@ class ExecutionEnvironment:
             events.init_report(
                 time.time(),
                 initialization_type=self.initialization_type,
-                phase="init",
+                phase=phase,
                 status=status,
                 error_type=error_type,
                 duration_s=self.init_duration_s,
             )
         )
-        line = f"INIT_REPORT Init Duration: {self.init_duration_s * 1000:.2f} ms\tPhase: init"
+        line = f"INIT_REPORT Init Duration: {self.init_duration_s * 1000:.2f} ms\tPhase: {phase}"
         if status != "success":
             line += f"\tStatus: {status}" + (f"\tError Type: {error_type}" if error_type else "")
         self._cloudwatch(line + "\n")
@@ -525,6 +563,7 @@ class ExecutionEnvironment:
         try:
             self._shutdown(reason)
         finally:
+            self.view.cleanup()
             self._shutdown_done.set()
 
     def kill(self) -> None:
@@ -580,8 +619,9 @@ class ExecutionEnvironment:
         with self._cv:
             # Known before the process runs: it may register before Popen even returns.
             self._external_names.add(path.name)
+        argv, cwd = self.view.extension_command(path)
         try:
-            proc = procs.launch([str(path)], path.parent.parent, env)
+            proc = procs.launch(argv, cwd, env)
         except OSError as exc:
             log.warning("extension %s could not be started: %s", path, exc)
             self.emit(events.extension_state(time.time(), path.name, "LaunchError", [], None))
@@ -612,11 +652,11 @@ class ExecutionEnvironment:
             # Killed from outside between invocations: this environment cannot serve again.
             self._retire("failure")
 
-    def _sample_memory(self) -> None:
+    def _sample_memory(self, mine: subprocess.Popen[bytes]) -> None:
         limit_kb = self.fn.memory_size_mb * 1024
         while True:
             with self._cv:
-                if self._closing or self._runtime_exit is not None:
+                if self._closing or self._runtime_exit is not None or self._runtime is not mine:
                     return
                 busy = self._current is not None
                 runtime = self._runtime
@@ -675,6 +715,16 @@ class ExecutionEnvironment:
         fn = self.fn
         with self._log_lock:
             self._log_target = inv.log_lines
+        if (
+            self.init_error is not None
+            and self.init_error[0] != "Sandbox.Failure"  # the emulator stopped it
+            and not self.suppressed_init
+            and self.initialization_type == "on-demand"
+            and self.invocations == 1
+            and not self._closing
+            and self.state == "busy"
+        ):
+            self._retry_init_in_invoke(inv)
         self.emit(
             events.start(
                 inv.started_at,
@@ -743,6 +793,41 @@ class ExecutionEnvironment:
             self._runtime_failed(inv, exit_code, oom)
         else:
             self._timed_out(inv, runtime_done_emitted=False)
+
+    def _retry_init_in_invoke(self, inv: _Invocation) -> None:
+        """Suppressed init (reference §2): an init that failed or timed out is retried inside
+        the first invocation, phase "invoke", bounded by the invocation's deadline. Lambda
+        resets the sandbox for it: every process is killed and started again, so extensions
+        register and subscribe anew."""
+        self.suppressed_init = True
+        self.hub.flush(0.2)  # the failed init's events reach whoever subscribed to them
+        self.kill()
+        if self._runtime_watcher is not None:
+            self._runtime_watcher.join(2.0)
+        for launched in list(self._launched.values()):
+            if launched.reader is not None:
+                launched.reader.wait_eof(0.5)
+        old_hub, self.hub = self.hub, TelemetryHub()
+        old_hub.stop()
+        with self._cv:
+            if self._closing or self.state != "busy":
+                return  # a shutdown came meanwhile: the invocation fails with the init error
+            self._extensions.clear()
+            self._launched.clear()
+            self._external_names.clear()
+            # self._runtime keeps the dead process until the new one replaces it: a shutdown
+            # running meanwhile must find a process object there, never None.
+            self._runtime_watcher = None
+            self._runtime_readers = []
+            self._runtime_ready = False
+            self._runtime_exit = None
+            self._oom = False
+            self._runtime_peak_kb = 0
+            self.init_error = None
+            self._init_done = False
+        self._run_init("invoke", time.time(), time.monotonic(), inv.deadline_mono)
+        # The retried init ran inside this invocation: its time is in durationMs already.
+        inv.init_duration_s = None
 
     def _runtime_done(
         self, inv: _Invocation, status: str, error_type: str | None, at: float
@@ -817,6 +902,16 @@ class ExecutionEnvironment:
                 self._log_target = None
         self._cloudwatch(end)
         self._cloudwatch(report)
+        if self.on_report is not None:
+            post_runtime_ms = (
+                (at - inv.runtime_done_mono) * 1000.0
+                if inv.runtime_done_mono is not None and self._extensions
+                else None
+            )
+            try:
+                self.on_report(self, inv.started_at, status, metrics.duration_ms, post_runtime_ms)
+            except Exception:  # metrics must never break an invocation
+                log.exception("report consumer failed for %s", inv.request_id)
         inv.completed.set()
 
     def _release(self, inv: _Invocation) -> None:
@@ -924,6 +1019,7 @@ class ExecutionEnvironment:
         self.hub.stop()
         if self._server is not None:
             self._server.stop()
+        self.view.cleanup()
         with _used_lock:
             _used_addresses.discard(self.address)
 

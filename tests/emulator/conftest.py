@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -66,8 +69,18 @@ class Recording:
 
 
 @pytest.fixture
-def recording(tmp_path: Path) -> Recording:
-    return Recording(tmp_path / "recorder.jsonl")
+def recording(tmp_path: Path) -> Iterator[Recording]:
+    """The recorder's output must be visible inside the environments, whose /tmp is private
+    when they run in mount namespaces: /dev/shm is not covered (tmp_path is under /tmp)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        folder = Path(tempfile.mkdtemp(prefix="emulator-recording-", dir=shm))
+        try:
+            yield Recording(folder / "recorder.jsonl")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    else:
+        yield Recording(tmp_path / "recorder.jsonl")
 
 
 @pytest.fixture

@@ -98,3 +98,46 @@ def test_serve_runs_the_fleet_until_stopped_and_invoke_calls_it():
         stop.set()
         thread.join(10)
     assert codes == [0]
+
+
+def _write(tmp_path, emulator_table: str):
+    path = tmp_path / "fleet.toml"
+    path.write_text(
+        f"[emulator]\n{emulator_table}\n[[functions]]\nname = 'f'\nhandler = 'app.ok'\n"
+        f"code_dir = '{HANDLERS}'\n"
+    )
+    return path
+
+
+def test_metric_stream_and_isolation_come_from_the_emulator_table(tmp_path):
+    path = _write(
+        tmp_path,
+        "metric_stream_url = 'http://127.0.0.1:4320/v1/firehose/metrics'\n"
+        "metric_stream_access_key = 'k'\nmetric_period_s = 2\nmetric_stream_gzip = true\n"
+        "isolation = 'none'\n",
+    )
+    emu = cli.build_emulator(path)
+    assert emu.namespaced is False
+    assert emu.metric_stream is not None
+    config = emu.metric_stream.config
+    assert (config.url, config.access_key, config.period_s, config.gzip) == (
+        "http://127.0.0.1:4320/v1/firehose/metrics",
+        "k",
+        2,
+        True,
+    )
+    assert cli.build_emulator(_write(tmp_path, "")).metric_stream is None
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ("metric_period_s = 2", "metric_period_s but no metric_stream_url"),
+        ("metric_stream_url = 'udp://x'", "metric stream url 'udp://x'"),
+        ("metric_stream_url = 'http://127.0.0.1:1/'\nmetric_period_s = 0", "period_s"),
+        ("isolation = 'chroot'", "isolation 'chroot'"),
+    ],
+)
+def test_bad_metric_stream_or_isolation_settings_name_the_field(tmp_path, table, words):
+    with pytest.raises(ConfigFileError, match=words):
+        cli.build_emulator(_write(tmp_path, table))

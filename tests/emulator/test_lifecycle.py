@@ -217,7 +217,17 @@ def test_import_error_fails_init_and_the_next_invoke_reinitialises(make_emulator
 
     second = emu.invoke("broken", b"{}")
     assert json.loads(second.payload)["errorType"] == "Runtime.ImportModuleError"
-    wait_for(lambda: len(recording.platform("platform.initStart")) == 2, what="a second init")
+    # Each invocation got a fresh environment: its init, then the retry inside the invocation
+    # (suppressed init, phase "invoke"), both failing.
+    phases = wait_for(
+        lambda: (
+            [r["phase"] for r in recording.platform("platform.initStart")]
+            if len(recording.platform("platform.initStart")) == 4
+            else None
+        ),
+        what="a second environment's init",
+    )
+    assert phases == ["init", "invoke", "init", "invoke"]
 
 
 def test_report_comes_only_after_extensions_call_next(make_emulator, recording):
