@@ -1,5 +1,6 @@
-"""OTLP/HTTP JSON (``/v1/traces``, ``/v1/logs``) into rows of the ``otel_traces`` and
-``otel_logs`` tables. Pure functions, no I/O.
+"""OTLP/HTTP JSON (``/v1/traces``, ``/v1/logs``, ``/v1/metrics``) into rows of the
+``otel_traces``, ``otel_logs`` and ``otel_metrics`` tables. Pure functions, no I/O.
+Protobuf bodies are turned into this JSON shape first (:mod:`collector.otlp_proto`).
 
 The tables use the column names and types of the OpenTelemetry ClickHouse exporter, so tools
 built for it (Grafana's ClickHouse data source, ClickStack) read lambdascope's spans and logs;
@@ -25,13 +26,17 @@ from collector.normalize import clean_text
 
 __all__ = [
     "LOG_COLUMNS",
+    "METRIC_COLUMNS",
     "SPAN_COLUMNS",
     "OtlpError",
     "OtlpLogRow",
+    "OtlpMetricRow",
     "OtlpSpanRow",
     "ParsedLogs",
+    "ParsedMetrics",
     "ParsedSpans",
     "parse_logs",
+    "parse_metrics",
     "parse_traces",
 ]
 
@@ -47,6 +52,7 @@ _SPAN_KINDS = {
 }
 _STATUS_CODES = {0: "Unset", 1: "Ok", 2: "Error"}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MAX_NANOS = 2**63
 #: Attribute keys that name the Lambda request a span or log belongs to.
 _REQUEST_ID_KEYS = ("faas.invocation_id", "faas.execution", "aws.lambda.request_id", "requestId")
 
@@ -163,17 +169,26 @@ def any_value(value: Any) -> Any:
     if "intValue" in value:
         try:
             return int(value["intValue"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return value["intValue"]
     if "doubleValue" in value:
         return value["doubleValue"]
     if "arrayValue" in value:
-        return [any_value(v) for v in (value["arrayValue"] or {}).get("values") or []]
+        values = _dict_or_empty(value["arrayValue"]).get("values")
+        return [any_value(v) for v in values] if isinstance(values, list) else []
     if "kvlistValue" in value:
-        return _attributes_raw((value["kvlistValue"] or {}).get("values") or [])
+        return _attributes_raw(_dict_or_empty(value["kvlistValue"]).get("values"))
     if "bytesValue" in value:
         return value["bytesValue"]
     return None
+
+
+def _dict_or_empty(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list_or_empty(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _attributes_raw(items: Any) -> dict[str, Any]:
@@ -203,10 +218,13 @@ def _nanos(value: Any, path: str) -> int:
         return 0
     try:
         nanos = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{path}: must be an integer number of nanoseconds") from None
     if nanos < 0:
         raise ValueError(f"{path}: must not be negative")
+    if nanos >= _MAX_NANOS:
+        # DateTime64(9) ends in 2262; a larger value would fail the whole insert.
+        raise ValueError(f"{path}: {nanos} is past the year 2262")
     return nanos
 
 
@@ -311,8 +329,8 @@ def _span(
     attributes = _attributes(span.get("attributes"))
     raw_status = span.get("status")
     status: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
-    events = [e for e in span.get("events") or [] if isinstance(e, dict)]
-    links = [link for link in span.get("links") or [] if isinstance(link, dict)]
+    events = [e for e in _list_or_empty(span.get("events")) if isinstance(e, dict)]
+    links = [x for x in _list_or_empty(span.get("links")) if isinstance(x, dict)]
     return OtlpSpanRow(
         Timestamp=_time(start),
         TraceId=trace_id,
@@ -434,3 +452,235 @@ _SEVERITY_NAMES = {
         ]
     )
 }
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+_TEMPORALITIES = {0: "Unspecified", 1: "Delta", 2: "Cumulative"}
+#: OTLP/JSON member holding each kind of metric, and the MetricType stored for it.
+_METRIC_KINDS = {
+    "gauge": "Gauge",
+    "sum": "Sum",
+    "histogram": "Histogram",
+    "exponentialHistogram": "ExponentialHistogram",
+    "summary": "Summary",
+}
+
+
+@dataclass(frozen=True)
+class OtlpMetricRow:
+    """One data point. ``Value`` holds a gauge or sum point; ``Count``, ``Sum``, ``Min`` and
+    ``Max`` the aggregates of a histogram, exponential histogram or summary point."""
+
+    TimeUnix: dt.datetime
+    StartTimeUnix: dt.datetime
+    MetricName: str
+    MetricDescription: str
+    MetricUnit: str
+    MetricType: str
+    ServiceName: str
+    ResourceAttributes: dict[str, str]
+    ScopeName: str
+    ScopeVersion: str
+    Attributes: dict[str, str]
+    Value: float = 0.0
+    Count: int = 0
+    Sum: float = 0.0
+    Min: float | None = None
+    Max: float | None = None
+    BucketCounts: list[int] = field(default_factory=list)
+    ExplicitBounds: list[float] = field(default_factory=list)
+    Quantiles: list[float] = field(default_factory=list)
+    QuantileValues: list[float] = field(default_factory=list)
+    AggregationTemporality: str = "Unspecified"
+    IsMonotonic: bool = False
+    Flags: int = 0
+    FunctionName: str = ""
+    RequestId: str = ""
+
+
+METRIC_FIELDS = tuple(f.name for f in fields(OtlpMetricRow))
+METRIC_COLUMNS = METRIC_FIELDS
+
+
+@dataclass(frozen=True)
+class ParsedMetrics:
+    rows: list[OtlpMetricRow]
+    rejected: int
+    errors: list[str]
+
+
+def _float(value: Any, path: str) -> float:
+    # The protobuf JSON mapping writes NaN and infinities as strings.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{path}: must be a number")
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{path}: must be a number, got {value!r}") from None
+
+
+def _optional_float(point: dict[str, Any], key: str, path: str) -> float | None:
+    value = point.get(key)
+    return None if value is None else _float(value, f"{path}.{key}")
+
+
+def _count(value: Any, path: str) -> int:
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        raise ValueError(f"{path}: must be a whole number")
+    try:
+        count = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{path}: must be a whole number") from None
+    if not 0 <= count < 2**64:
+        raise ValueError(f"{path}: must be between 0 and 2^64 - 1")
+    return count
+
+
+def _float_list(value: Any, path: str) -> list[float]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{path}: must be a list")
+    return [_float(v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+
+def parse_metrics(data: Any) -> ParsedMetrics:
+    """Parse an ``ExportMetricsServiceRequest`` (OTLP/JSON) into one row per data point.
+
+    A metric with no data kind, or with a kind this parser does not know, counts as one
+    rejected data point; a malformed point is rejected alone.
+    """
+    body = _body(data, "resourceMetrics")
+    rows: list[OtlpMetricRow] = []
+    errors: list[str] = []
+    rejected = 0
+    for r, resource_metrics in enumerate(_list(body, "resourceMetrics", "")):
+        rpath = f"resourceMetrics[{r}]"
+        resource_metrics = _dict(resource_metrics, rpath)
+        resource, service, function = _resource(resource_metrics, rpath)
+        for s, scope_metrics in enumerate(_list(resource_metrics, "scopeMetrics", rpath)):
+            spath = f"{rpath}.scopeMetrics[{s}]"
+            scope_metrics = _dict(scope_metrics, spath)
+            scope = _dict(scope_metrics.get("scope"), f"{spath}.scope")
+            for m, metric in enumerate(_list(scope_metrics, "metrics", spath)):
+                mpath = f"{spath}.metrics[{m}]"
+                try:
+                    kind, points, common = _metric(metric, mpath, resource, service, scope)
+                except ValueError as exc:
+                    rejected += 1
+                    if len(errors) < 5:
+                        errors.append(str(exc))
+                    continue
+                for p, point in enumerate(points):
+                    path = f"{mpath}.{kind}.dataPoints[{p}]"
+                    try:
+                        rows.append(_point(kind, point, path, common, function or service))
+                    except ValueError as exc:
+                        rejected += 1
+                        if len(errors) < 5:
+                            errors.append(str(exc))
+    return ParsedMetrics(rows, rejected, errors)
+
+
+def _metric(
+    metric: Any, path: str, resource: dict[str, str], service: str, scope: dict[str, Any]
+) -> tuple[str, list[Any], dict[str, Any]]:
+    if not isinstance(metric, dict):
+        raise ValueError(f"{path}: must be an object")
+    name = _text(metric.get("name"))
+    if not name:
+        raise ValueError(f"{path}.name: a metric needs a name")
+    kinds = [k for k in _METRIC_KINDS if metric.get(k) is not None]
+    if len(kinds) != 1:
+        raise ValueError(
+            f"{path}: needs exactly one of {', '.join(_METRIC_KINDS)} (metric {name!r})"
+        )
+    kind = kinds[0]
+    data = metric[kind]
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}.{kind}: must be an object")
+    points = data.get("dataPoints") or []
+    if not isinstance(points, list):
+        raise ValueError(f"{path}.{kind}.dataPoints: must be a list")
+    common = {
+        "MetricName": name,
+        "MetricDescription": _text(metric.get("description")),
+        "MetricUnit": _text(metric.get("unit")),
+        "MetricType": _METRIC_KINDS[kind],
+        "ServiceName": service,
+        "ResourceAttributes": resource,
+        "ScopeName": _text(scope.get("name")),
+        "ScopeVersion": _text(scope.get("version")),
+        "AggregationTemporality": _enum(
+            data.get("aggregationTemporality"), _TEMPORALITIES, "AGGREGATION_TEMPORALITY_"
+        ),
+        "IsMonotonic": data.get("isMonotonic") is True,
+    }
+    return kind, points, common
+
+
+def _point(
+    kind: str, point: Any, path: str, common: dict[str, Any], function: str
+) -> OtlpMetricRow:
+    if not isinstance(point, dict):
+        raise ValueError(f"{path}: must be an object")
+    attributes = _attributes(point.get("attributes"))
+    flags = point.get("flags", 0)
+    values: dict[str, Any] = {}
+    if kind in ("gauge", "sum"):
+        if point.get("asDouble") is not None:
+            values["Value"] = _float(point["asDouble"], f"{path}.asDouble")
+        elif point.get("asInt") is not None:
+            values["Value"] = float(_signed(point["asInt"], f"{path}.asInt"))
+        # Neither: the protobuf mapping omits a zero value, so absent means 0.
+    else:
+        values["Count"] = _count(point.get("count"), f"{path}.count")
+        values["Sum"] = _optional_float(point, "sum", path) or 0.0
+        if kind == "summary":
+            quantiles = point.get("quantileValues") or []
+            if not isinstance(quantiles, list) or not all(isinstance(q, dict) for q in quantiles):
+                raise ValueError(f"{path}.quantileValues: must be a list of objects")
+            values["Quantiles"] = [
+                _float(q.get("quantile", 0), f"{path}.quantileValues.quantile") for q in quantiles
+            ]
+            values["QuantileValues"] = [
+                _float(q.get("value", 0), f"{path}.quantileValues.value") for q in quantiles
+            ]
+        else:
+            values["Min"] = _optional_float(point, "min", path)
+            values["Max"] = _optional_float(point, "max", path)
+        if kind == "histogram":
+            counts = point.get("bucketCounts") or []
+            if not isinstance(counts, list):
+                raise ValueError(f"{path}.bucketCounts: must be a list")
+            values["BucketCounts"] = [
+                _count(c, f"{path}.bucketCounts[{i}]") for i, c in enumerate(counts)
+            ]
+            values["ExplicitBounds"] = _float_list(
+                point.get("explicitBounds"), f"{path}.explicitBounds"
+            )
+    return OtlpMetricRow(
+        TimeUnix=_time(_nanos(point.get("timeUnixNano"), f"{path}.timeUnixNano")),
+        StartTimeUnix=_time(_nanos(point.get("startTimeUnixNano"), f"{path}.startTimeUnixNano")),
+        Attributes=attributes,
+        Flags=flags & 0xFFFFFFFF if isinstance(flags, int) and not isinstance(flags, bool) else 0,
+        FunctionName=function,
+        RequestId=_request_id(attributes, common["ResourceAttributes"]),
+        **common,
+        **values,
+    )
+
+
+def _signed(value: Any, path: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{path}: must be an integer")
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{path}: must be an integer") from None
+    if not -(2**63) <= number < 2**63:
+        raise ValueError(f"{path}: must fit in 64 bits")
+    return number

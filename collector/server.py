@@ -10,7 +10,9 @@ Endpoints::
 
     POST /v1/extension/batches   docs/architecture.md §1
     POST /api/v1/query           docs/architecture.md §3
-    POST /v1/traces, /v1/logs    OTLP/HTTP JSON into otel_traces / otel_logs
+    POST /v1/traces, /v1/logs, /v1/metrics
+                                 OTLP/HTTP (protobuf or JSON) into otel_traces / otel_logs /
+                                 otel_metrics; replies in the request's encoding
     POST /v1/firehose/metrics    CloudWatch Metric Streams via Firehose (JSON records)
     GET  /healthz, /readyz       liveness; readiness = the store answers
     GET  /metrics                Prometheus text format
@@ -31,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from collector import firehose, otlp
+from collector import firehose, otlp, otlp_batch, otlp_proto
 from collector.normalize import BatchError, normalize_batch
 from collector.schema import DEFAULT_RETENTION_DAYS, SchemaError
 from collector.store import Store, StoreError
@@ -59,8 +61,11 @@ INGEST_PATH = "/v1/extension/batches"
 QUERY_PATH = "/api/v1/query"
 OTLP_TRACES_PATH = "/v1/traces"
 OTLP_LOGS_PATH = "/v1/logs"
+OTLP_METRICS_PATH = "/v1/metrics"
+#: OTLP/HTTP path -> signal (collector.otlp_proto.SIGNALS).
+OTLP_PATHS = {OTLP_TRACES_PATH: "traces", OTLP_LOGS_PATH: "logs", OTLP_METRICS_PATH: "metrics"}
 FIREHOSE_PATH = "/v1/firehose/metrics"
-POST_PATHS = (INGEST_PATH, QUERY_PATH, OTLP_TRACES_PATH, OTLP_LOGS_PATH, FIREHOSE_PATH)
+POST_PATHS = (INGEST_PATH, QUERY_PATH, *OTLP_PATHS, FIREHOSE_PATH)
 
 
 class CollectorServer:
@@ -143,10 +148,13 @@ class CollectorServer:
 
     def ingest(self, body: bytes, content_encoding: str | None) -> dict[str, Any]:
         data = decode_body(body, content_encoding, self.max_decompressed_bytes)
+        raw = parse_json(data)
         try:
-            batch = normalize_batch(parse_json(data))
+            batch = normalize_batch(raw)
         except BatchError as exc:
             raise HttpError(400, str(exc), field=exc.field) from None
+        # OTLP exports forwarded by the extension; a bad one is rejected alone.
+        batch = otlp_batch.attach(batch, raw, max_total_bytes=self.max_decompressed_bytes)
         try:
             result = self.writer.submit(batch)
         except QueueFull as exc:
@@ -179,6 +187,8 @@ class CollectorServer:
             self.metrics.inc(
                 "lambdascope_rows_written_total", result.cold_start_rows, table="cold_start_parts"
             )
+            for table, rows in getattr(batch, "otel_rows", {}).items():
+                self.metrics.inc("lambdascope_rows_written_total", len(rows), table=table)
         return {
             "batch_id": batch.batch_id,
             "accepted_events": batch.accepted_events,
@@ -193,27 +203,28 @@ class CollectorServer:
 
     def otlp(
         self, path: str, body: bytes, content_encoding: str | None, content_type: str | None
-    ) -> dict[str, Any]:
-        """OTLP/HTTP JSON export: 200 with a partial success naming what was rejected."""
-        media = (content_type or "application/json").split(";")[0].strip().lower()
-        if media != "application/json":
+    ) -> bytes:
+        """One OTLP/HTTP export (protobuf or JSON, gzip or not): the ``Export*ServiceResponse``
+        in the request's encoding, with a partial success naming what was rejected.
+
+        Raises :class:`HttpError`: 400 for a body that is not an export request, 415 for
+        another content type, 503 + Retry-After when the store does not take the rows.
+        """
+        signal = otlp_proto.SIGNALS[OTLP_PATHS[path]]
+        media = otlp_proto.media_type(content_type)
+        if media not in otlp_proto.MEDIA_TYPES:
             raise HttpError(
                 415,
-                f"Content-Type {media!r} is not supported: lambdascope takes OTLP/HTTP JSON; "
-                "set OTEL_EXPORTER_OTLP_PROTOCOL=http/json",
+                f"Content-Type {media!r} is not OTLP/HTTP: send application/x-protobuf "
+                "(OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf) or application/json (http/json)",
             )
-        data = parse_json(decode_body(body, content_encoding, self.max_decompressed_bytes))
+        data = decode_body(body, content_encoding, self.max_decompressed_bytes)
         try:
-            if path == OTLP_TRACES_PATH:
-                table, what = "otel_traces", "Spans"
-                parsed: otlp.ParsedSpans | otlp.ParsedLogs = otlp.parse_traces(data)
-            else:
-                table, what = "otel_logs", "LogRecords"
-                parsed = otlp.parse_logs(data)
+            parsed = otlp_proto.parse_payload(signal, data, media)
         except otlp.OtlpError as exc:
             raise HttpError(400, str(exc)) from None
         try:
-            written = self.store.write_otlp(table, parsed.rows)
+            written = self.store.write_otlp(signal.table, parsed.rows)
         except StoreError as exc:
             log.warning("%s", exc)
             raise HttpError(
@@ -221,16 +232,10 @@ class CollectorServer:
                 f"the store is unavailable, nothing was stored: {exc}",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             ) from None
-        self.metrics.inc("lambdascope_rows_written_total", written, table=table)
-        if not parsed.rejected:
-            return {}
-        self.metrics.inc("lambdascope_otlp_rejected_total", parsed.rejected, table=table)
-        return {
-            "partialSuccess": {
-                f"rejected{what}": parsed.rejected,
-                "errorMessage": "; ".join(parsed.errors),
-            }
-        }
+        self.metrics.inc("lambdascope_rows_written_total", written, table=signal.table)
+        if parsed.rejected:
+            self.metrics.inc("lambdascope_otlp_rejected_total", parsed.rejected, table=signal.table)
+        return otlp_proto.response_body(signal, media, parsed.rejected, "; ".join(parsed.errors))
 
     def firehose(
         self,
@@ -367,15 +372,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self.headers.get("X-Amz-Firehose-Request-Id"),
                     self.headers.get("X-Amz-Firehose-Access-Key"),
                 )
-            elif path in (OTLP_TRACES_PATH, OTLP_LOGS_PATH):
-                self._authorize(self.app.ingest_token, "ingest")
-                body = self._read_body()
-                reply = self.app.otlp(
-                    path,
-                    body,
-                    self.headers.get("Content-Encoding"),
-                    self.headers.get("Content-Type"),
-                )
+            elif path in OTLP_PATHS:
+                self._otlp(path)  # answers in the request's encoding, refusals included
+                return
             elif path in ("/healthz", "/readyz", "/metrics"):
                 raise HttpError(405, f"use GET for {path}", headers={"Allow": "GET"})
             else:
@@ -393,6 +392,27 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.app.metrics.inc("lambdascope_requests_total", path=_route(path), code="200")
         self._reply(200, reply)
+
+    def _otlp(self, path: str) -> None:
+        media = otlp_proto.media_type(self.headers.get("Content-Type"))
+        if media not in otlp_proto.MEDIA_TYPES:
+            media = otlp_proto.JSON
+        try:
+            self._authorize(self.app.ingest_token, "ingest")
+            payload = self.app.otlp(
+                path,
+                self._read_body(),
+                self.headers.get("Content-Encoding"),
+                self.headers.get("Content-Type"),
+            )
+        except HttpError as exc:
+            # OTLP/HTTP: a refusal carries a google.rpc.Status in the request's encoding.
+            self.app.metrics.inc("lambdascope_requests_total", path=path, code=str(exc.status))
+            status = otlp_proto.status_body(media, otlp_proto.rpc_code(exc.status), exc.message)
+            self._send(exc.status, status, media, exc.headers)
+            return
+        self.app.metrics.inc("lambdascope_requests_total", path=path, code="200")
+        self._send(200, payload, media)
 
     def _authorize(self, token: str | None, what: str) -> None:
         if not bearer_matches(self.headers.get("Authorization"), token):

@@ -76,11 +76,10 @@ TTL event_date + INTERVAL {retention_days} DAY
 SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
 """
 
-# The read contract (docs/architecture.md §2). Report status is authoritative; runtimeDone
-# fills in what a missing report lacks; a "Task timed out" line marks a timeout whose
-# runtimeDone and report never arrived.
-CREATE_INVOCATIONS_VIEW = """
-CREATE OR REPLACE VIEW invocations AS
+# The merged invocation (docs/architecture.md §2), over the per-request aggregates of the parts
+# below. Report status is authoritative; runtimeDone fills in what a missing report lacks; a
+# "Task timed out" line marks a timeout whose runtimeDone and report never arrived.
+_INVOCATION_SELECT = """
 SELECT
     function_name,
     function_version,
@@ -165,10 +164,40 @@ FROM (
         toUInt8(max(has_invoke)) AS p_has_invoke,
         toUInt64(sum(log_lines)) AS p_log_lines,
         max(last_sent_at) AS p_last_sent_at
-    FROM invocation_parts
+    FROM invocation_parts"""
+
+CREATE_INVOCATIONS_VIEW = (
+    "\nCREATE OR REPLACE VIEW invocations AS"
+    + _INVOCATION_SELECT
+    + """
     GROUP BY function_name, request_id
 )
 """
+)
+
+#: How far an invocation's events may lie from its start: Lambda's 15-minute maximum timeout
+#: plus a minute for the report and delivery skew. Every part of an invocation that started in
+#: [since, until) has an event_time in [since - slack, until + slack), and an invocation that
+#: started before since - slack has no part inside it, so reading only those parts merges every
+#: invocation of the window completely and no other invocation into it.
+EVENT_SLACK_MINUTES = 16
+
+# The same rows as `invocations`, for one window (and optionally one function), reading only
+# the parts whose event_time can belong to it: the parts_by_time projection (ORDER BY
+# function_name, event_time) prunes the rest, so a 1-hour window of a 24-hour store reads a
+# tenth of it instead of all of it.
+CREATE_INVOCATIONS_BETWEEN_VIEW = (
+    "\nCREATE OR REPLACE VIEW invocations_between AS"
+    + _INVOCATION_SELECT
+    + f"""
+    WHERE event_time >= {{since:DateTime64(3, 'UTC')}} - INTERVAL {EVENT_SLACK_MINUTES} MINUTE
+        AND event_time < {{until:DateTime64(3, 'UTC')}} + INTERVAL {EVENT_SLACK_MINUTES} MINUTE
+        AND ({{function_name:String}} = '' OR function_name = {{function_name:String}})
+    GROUP BY function_name, request_id
+)
+WHERE start_time >= {{since:DateTime64(3, 'UTC')}} AND start_time < {{until:DateTime64(3, 'UTC')}}
+"""
+)
 
 CREATE_LOGS = """
 CREATE TABLE IF NOT EXISTS logs (
@@ -396,6 +425,54 @@ TTL TimestampTime + INTERVAL {retention_days} DAY
 SETTINGS ttl_only_drop_parts = 1
 """
 
+# OTLP metrics (issue #5): one table for every kind of data point, simpler than the exporter's
+# table per kind. Value holds a gauge or sum point; Count, Sum, Min, Max a histogram's,
+# exponential histogram's or summary's aggregates; BucketCounts/ExplicitBounds a histogram's
+# buckets and Quantiles/QuantileValues a summary's.
+CREATE_OTEL_METRICS = """
+CREATE TABLE IF NOT EXISTS otel_metrics (
+    TimeUnix DateTime64(9) CODEC(Delta, ZSTD(1)),
+    StartTimeUnix DateTime64(9) CODEC(Delta, ZSTD(1)),
+    MetricName LowCardinality(String) CODEC(ZSTD(1)),
+    MetricDescription String CODEC(ZSTD(1)),
+    MetricUnit LowCardinality(String) CODEC(ZSTD(1)),
+    MetricType LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    Attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    Value Float64 CODEC(ZSTD(1)),
+    Count UInt64 CODEC(ZSTD(1)),
+    Sum Float64 CODEC(ZSTD(1)),
+    Min Nullable(Float64) CODEC(ZSTD(1)),
+    Max Nullable(Float64) CODEC(ZSTD(1)),
+    BucketCounts Array(UInt64) CODEC(ZSTD(1)),
+    ExplicitBounds Array(Float64) CODEC(ZSTD(1)),
+    Quantiles Array(Float64) CODEC(ZSTD(1)),
+    QuantileValues Array(Float64) CODEC(ZSTD(1)),
+    AggregationTemporality LowCardinality(String) CODEC(ZSTD(1)),
+    IsMonotonic Bool CODEC(ZSTD(1)),
+    Flags UInt32 CODEC(ZSTD(1)),
+    FunctionName LowCardinality(String) CODEC(ZSTD(1)),
+    RequestId String CODEC(ZSTD(1)),
+    INDEX idx_request_id RequestId TYPE bloom_filter(0.01) GRANULARITY 1
+) ENGINE = MergeTree
+PARTITION BY toDate(TimeUnix)
+ORDER BY (ServiceName, MetricName, toUnixTimestamp64Nano(TimeUnix))
+TTL toDateTime(TimeUnix) + INTERVAL {retention_days} DAY
+SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
+"""
+
+# OTLP rows that arrive in extension batches are inserted under the batch id's deduplication
+# token, like the batch's other rows, so a retry after a partial failure stores them once.
+ALTER_OTEL_TRACES_DEDUP = (
+    "ALTER TABLE otel_traces MODIFY SETTING non_replicated_deduplication_window = {dedup_window}"
+)
+ALTER_OTEL_LOGS_DEDUP = (
+    "ALTER TABLE otel_logs MODIFY SETTING non_replicated_deduplication_window = {dedup_window}"
+)
+
 # Per-minute rollups per function version, kept by a materialized view from the report parts
 # (one per reported invocation), so fleet views never scan raw rows. Invocations whose report
 # never arrived are not counted here; `invocations` has them with status 'unknown'.
@@ -473,6 +550,36 @@ TTL toDateTime(timestamp) + INTERVAL {retention_days} DAY
 SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
 """
 
+# Time-range reads (issue #5): each part records when its event happened, and a projection
+# keeps the parts ordered by (function_name, event_time) next to the (function_name,
+# request_id) order the merges need, so `invocations_between` prunes by time. Parts written
+# before this migration get event_time from their own timestamps (the DEFAULT). The projection
+# is rebuilt when parts merge; parts not materialised yet are read from the table itself, so
+# results never depend on it, only speed.
+ALTER_PARTS_PROJECTION_MODE = (
+    "ALTER TABLE invocation_parts MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild'"
+)
+
+ALTER_PARTS_ADD_EVENT_TIME = """
+ALTER TABLE invocation_parts ADD COLUMN IF NOT EXISTS
+    event_time SimpleAggregateFunction(min, DateTime64(3, 'UTC'))
+    DEFAULT ifNull(
+        coalesce(start_time, received_at, runtime_done_time, report_time, last_sent_at),
+        toDateTime64(event_date, 3, 'UTC'))
+    CODEC(Delta, ZSTD(1))
+    AFTER event_date
+"""
+
+ALTER_PARTS_ADD_PROJECTION = """
+ALTER TABLE invocation_parts ADD PROJECTION IF NOT EXISTS parts_by_time (
+    SELECT * ORDER BY function_name, event_time
+)
+"""
+
+ALTER_PARTS_MATERIALIZE_PROJECTION = (
+    "ALTER TABLE invocation_parts MATERIALIZE PROJECTION parts_by_time"
+)
+
 #: Tables whose TTL follows the configured retention: (table, TTL expression).
 TTL_TABLES = (
     ("invocation_parts", "event_date + INTERVAL {retention_days} DAY"),
@@ -484,6 +591,7 @@ TTL_TABLES = (
     ("otel_logs", "TimestampTime + INTERVAL {retention_days} DAY"),
     ("invocation_minutes", "minute + INTERVAL {retention_days} DAY"),
     ("cloudwatch_metrics", "toDateTime(timestamp) + INTERVAL {retention_days} DAY"),
+    ("otel_metrics", "toDateTime(TimeUnix) + INTERVAL {retention_days} DAY"),
 )
 
 SELECT_TABLE_ENGINES = (
@@ -520,10 +628,25 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "CloudWatch metric streams",
         (CREATE_CLOUDWATCH_METRICS,),
     ),
+    (
+        6,
+        "invocation parts by event time (invocations_between)",
+        (
+            ALTER_PARTS_PROJECTION_MODE,
+            ALTER_PARTS_ADD_EVENT_TIME,
+            ALTER_PARTS_ADD_PROJECTION,
+            ALTER_PARTS_MATERIALIZE_PROJECTION,
+        ),
+    ),
+    (
+        7,
+        "OpenTelemetry metrics (otel_metrics); OTLP rows deduplicated with their batch",
+        (CREATE_OTEL_METRICS, ALTER_OTEL_TRACES_DEDUP, ALTER_OTEL_LOGS_DEDUP),
+    ),
 )
 
 #: Views hold no data: they are (re)created at every start, so a change to one needs no
 #: migration.
-VIEWS = (CREATE_INVOCATIONS_VIEW, CREATE_COLD_STARTS_VIEW)
+VIEWS = (CREATE_INVOCATIONS_VIEW, CREATE_INVOCATIONS_BETWEEN_VIEW, CREATE_COLD_STARTS_VIEW)
 
 SELECT_ONE = "SELECT 1"

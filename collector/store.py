@@ -241,6 +241,14 @@ class Store:
         self._insert("invocation_parts", INVOCATION_COLUMNS, invocations, settings)
         self._insert("cold_start_parts", COLD_START_COLUMNS, cold_starts, settings)
         self._insert("logs", LOG_COLUMNS, logs, settings)
+        # OTLP exports the batch carried (collector/otlp_batch.py), under the batch's token.
+        for table, (names, columns) in _OTLP_TABLES.items():
+            rows = [row for b in batches for row in getattr(b, "otel_rows", {}).get(table, ())]
+            if rows:
+                data = [[getattr(row, name) for row in rows] for name in names]
+                self._client.insert(
+                    table, data, column_names=columns, column_oriented=True, settings=settings
+                )
         self._client.insert(
             "batches",
             [
@@ -267,11 +275,17 @@ class Store:
             return
         data = [[getattr(row, name) for row in rows] for name in columns]
         self._client.insert(
-            table, data, column_names=columns, column_oriented=True, settings=settings
+            table,
+            data,
+            column_names=columns,
+            column_oriented=True,
+            settings=settings,
         )
 
     def write_otlp(self, table: str, rows: Sequence[Any]) -> int:
-        """Insert OTLP span or log rows (``otel_traces`` / ``otel_logs``); returns the count."""
+        """Insert OTLP rows (``otel_traces`` / ``otel_logs`` / ``otel_metrics``); returns the
+        count. A retry of the same rows within the deduplication window is dropped by
+        ClickHouse (identical insert blocks), the only deduplication OTLP allows."""
         names, columns = _OTLP_TABLES[table]
         if not rows:
             return 0
@@ -365,6 +379,7 @@ class Store:
 _OTLP_TABLES = {
     "otel_traces": (otlp.SPAN_FIELDS, otlp.SPAN_COLUMNS),
     "otel_logs": (otlp.LOG_FIELDS, otlp.LOG_COLUMNS),
+    "otel_metrics": (otlp.METRIC_FIELDS, otlp.METRIC_COLUMNS),
 }
 
 

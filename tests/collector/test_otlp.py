@@ -1,4 +1,7 @@
-"""OTLP/HTTP JSON: parsing into otel_traces / otel_logs rows, and the endpoints."""
+"""OTLP/HTTP JSON: parsing into otel_traces / otel_logs rows, and the endpoints.
+
+Protobuf is in test_otlp_proto.py, metrics in test_otlp_metrics.py, the extension batches'
+``otlp[]`` items in test_otlp_batch.py."""
 
 from __future__ import annotations
 
@@ -71,6 +74,18 @@ def test_invalid_spans_are_rejected_one_by_one(field: str, value: Any, message: 
     assert (parsed.rejected, len(parsed.rows)) == (1, 1)
     assert message in parsed.errors[0]
     assert "resourceSpans[0].scopeSpans[0].spans[1]" in parsed.errors[0]
+
+
+def test_numbers_json_allows_but_64_bits_do_not_are_rejected_not_a_crash() -> None:
+    raw = load_event("otlp_traces")
+    spans(raw)[0]["attributes"].append({"key": "huge", "value": {"intValue": float("inf")}})
+    spans(raw)[0]["links"] = 7  # not a list: no links
+    spans(raw)[1]["endTimeUnixNano"] = 1e999  # what json.loads makes of it: infinity
+    parsed = parse_traces(raw)
+    assert (parsed.rejected, len(parsed.rows)) == (1, 1)
+    assert "endTimeUnixNano: must be an integer" in parsed.errors[0]
+    assert parsed.rows[0].SpanAttributes["huge"] == "Infinity"
+    assert parsed.rows[0].LinksSpanId == []
 
 
 @pytest.mark.parametrize(
@@ -167,22 +182,25 @@ def test_logs_endpoint_accepts_gzip(server: CollectorServer) -> None:
     assert rows[0] == ("ERROR", "payment declined")
 
 
-def test_protobuf_is_refused_with_415_saying_what_to_configure(server: CollectorServer) -> None:
-    status, _, body = request(
-        server.url, "POST", "/v1/traces", b"\x0a\x00", {"Content-Type": "application/x-protobuf"}
+def test_other_content_types_are_415_naming_both_otlp_encodings(server: CollectorServer) -> None:
+    status, headers, body = request(
+        server.url, "POST", "/v1/traces", b"spans", {"Content-Type": "text/plain"}
     )
     assert status == 415
-    assert "OTEL_EXPORTER_OTLP_PROTOCOL=http/json" in body["error"]
+    assert headers["Content-Type"] == "application/json"
+    assert "application/x-protobuf" in body["message"]
+    assert "application/json" in body["message"]
 
 
-def test_otlp_bad_json_and_wrong_shape_are_400(server: CollectorServer) -> None:
-    assert (
-        request(server.url, "POST", "/v1/logs", b"{", {"Content-Type": "application/json"})[0]
-        == 400
+def test_otlp_bad_json_and_wrong_shape_are_400_with_a_status(server: CollectorServer) -> None:
+    status, _, body = request(
+        server.url, "POST", "/v1/logs", b"{", {"Content-Type": "application/json"}
     )
+    assert (status, body["code"]) == (400, 3)  # google.rpc.Code INVALID_ARGUMENT
+    assert "not valid JSON" in body["message"]
     status, _, body = post_json(server.url, "/v1/logs", {"resourceLogs": "x"})
     assert status == 400
-    assert "resourceLogs" in body["error"]
+    assert "resourceLogs" in body["message"]
 
 
 def test_otlp_needs_the_ingest_token(store: Store) -> None:

@@ -1,0 +1,108 @@
+"""In-function spans, end to end: a handler decorated with ``lambdascope_tracing`` runs in the
+emulator with the layer; the helper exports its spans to the extension's local OTLP receiver,
+the extension forwards them undecoded in its batches, and the collector (a child process with
+an embedded store) decodes them into ``otel_traces``, each span tagged with its invocation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from emulator import Emulator, FunctionConfig
+from extension.layer import build_layer_dir
+from lambdascope.processes import CollectorProcess
+from lambdascope.query import CollectorQueryClient, QueryClient
+
+pytestmark = pytest.mark.e2e
+
+TRACED_HANDLER = """
+import lambdascope_tracing
+from opentelemetry import trace
+
+@lambdascope_tracing.instrument
+def handler(event, context):
+    with trace.get_tracer("app").start_as_current_span("charge-card"):
+        pass
+    if event.get("fail"):
+        raise RuntimeError("card declined")
+    return {"statusCode": 200}
+"""
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    root = tmp_path_factory.mktemp("tracing-e2e")
+    code = root / "code"
+    code.mkdir()
+    (code / "app.py").write_text(TRACED_HANDLER)
+    layer = root / "layer"
+    build_layer_dir(layer, python_packages=True)
+    with CollectorProcess(f"chdb://{root / 'store'}") as collector:
+        fn = FunctionConfig(
+            name="payments",
+            handler="app.handler",
+            code_dir=code,
+            timeout_s=3.0,
+            layers=(layer,),
+            environment={
+                "LAMBDASCOPE_COLLECTOR_URL": collector.url,
+                "LAMBDASCOPE_SPOOL_DIR": str(root / "spool"),
+            },
+        )
+        with Emulator([fn]) as emu:
+            ok = emu.invoke("payments", b"{}")
+            failed = emu.invoke("payments", b'{"fail": true}')
+        # Leaving the block sent SHUTDOWN: the extension flushed what it still held.
+        client = CollectorQueryClient(collector.url)
+        _wait_for(client, "SELECT count() FROM otel_traces", 4)
+        _wait_for(client, "SELECT count() FROM invocations WHERE has_report = 1", 2)
+        yield {"client": client, "ok": ok, "failed": failed}
+
+
+def _wait_for(client: QueryClient, sql: str, expected: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if client.query(sql).scalar() >= expected:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the store never reached {expected} for {sql!r}")
+
+
+def test_each_invocations_spans_land_in_otel_traces_with_its_request_id(traced: dict) -> None:
+    client: QueryClient = traced["client"]
+    rows = client.query(
+        "SELECT RequestId, SpanName, StatusCode, FunctionName FROM otel_traces"
+    ).rows
+    ok, failed = traced["ok"].request_id, traced["failed"].request_id
+    assert sorted(rows) == sorted(
+        [
+            (ok, "payments", "Unset", "payments"),
+            (ok, "charge-card", "Unset", "payments"),
+            (failed, "payments", "Error", "payments"),
+            (failed, "charge-card", "Unset", "payments"),
+        ]
+    )
+    # The handler's own span is the child of the invocation span.
+    parents = client.query(
+        "SELECT c.RequestId FROM otel_traces AS c INNER JOIN otel_traces AS p"
+        " ON c.ParentSpanId = p.SpanId AND c.TraceId = p.TraceId"
+        " WHERE c.SpanName = 'charge-card' AND p.SpanName = 'payments'"
+        " AND c.RequestId = p.RequestId"
+    ).rows
+    assert sorted(parents) == sorted([(ok,), (failed,)])
+
+
+def test_spans_join_their_invocation_and_share_its_trace(traced: dict) -> None:
+    client: QueryClient = traced["client"]
+    joined = client.query(
+        "SELECT i.request_id, i.status, uniqExact(t.TraceId), count()"
+        " FROM invocations AS i INNER JOIN otel_traces AS t ON t.RequestId = i.request_id"
+        " GROUP BY i.request_id, i.status ORDER BY i.status"
+    ).rows
+    assert joined == [
+        (traced["failed"].request_id, "error", 1, 2),
+        (traced["ok"].request_id, "success", 1, 2),
+    ]
