@@ -1,9 +1,10 @@
 """Every SQL statement the analyzers and the TUI run, in one place.
 
 All values are bound server-side with ClickHouse ``{name:Type}`` placeholders; nothing is
-formatted into the text. Every statement reads the contract's ``invocations`` view and ``logs``
-table (docs/architecture.md §2) and nothing else, so the same SQL runs through
-``CollectorQueryClient`` and ``DirectQueryClient``.
+formatted into the text. Every statement reads the contract's ``invocations`` rows (through the
+collector's windowed ``invocations_between`` view) and ``logs`` table (docs/architecture.md §2)
+and nothing else, so the same SQL runs through ``CollectorQueryClient`` and
+``DirectQueryClient``.
 
 Common parameters:
 
@@ -14,11 +15,14 @@ Common parameters:
 
 from __future__ import annotations
 
-# Shared predicate: the window on start_time and the optional function selector.
-_WINDOW = """
-    start_time >= {since:DateTime64(3, 'UTC')}
-    AND start_time < {until:DateTime64(3, 'UTC')}
-    AND ({function_name:String} = '' OR function_name = {function_name:String})"""
+# The window's invocations: the collector's `invocations_between` view holds the same rows as
+# `invocations` filtered on start_time and the optional function selector, but reads only the
+# parts whose event time can belong to the window (collector/README.md), instead of merging
+# every stored invocation before filtering.
+_WINDOW = """ invocations_between(
+        since = {since:DateTime64(3, 'UTC')},
+        until = {until:DateTime64(3, 'UTC')},
+        function_name = {function_name:String})"""
 
 #: Timeouts, near-timeouts and the configured limit, one row per function and version.
 #: Evidence arrays are ordered (timeouts by start time, near misses by duration, longest first)
@@ -48,8 +52,7 @@ SELECT
             status != 'timeout' AND timeout_ms > 0
             AND duration_ms >= {near_share:Float64} * timeout_ms))),
         1, {max_evidence:UInt32}) AS near_timeout_request_ids
-FROM invocations
-WHERE"""
+FROM"""
     + _WINDOW
     + """
 GROUP BY function_name, function_version
@@ -128,8 +131,7 @@ FROM (
         (error_type = 'Runtime.OutOfMemory'
          OR (memory_size_mb > 0 AND max_memory_used_mb >= memory_size_mb)
          OR has_oom_line) AS is_oom
-    FROM invocations
-    WHERE"""
+    FROM"""
     + _WINDOW
     + """
 )
@@ -152,8 +154,7 @@ SELECT
     arraySlice(arrayMap(x -> x.3, arraySort(x -> (-x.1, x.2), groupArrayIf(
             (assumeNotNull(init_duration_ms), start_time, request_id), cold_start = 1))),
         1, {max_evidence:UInt32}) AS cold_start_request_ids
-FROM invocations
-WHERE"""
+FROM"""
     + _WINDOW
     + """
 GROUP BY function_name, function_version
@@ -174,8 +175,7 @@ SELECT
     max(if(memory_size_mb > 0, max_memory_used_mb * 100.0 / memory_size_mb, NULL))
         AS max_memory_pct,
     max(start_time) AS last_seen
-FROM invocations
-WHERE"""
+FROM"""
     + _WINDOW
     + """
 GROUP BY function_name
@@ -184,7 +184,8 @@ ORDER BY function_name
 )
 
 #: A finding's evidence: the invocations behind its request ids.
-INVOCATIONS_BY_REQUEST_IDS = """
+INVOCATIONS_BY_REQUEST_IDS = (
+    """
 SELECT
     request_id,
     function_name,
@@ -200,14 +201,14 @@ SELECT
     max_memory_used_mb,
     memory_size_mb,
     timeout_ms
-FROM invocations
+FROM"""
+    + _WINDOW
+    + """
 WHERE has({request_ids:Array(String)}, request_id)
-    AND start_time >= {since:DateTime64(3, 'UTC')}
-    AND start_time < {until:DateTime64(3, 'UTC')}
-    AND ({function_name:String} = '' OR function_name = {function_name:String})
 ORDER BY start_time, request_id
 LIMIT {limit:UInt32}
 """
+)
 
 #: One request's log lines in time order. The time bounds (start minus a minute, start plus
 #: Lambda's 15-minute maximum timeout and a minute) let the store prune by time.
@@ -235,8 +236,7 @@ SELECT
     quantiles(0.5, 0.99)(duration_ms) AS duration_quantiles_ms,
     max(if(memory_size_mb > 0, max_memory_used_mb * 100.0 / memory_size_mb, NULL))
         AS max_memory_pct
-FROM invocations
-WHERE"""
+FROM"""
     + _WINDOW
     + """
 GROUP BY function_name, bucket
@@ -264,8 +264,7 @@ SELECT
     + _FAILED
     + """))),
         1, {max_evidence:UInt32}) AS error_request_ids
-FROM invocations
-WHERE"""
+FROM"""
     + _WINDOW
     + """
 GROUP BY function_name, function_version
@@ -281,11 +280,10 @@ SELECT
     function_version,
     if(error_type = '', 'unknown', error_type) AS error_type,
     count() AS errors
-FROM invocations
-WHERE"""
+FROM"""
     + _WINDOW
     + """
-    AND """
+WHERE """
     + _FAILED
     + """
 GROUP BY function_name, function_version, error_type

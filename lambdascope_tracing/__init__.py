@@ -18,6 +18,12 @@ a frozen sandbox. Without `opentelemetry-sdk` it degrades to the no-op tracer; w
 
 Next to OpenTelemetry's `AwsLambdaInstrumentor`, whose span is already current when this
 wrapper runs, the decorator opens a child span instead of a second invocation span.
+
+Optional and off by default, `LAMBDASCOPE_TIMEOUT_CAPTURE=1` (or
+`instrument(capture_before_timeout=True)`) captures the handler thread's stack and the open
+spans shortly before the deadline, so a timeout comes with where the code was stuck: a line
+on stderr in the request's log, an event on the invocation span and a span exported at once.
+See `lambdascope_tracing._capture` for the margin and the cost.
 """
 
 from __future__ import annotations
@@ -26,10 +32,24 @@ import contextvars
 import functools
 import logging
 import os
+import sys
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from lambdascope_tracing._capture import (
+    DEFAULT_CODE_ROOT,
+    EVENT_NAME,
+    SPAN_NAME,
+    CaptureConfig,
+    capture_config,
+    capture_delay_ms,
+    stuck_line,
+    take_capture,
+    watchdog,
+)
 from lambdascope_tracing._faas import (
     XRAY_ENV,
     current_request_id,
@@ -72,7 +92,12 @@ _in_invocation: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 _cold_start = True
 _created_provider: Any = None  # the TracerProvider this module set up, if any
-stats: dict[str, Any] = {"invocations": 0, "last_flush_ms": None, "max_flush_ms": 0.0}
+stats: dict[str, Any] = {
+    "invocations": 0,
+    "last_flush_ms": None,
+    "max_flush_ms": 0.0,
+    "timeout_captures": 0,
+}
 """Figures about this module's own cost (the flush after each invocation), for benchmarks."""
 
 
@@ -131,15 +156,29 @@ def setup_tracing(environ: dict[str, str] | None = None) -> Any:
 
 
 @overload
-def instrument(handler: F, *, tracer_provider: Any = None, flush: bool | None = None) -> F: ...
+def instrument(
+    handler: F,
+    *,
+    tracer_provider: Any = None,
+    flush: bool | None = None,
+    capture_before_timeout: bool | None = None,
+) -> F: ...
 @overload
 def instrument(
-    handler: None = None, *, tracer_provider: Any = None, flush: bool | None = None
+    handler: None = None,
+    *,
+    tracer_provider: Any = None,
+    flush: bool | None = None,
+    capture_before_timeout: bool | None = None,
 ) -> Callable[[F], F]: ...
 
 
 def instrument(
-    handler: Any = None, *, tracer_provider: Any = None, flush: bool | None = None
+    handler: Any = None,
+    *,
+    tracer_provider: Any = None,
+    flush: bool | None = None,
+    capture_before_timeout: bool | None = None,
 ) -> Any:
     """Trace a Lambda handler: `@instrument`, `@instrument(tracer_provider=...)` or
     `instrument(handler)`.
@@ -147,11 +186,20 @@ def instrument(
     `tracer_provider`: use this provider instead of the global one (or of one set up here).
     `flush`: export the invocation's spans before returning to the runtime; default: only
     for the provider this module set up (a provider of yours is yours to flush).
+    `capture_before_timeout`: capture the handler's stack and open spans shortly before the
+    deadline; default: LAMBDASCOPE_TIMEOUT_CAPTURE (off). The margin is
+    LAMBDASCOPE_TIMEOUT_CAPTURE_MARGIN_MS, read (like the switch) when the handler is decorated.
     """
     if handler is None:
-        return lambda inner: instrument(inner, tracer_provider=tracer_provider, flush=flush)
+        return lambda inner: instrument(
+            inner,
+            tracer_provider=tracer_provider,
+            flush=flush,
+            capture_before_timeout=capture_before_timeout,
+        )
     if not _HAVE_API:
         return handler
+    capture = capture_config(os.environ, capture_before_timeout)
     created = setup_tracing() if tracer_provider is None else None
     should_flush = flush if flush is not None else created is not None
     module = getattr(handler, "__module__", "handler")
@@ -166,7 +214,9 @@ def instrument(
         request_id = getattr(context, "aws_request_id", None)
         request_token = current_request_id.set(request_id if isinstance(request_id, str) else None)
         try:
-            return _traced_call(provider, handler, handler_name, event, context, args, kwargs)
+            return _traced_call(
+                provider, handler, handler_name, event, context, args, kwargs, capture
+            )
         finally:
             _in_invocation.reset(token)
             try:
@@ -204,6 +254,7 @@ def _traced_call(
     context: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    capture: CaptureConfig | None = None,
 ) -> Any:
     global _cold_start
     cold = _cold_start and os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") not in (
@@ -214,6 +265,7 @@ def _traced_call(
     stats["invocations"] += 1
     try:
         attributes = invocation_attributes(context, event, cold)
+        registry = _open_span_registry(provider) if capture and capture.enabled else None
         tracer = provider.get_tracer("lambdascope_tracing", __version__)
         current_valid = trace.get_current_span().get_span_context().is_valid
         parent = _parent_context(current_valid)
@@ -231,8 +283,13 @@ def _traced_call(
     except Exception as exc:  # noqa: BLE001 - tracing must never break the handler
         _log.warning("lambdascope_tracing: cannot start the invocation span: %r", exc)
         return handler(event, context, *args, **kwargs)
+    armed = _arm_capture(capture, provider, tracer, span, context, registry)
     try:
-        result = handler(event, context, *args, **kwargs)
+        try:
+            result = handler(event, context, *args, **kwargs)
+        finally:
+            if armed is not None:
+                watchdog().disarm(armed)
     except BaseException as exc:
         try:
             span.record_exception(exc)
@@ -270,3 +327,116 @@ def _flush(provider: Any) -> None:
     spent_ms = (time.perf_counter() - started) * 1000.0
     stats["last_flush_ms"] = spent_ms
     stats["max_flush_ms"] = max(stats["max_flush_ms"], spent_ms)
+
+
+# Providers that already carry an OpenSpanRegistry (added once: processors cannot be removed).
+_registries: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_registries_lock = threading.Lock()
+
+
+def _open_span_registry(provider: Any) -> Any:
+    """The OpenSpanRegistry on `provider`, added at the first call; None for a provider without
+    span processors (the API's no-op one)."""
+    if not hasattr(provider, "add_span_processor"):
+        return None
+    try:
+        with _registries_lock:
+            registry = _registries.get(provider)
+            if registry is None:
+                from lambdascope_tracing._open_spans import OpenSpanRegistry
+
+                registry = OpenSpanRegistry()
+                provider.add_span_processor(registry)
+                _registries[provider] = registry
+            return registry
+    except Exception as exc:  # noqa: BLE001 - open span names are a nicety, never a failure
+        _log.debug("lambdascope_tracing: cannot track open spans: %r", exc)
+        return None
+
+
+def _remaining_ms(context: Any) -> float | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    try:
+        value = remaining()
+    except Exception:  # noqa: BLE001 - a context of the user's making may be anything
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _arm_capture(
+    capture: CaptureConfig | None,
+    provider: Any,
+    tracer: Any,
+    span: Any,
+    context: Any,
+    registry: Any,
+) -> int | None:
+    """Arm the watchdog for this invocation; returns its token, None when there is nothing to
+    arm (capture off, no deadline known). Never raises."""
+    if capture is None or not capture.enabled:
+        return None
+    try:
+        remaining_ms = _remaining_ms(context)
+        delay_ms = (
+            None if remaining_ms is None else capture_delay_ms(remaining_ms, capture.margin_ms)
+        )
+        if remaining_ms is None or delay_ms is None:
+            return None
+        # The watchdog thread runs the capture in the handler's context: the request id that
+        # tags exports, and the invocation span as the current span.
+        handler_context = contextvars.copy_context()
+        thread_id = threading.get_ident()
+        # Half of what is left after the capture point: the export must finish before the kill.
+        flush_timeout_ms = int(max(50.0, min((remaining_ms - delay_ms) / 2.0, 1000.0)))
+
+        def fire() -> None:
+            handler_context.run(
+                _capture_now, provider, tracer, span, context, thread_id, registry, flush_timeout_ms
+            )
+
+        return watchdog().arm(delay_ms / 1000.0, fire)
+    except Exception as exc:  # noqa: BLE001 - the capture must never break the handler
+        _log.warning("lambdascope_tracing: cannot arm the timeout capture: %r", exc)
+        return None
+
+
+def _capture_now(
+    provider: Any,
+    tracer: Any,
+    span: Any,
+    context: Any,
+    thread_id: int,
+    registry: Any,
+    flush_timeout_ms: int,
+) -> None:
+    """On the watchdog thread: record where the handler is, cheapest and surest output first."""
+    request_id = current_request_id.get()
+    remaining = _remaining_ms(context)
+    open_spans = registry.names() if registry is not None else []
+    code_root = os.environ.get("LAMBDA_TASK_ROOT") or DEFAULT_CODE_ROOT
+    capture = take_capture(thread_id, request_id, open_spans, int(remaining or 0), code_root)
+    stats["timeout_captures"] += 1
+    try:
+        line = stuck_line(request_id, capture.innermost, capture.code_frame)
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError) as exc:  # a closed stderr must not stop the span export
+        _log.debug("lambdascope_tracing: cannot print the timeout capture: %r", exc)
+    attributes = capture.attributes()
+    if span.is_recording():
+        span.add_event(EVENT_NAME, attributes)
+    # The invocation span is exported only if the handler returns; a span of its own, ended
+    # now and flushed at once, survives the kill at the deadline.
+    snapshot_attributes = dict(attributes)
+    if request_id:
+        snapshot_attributes["faas.invocation_id"] = request_id
+    snapshot = tracer.start_span(
+        SPAN_NAME, context=trace.set_span_in_context(span), attributes=snapshot_attributes
+    )
+    snapshot.end()
+    flush = getattr(provider, "force_flush", None)
+    if flush is not None:
+        flush(timeout_millis=flush_timeout_ms)

@@ -68,6 +68,11 @@ KNOWN_KINDS: dict[str, tuple[str, ...]] = {
     "memory": ("out_of_memory", "high_memory"),
     "cold_starts": ("cold_starts",),
     "errors": ("errors",),
+    "throttles": ("throttle", "concurrency_near_limit", "concurrency_starvation", "code_throttle"),
+    "memory_leak": ("memory_leak",),
+    "version_regression": ("version_regression",),
+    "cost": ("cost_top", "cost_spike", "memory_rightsizing", "arm64_savings"),
+    "config_checks": ("init_failure", "api_gateway_timeout"),
 }
 
 _RULE_FIELDS = {
@@ -781,4 +786,4 @@ def _unknown(key: str, allowed: Collection[str]) -> str:
 
 
 def _or(values: Collection[str]) -> str:
-    return ", ".join(values)
+    return ", ".join(sorted(values))

@@ -18,12 +18,12 @@ __all__ = [
     "TRAFFIC",
 ]
 
-#: Invocations per function in ``[since, until)``: the ``min_invocations`` guard.
+#: Invocations per function in ``[since, until)``: the ``min_invocations`` guard. The
+#: collector's windowed view reads only the window's parts (collector/README.md).
 TRAFFIC = """
 SELECT function_name, count() AS invocations
-FROM invocations
-WHERE start_time >= {since:DateTime64(3, 'UTC')}
-    AND start_time < {until:DateTime64(3, 'UTC')}
+FROM invocations_between(
+    since = {since:DateTime64(3, 'UTC')}, until = {until:DateTime64(3, 'UTC')}, function_name = '')
 GROUP BY function_name
 """
 

@@ -388,3 +388,419 @@ def error_fleet(now: datetime = NOW) -> Scenario:
             '  File "/var/task/app.py", line 8, in handler\n'
         )
     return scenario
+
+
+# --- Metric streams, OpenTelemetry spans and failed inits (throttles, cost, config checks) ---
+
+
+def metric_record(
+    metric_name: str,
+    at: datetime,
+    *,
+    function_name: str | None = None,
+    resource: str | None = None,
+    maximum: float = 0.0,
+    total: float | None = None,
+    count: float = 1.0,
+    unit: str = "Count",
+) -> dict[str, Any]:
+    """One CloudWatch metric stream JSON record (lambda-apis.md §8), as Firehose delivers it.
+
+    ``function_name=None`` is the account-wide dimension set (no dimensions)."""
+    dimensions: dict[str, str] = {}
+    if function_name is not None:
+        dimensions["FunctionName"] = function_name
+        if resource is not None:
+            dimensions["Resource"] = resource
+    value_sum = maximum if total is None else total
+    return {
+        "metric_stream_name": "lambdascope",
+        "account_id": "000000000000",
+        "region": "us-east-1",
+        "namespace": "AWS/Lambda",
+        "metric_name": metric_name,
+        "dimensions": dimensions,
+        "timestamp": _ms(at),
+        "value": {"max": maximum, "min": 0.0, "sum": value_sum, "count": count},
+        "unit": unit,
+    }
+
+
+def firehose_body(records: list[dict[str, Any]], request_id: str) -> dict[str, Any]:
+    """A Firehose HTTP endpoint delivery (lambda-apis.md §9): newline-separated JSON records,
+    base64 encoded, up to 100 data points per Firehose record."""
+    import base64
+    import json
+
+    chunks = [records[i : i + 100] for i in range(0, len(records), 100)]
+    return {
+        "requestId": request_id,
+        "timestamp": _ms(NOW),
+        "records": [
+            {"data": base64.b64encode("\n".join(json.dumps(r) for r in chunk).encode()).decode()}
+            for chunk in chunks
+        ],
+    }
+
+
+def function_minutes(
+    function_name: str,
+    start: datetime,
+    minutes: int,
+    *,
+    invocations: float,
+    concurrency: float,
+    throttles: float = 0.0,
+) -> list[dict[str, Any]]:
+    """A function's per-minute Invocations, Throttles and ConcurrentExecutions, published
+    under both dimension sets CloudWatch uses ({FunctionName} and {FunctionName, Resource})."""
+    records = []
+    for m in range(minutes):
+        at = start + timedelta(minutes=m)
+        for resource in (None, "$LATEST"):
+            records += [
+                metric_record(
+                    "Invocations",
+                    at,
+                    function_name=function_name,
+                    resource=resource,
+                    maximum=1.0,
+                    total=invocations,
+                    count=invocations,
+                ),
+                metric_record(
+                    "Throttles",
+                    at,
+                    function_name=function_name,
+                    resource=resource,
+                    maximum=1.0 if throttles else 0.0,
+                    total=throttles,
+                    count=max(throttles, 1.0),
+                ),
+                metric_record(
+                    "ConcurrentExecutions",
+                    at,
+                    function_name=function_name,
+                    resource=resource,
+                    maximum=concurrency,
+                    total=concurrency * 10,
+                    count=10,
+                ),
+            ]
+    return records
+
+
+def account_minutes(
+    start: datetime, minutes: int, *, concurrency: float, claimed: float, unreserved: float
+) -> list[dict[str, Any]]:
+    """Account-wide ConcurrentExecutions, ClaimedAccountConcurrency and
+    UnreservedConcurrentExecutions per minute."""
+    records = []
+    for m in range(minutes):
+        at = start + timedelta(minutes=m)
+        records += [
+            metric_record("ConcurrentExecutions", at, maximum=concurrency),
+            metric_record("ClaimedAccountConcurrency", at, maximum=claimed),
+            metric_record("UnreservedConcurrentExecutions", at, maximum=unreserved),
+        ]
+    return records
+
+
+def otlp_spans(function_name: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
+    """An OTLP/HTTP JSON ``ExportTraceServiceRequest`` with one Lambda function's spans.
+
+    Each span dict: ``request_id``, ``start`` (datetime), ``duration_ms`` and optionally
+    ``attributes`` (str -> str), ``status_message``, ``exception`` (type, message)."""
+    out = []
+    for i, span in enumerate(spans):
+        start_ns = int(span["start"].timestamp() * 1000) * 1_000_000
+        attributes = {"faas.invocation_id": span["request_id"], **span.get("attributes", {})}
+        body: dict[str, Any] = {
+            "traceId": hashlib.md5(span["request_id"].encode()).hexdigest(),
+            "spanId": hashlib.md5(f"{span['request_id']}/{i}".encode()).hexdigest()[:16],
+            "name": span.get("name", function_name),
+            "kind": 2,
+            "startTimeUnixNano": str(start_ns),
+            "endTimeUnixNano": str(start_ns + int(span["duration_ms"] * 1_000_000)),
+            "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attributes.items()],
+            "status": {
+                "code": 2 if span.get("status_message") else 1,
+                "message": span.get("status_message", ""),
+            },
+        }
+        if "exception" in span:
+            exc_type, exc_message = span["exception"]
+            body["events"] = [
+                {
+                    "timeUnixNano": str(start_ns + 1_000_000),
+                    "name": "exception",
+                    "attributes": [
+                        {"key": "exception.type", "value": {"stringValue": exc_type}},
+                        {"key": "exception.message", "value": {"stringValue": exc_message}},
+                    ],
+                }
+            ]
+        out.append(body)
+    return {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [
+                        {"key": "service.name", "value": {"stringValue": function_name}},
+                        {"key": "faas.name", "value": {"stringValue": function_name}},
+                    ]
+                },
+                "scopeSpans": [
+                    {"scope": {"name": "opentelemetry.instrumentation.aws_lambda"}, "spans": out}
+                ],
+            }
+        ]
+    }
+
+
+def failed_init_batch(
+    function_name: str,
+    environment: str,
+    start: datetime,
+    *,
+    status: str,
+    error_type: str | None,
+    request_id: str,
+    retry_status: str = "success",
+    init_duration_ms: float = 10000.0,
+) -> dict[str, Any]:
+    """An environment whose init failed (``status`` error or timeout): Lambda retries it inside
+    the first invocation (phase ``invoke``, a "suppressed init", lambda-apis.md §2), which
+    then ends as ``retry_status`` says."""
+    rid = request_id
+    t_invoke = start + timedelta(milliseconds=init_duration_ms + 20)
+    init_record: dict[str, Any] = {
+        "initializationType": "on-demand",
+        "phase": "init",
+        "status": status,
+    }
+    if error_type:
+        init_record["errorType"] = error_type
+    telemetry: list[dict[str, Any]] = [
+        {
+            "time": _iso(start),
+            "type": "platform.initStart",
+            "record": {
+                "initializationType": "on-demand",
+                "phase": "init",
+                "runtimeVersion": "python:3.12.v30",
+            },
+        },
+        {
+            "time": _iso(start + timedelta(milliseconds=init_duration_ms)),
+            "type": "platform.initReport",
+            "record": {**init_record, "metrics": {"durationMs": init_duration_ms}},
+        },
+        {
+            "time": _iso(t_invoke),
+            "type": "platform.initStart",
+            "record": {
+                "initializationType": "on-demand",
+                "phase": "invoke",
+                "runtimeVersion": "python:3.12.v30",
+            },
+        },
+    ]
+    retry: dict[str, Any] = {
+        "initializationType": "on-demand",
+        "phase": "invoke",
+        "status": retry_status,
+    }
+    if retry_status != "success" and error_type:
+        retry["errorType"] = error_type
+    done = t_invoke + timedelta(milliseconds=400)
+    invocation_status: dict[str, Any] = {"requestId": rid, "status": retry_status}
+    if retry_status != "success" and error_type:
+        invocation_status["errorType"] = error_type
+    telemetry += [
+        {
+            "time": _iso(t_invoke + timedelta(milliseconds=300)),
+            "type": "platform.initReport",
+            "record": {**retry, "metrics": {"durationMs": 300.0}},
+        },
+        {
+            "time": _iso(t_invoke + timedelta(milliseconds=301)),
+            "type": "platform.start",
+            "record": {"requestId": rid, "version": "$LATEST"},
+        },
+        {
+            "time": _iso(done),
+            "type": "platform.runtimeDone",
+            "record": {**invocation_status, "metrics": {"durationMs": 99.0}},
+        },
+        {
+            "time": _iso(done + timedelta(milliseconds=2)),
+            "type": "platform.report",
+            "record": {
+                **invocation_status,
+                "metrics": {
+                    "durationMs": 99.0,
+                    "billedDurationMs": 399,
+                    "memorySizeMB": 128,
+                    "maxMemoryUsedMB": 70,
+                    "initDurationMs": 300.0,
+                },
+            },
+        },
+    ]
+    environment_doc = {
+        "environment_id": environment_id(function_name, environment),
+        "function_name": function_name,
+        "function_version": "$LATEST",
+        "region": "us-east-1",
+        "memory_size_mb": 128,
+        "initialization_type": "on-demand",
+        "architecture": "x86_64",
+    }
+    entry = {
+        "request_id": rid,
+        "deadline_ms": _ms(t_invoke) + 3000,
+        "received_at_ms": _ms(t_invoke),
+        "invoked_function_arn": f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}",
+        "trace_id": None,
+    }
+    return _batch(
+        f"{function_name}/{environment}/init",
+        done + timedelta(milliseconds=30),
+        environment_doc,
+        telemetry,
+        [entry],
+    )
+
+
+LEAKING_ENVIRONMENT = ("sessions", "leaky")
+
+
+def leak_fleet(now: datetime = NOW) -> Scenario:
+    """The healthy fleet plus ``sessions`` (256 MB): one environment leaks about 1.5 MB per
+    warm invocation (with allocator noise) over 40 invocations; another environment of the
+    same function fills a cache and then stays flat at 94 MB (a plateau, not a leak)."""
+    scenario = healthy_fleet(now)
+    start = now - timedelta(minutes=25)
+    for env, memory in (
+        ("leaky", [70 + round(1.5 * i) + (i % 3) - 1 for i in range(40)]),
+        ("plateau", [min(70 + 2 * i, 94) + (i % 2) for i in range(40)]),
+    ):
+        for i, used in enumerate(memory):
+            scenario.invocations.append(
+                Inv(
+                    "sessions",
+                    f"sessions-{env}-{i:04d}",
+                    start + timedelta(seconds=30 * i + (0 if env == "leaky" else 11)),
+                    140.0,
+                    environment=env,
+                    memory_size_mb=256,
+                    max_memory_used_mb=used,
+                    init_duration_ms=250.0 if i == 0 else None,
+                    lines=[f"session {i}"],
+                )
+            )
+    return scenario
+
+
+def cost_fleet(now: datetime = NOW) -> Scenario:
+    """The healthy fleet plus ``video_encode`` (x86_64, 10,240 MB, 60 s invocations peaking at
+    2,000 MB): 120 invocations over 4 environments in the last hour, against 20 the same time
+    yesterday, so it is the most expensive function, spiked day over day, is over-provisioned
+    and would be cheaper on arm64."""
+    scenario = healthy_fleet(now)
+    for day, (start, count, envs) in enumerate(
+        ((now - timedelta(minutes=40), 120, 4), (now - timedelta(hours=30), 20, 1))
+    ):
+        for i in range(count):
+            env, nth = divmod(i, count // envs)
+            scenario.invocations.append(
+                Inv(
+                    "video_encode",
+                    f"video_encode-{day}-{i:04d}",
+                    start + timedelta(seconds=61 * nth + env),
+                    60000.0,
+                    environment=f"{day}-{env}",
+                    memory_size_mb=10240,
+                    max_memory_used_mb=2000 if i % 10 == 0 else 1500,
+                    init_duration_ms=400.0 if nth == 0 else None,
+                    timeout_ms=900000.0,
+                    lines=[f"encoded clip {i}"],
+                )
+            )
+    return scenario
+
+
+NEW_VERSION_ERRORS = ("pricing-8-0-0003", "pricing-8-1-0006", "pricing-8-2-0002")
+
+
+def version_fleet(now: datetime = NOW, *, regress: bool = True) -> Scenario:
+    """The healthy fleet plus ``pricing``: version 7 (3 environments x 10 invocations,
+    100-140 ms, 60 MB, 200 ms inits) replaced by version 8 half an hour later. With
+    ``regress`` version 8 is slower (350-450 ms, 900 ms inits), uses 95 MB and raises a
+    KeyError version 7 never did; without it, version 8 behaves like version 7."""
+    scenario = healthy_fleet(now)
+    for version, start in (("7", now - timedelta(minutes=55)), ("8", now - timedelta(minutes=25))):
+        worse = regress and version == "8"
+        for env in range(3):
+            for i in range(10):
+                rid = f"pricing-{version}-{env}-{i:04d}"
+                inv = Inv(
+                    "pricing",
+                    rid,
+                    start + timedelta(seconds=60 * i + 7 * env),
+                    [350.0, 400.0, 450.0][i % 3] if worse else [100.0, 120.0, 140.0][i % 3],
+                    function_version=version,
+                    environment=f"v{version}-{env}",
+                    max_memory_used_mb=95 if worse else 60,
+                    init_duration_ms=(900.0 if worse else 200.0) if i == 0 else None,
+                    lines=[f"priced basket {i}"],
+                )
+                if worse and rid in NEW_VERSION_ERRORS:
+                    inv.status, inv.error_type = "error", "KeyError"
+                scenario.invocations.append(inv)
+    return scenario
+
+
+SLOW_HTTP_REQUESTS = ("api-0012", "api-0005")  # 34 s and 31 s: past API Gateway's 29 s
+
+
+def http_fleet(now: datetime = NOW) -> Scenario:
+    """The healthy fleet plus three functions with long timeouts: ``api`` (60 s, HTTP
+    spans, two invocations past 29 s), ``webhook`` (20 s, HTTP spans) and ``orders`` (60 s,
+    no spans: trigger unknown)."""
+    scenario = healthy_fleet(now)
+    start = now - timedelta(minutes=20)
+    for name, timeout_ms in (("api", 60000.0), ("webhook", 20000.0), ("orders", 60000.0)):
+        for i in range(20):
+            rid = f"{name}-{i:04d}"
+            duration = {"api-0005": 31000.0, "api-0012": 34000.0}.get(rid, 220.0)
+            scenario.invocations.append(
+                Inv(
+                    name,
+                    rid,
+                    start + timedelta(seconds=40 * i),
+                    duration,
+                    init_duration_ms=150.0 if i == 0 else None,
+                    timeout_ms=timeout_ms,
+                    lines=[f"GET /items/{i}"],
+                )
+            )
+    return scenario
+
+
+def http_spans(scenario: Scenario, function_name: str) -> dict[str, Any]:
+    """OTLP server spans with ``faas.trigger = http`` for a function's first five requests."""
+    invocations = [i for i in scenario.invocations if i.function_name == function_name][:5]
+    return otlp_spans(
+        function_name,
+        [
+            {
+                "request_id": inv.request_id,
+                "start": inv.start_time,
+                "duration_ms": inv.duration_ms,
+                "attributes": {"faas.trigger": "http", "http.route": "/items/{id}"},
+            }
+            for inv in invocations
+        ],
+    )

@@ -96,7 +96,17 @@ def test_the_default_rule_pack_is_valid_and_covers_every_core_detector():
     rules = load_rules(DEFAULT_RULES_PATH)
 
     detectors = {r.source.detector for r in rules.rules if isinstance(r.source, DetectorSource)}
-    assert detectors == {"timeouts", "memory", "errors", "cold_starts"}
+    assert detectors == {
+        "timeouts",
+        "memory",
+        "errors",
+        "cold_starts",
+        "throttles",
+        "memory_leak",
+        "version_regression",
+        "cost",
+        "config_checks",
+    }
     by_name = {r.name: r for r in rules.rules}
     # As sensitive as Datadog on timeouts and OOMs: any one fires, at once.
     assert by_name["timeouts"].for_ == timedelta(0)
@@ -153,7 +163,7 @@ def test_the_default_rule_pack_is_valid_and_covers_every_core_detector():
         (
             "wrong_kind.yaml",
             "wrong_kind.yaml:4: rules[0] (oom).kind: detector 'memory' reports no kind 'oom': "
-            "use out_of_memory, high_memory",
+            "use high_memory, out_of_memory",
         ),
     ],
 )

@@ -1,0 +1,38 @@
+"""SQL of the memory leak detector (:mod:`analyzers.memory_leak`).
+
+Parameters: ``since``/``until`` (``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``function_name`` (``''``
+= every function), ``min_invocations``, ``min_slope_mb``, ``max_points``. Invocations are read
+through the collector's ``invocations_between`` view, which reads only the window's parts.
+"""
+
+from __future__ import annotations
+
+#: Per execution environment: its warm invocations' Max Memory Used in start order. Only
+#: environments that could hold a leak come back (enough warm invocations, a rise of at least
+#: half the minimum slope across them, a positive least-squares slope over time), so a healthy
+#: fleet returns no rows. ``max_points`` keeps the newest invocations of a long-lived
+#: environment, which is where a leak shows.
+LEAK_CANDIDATES = """
+SELECT
+    function_name,
+    function_version,
+    environment_id,
+    max(memory_size_mb) AS memory_size_mb,
+    count() AS warm_invocations,
+    arraySlice(arraySort(groupArray((start_time, request_id,
+        toFloat64(assumeNotNull(max_memory_used_mb))))), -{max_points:UInt32}) AS points
+FROM invocations_between(
+    since = {since:DateTime64(3, 'UTC')},
+    until = {until:DateTime64(3, 'UTC')},
+    function_name = {function_name:String})
+WHERE cold_start = 0
+    AND environment_id != ''
+    AND max_memory_used_mb IS NOT NULL
+GROUP BY function_name, function_version, environment_id
+HAVING warm_invocations >= {min_invocations:UInt32}
+    AND max(max_memory_used_mb) - min(max_memory_used_mb)
+        >= {min_slope_mb:Float64} * (warm_invocations - 1) / 2
+    AND simpleLinearRegression(toFloat64(toUnixTimestamp64Milli(start_time)),
+        toFloat64(assumeNotNull(max_memory_used_mb))).1 > 0
+ORDER BY function_name, function_version, environment_id
+"""
