@@ -167,7 +167,9 @@ def test_alerts_test_replays_the_default_pack_and_prints_what_would_fire(store):
 
     assert code == 0, err.getvalue()
     text = out.getvalue()
-    assert "Replaying 17 rules over the last 30m (6 evaluations, every 5m); nothing is sent." in text
+    assert (
+        "Replaying 17 rules over the last 30m (6 evaluations, every 5m); nothing is sent." in text
+    )
     assert "FIRING    critical  timeouts on checkout: 1 of 10 invocations" in text
     assert "Firing now:\n  timeouts on checkout" in text
     # Fired at NOW-23m on checkout-0007 and still firing at NOW-18m: notified once.
