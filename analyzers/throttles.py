@@ -53,6 +53,9 @@ MIN_THROTTLES_LOW_TRAFFIC = 3
 CRITICAL_SHARE = 0.10
 NEAR_LIMIT_SHARE = 0.80
 STARVING_SHARE = 0.50
+#: ...and only while the unreserved pool was this full (the early-warning share): otherwise the
+#: throttled function hit a limit of its own.
+STARVED_POOL_SHARE = NEAR_LIMIT_SHARE
 CODE_MIN_REQUESTS = 3
 UNRESERVED_MINIMUM = 100
 
@@ -308,8 +311,14 @@ def _starvation(minutes: Sequence[Mapping[str, Any]], limits: ConcurrencyLimits)
         if victim in limits.reserved:
             continue  # throttled at its own reservation, not starved
         throttled = [m for m, fns in per_minute.items() if fns.get(victim, (0, 0))[0] > 0]
-        total = sum(account.get(m) or sum(c for _, c in per_minute[m].values()) for m in throttled)
+        in_use = [account.get(m) or sum(c for _, c in per_minute[m].values()) for m in throttled]
+        total = sum(in_use)
         if total <= 0:
+            continue
+        # Starvation needs a pool that actually ran dry: a function throttled while the account
+        # had room to spare hit a limit of its own (a reservation we were not told about).
+        unreserved_pool = limits.account_concurrency - sum(limits.reserved.values())
+        if max(in_use) < STARVED_POOL_SHARE * unreserved_pool:
             continue
         victim_peak = max(per_minute[m][victim][1] for m in throttled)
         candidates = {f for m in throttled for f in per_minute[m]} - {victim}

@@ -40,6 +40,7 @@ class DemoFunction:
     timeout_s: float
     memory_size_mb: int
     weight: int
+    reserved_concurrency: int | None = None
 
     def payload(self, rng: random.Random, nth: int) -> dict[str, Any]:
         """The ``nth`` (0-based) event this worker sends to this function."""
@@ -56,8 +57,14 @@ FLEET = (
     DemoFunction(
         "report-export", "report_export.handler", timeout_s=1.0, memory_size_mb=512, weight=3
     ),
+    # One reserved environment and a slow init: callers arriving together are throttled (429).
     DemoFunction(
-        "thumbnailer", "thumbnailer.handler", timeout_s=3.0, memory_size_mb=1024, weight=2
+        "thumbnailer",
+        "thumbnailer.handler",
+        timeout_s=3.0,
+        memory_size_mb=1024,
+        weight=2,
+        reserved_concurrency=1,
     ),
 )
 
@@ -115,7 +122,7 @@ def _drive_fleet(
     console: Console,
 ) -> Counter[str]:
     """Invoke the fleet from ``concurrency`` threads for ``duration``; count what was sent."""
-    from emulator import Emulator, FunctionConfig
+    from emulator import Emulator, FunctionConfig, MetricStreamConfig
     from extension.layer import build_layer_dir
 
     layer = workdir / "layer"
@@ -129,10 +136,15 @@ def _drive_fleet(
             timeout_s=fn.timeout_s,
             layers=(layer,),
             environment={"LAMBDASCOPE_COLLECTOR_URL": collector_url},
+            reserved_concurrency=fn.reserved_concurrency,
         )
         for fn in FLEET
     ]
+    # Throttles never reach an extension: like CloudWatch, the emulator streams them as
+    # metrics through a Firehose-style delivery (every 2 s here instead of every minute).
+    metric_stream = MetricStreamConfig(f"{collector_url}/v1/firehose/metrics", period_s=2.0)
     sent: Counter[str] = Counter()
+    throttled: Counter[str] = Counter()
     failures: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -147,14 +159,17 @@ def _drive_fleet(
             payload = fn.payload(rng, calls[fn.name])
             calls[fn.name] += 1
             try:
-                emu.invoke(fn.name, _json_bytes(payload))
+                result = emu.invoke(fn.name, _json_bytes(payload))
             except Exception as exc:  # keep driving: one failed call is not the demo's end
                 with lock:
                     failures.append(f"{fn.name}: {exc}")
                 stop.wait(0.2)
                 continue
             with lock:
-                sent[fn.name] += 1
+                if result.status_code == 429:
+                    throttled[fn.name] += 1
+                else:
+                    sent[fn.name] += 1
             stop.wait(rng.uniform(0.05, 0.25))
 
     progress = Progress(
@@ -165,7 +180,7 @@ def _drive_fleet(
         console=console,
         transient=False,
     )
-    emu = Emulator(functions)
+    emu = Emulator(functions, metric_stream=metric_stream)
     emu.start()
     try:
         threads = [
@@ -199,6 +214,11 @@ def _drive_fleet(
     console.print(
         "invoked: " + ", ".join(f"{name} x{count}" for name, count in sorted(sent.items()))
     )
+    if throttled:
+        console.print(
+            "throttled (429): "
+            + ", ".join(f"{name} x{count}" for name, count in sorted(throttled.items()))
+        )
     return sent
 
 

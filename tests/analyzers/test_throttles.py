@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -261,3 +261,17 @@ def test_unreserved_pool_near_its_end_is_an_early_warning():
         "in use (87.5%)"
     )
     assert throttle_findings([], account, [], [], window, ConcurrencyLimits()) == []
+
+
+def test_throttled_while_the_account_had_room_is_not_starvation() -> None:
+    # The demo's case: a function throttled at a reservation nobody told the detector about,
+    # while a busy neighbour used 3 of the account's 1,000 executions.
+    minute = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+    minutes = [
+        {"minute": minute, "function_name": "", "throttles": 0, "concurrency": 4},
+        {"minute": minute, "function_name": "thumbnailer", "throttles": 1, "concurrency": 1},
+        {"minute": minute, "function_name": "report-export", "throttles": 0, "concurrency": 3},
+    ]
+    window = Window(start=minute - timedelta(minutes=5), end=minute + timedelta(minutes=5))
+    findings = throttle_findings([], [], minutes, [], window)
+    assert [f for f in findings if f.kind == "concurrency_starvation"] == []
