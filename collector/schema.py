@@ -9,6 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from collector import sql
+from collector.cluster import (
+    SELECT_CLUSTER_TOPOLOGY,
+    ClusterConfig,
+    check_topology,
+    local_table,
+    rewrite,
+)
 
 #: The newest schema version this code knows.
 CURRENT_VERSION = max(version for version, _, _ in sql.MIGRATIONS)
@@ -33,19 +40,35 @@ def check_retention(retention_days: Any) -> int:
     return retention_days
 
 
-def stored_version(client: Any) -> int:
-    client.command(sql.CREATE_MIGRATIONS)
+def stored_version(client: Any, cluster: ClusterConfig | None = None, database: str = "") -> int:
+    for statement in rewrite(sql.CREATE_MIGRATIONS, cluster, database):
+        client.command(statement)
     value = client.query(sql.SELECT_SCHEMA_VERSION).first_row[0]
     return int(value or 0)
 
 
-def migrate(client: Any, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> int:
+def migrate(
+    client: Any,
+    *,
+    retention_days: int = DEFAULT_RETENTION_DAYS,
+    cluster: ClusterConfig | None = None,
+    database: str | None = None,
+) -> int:
     """Bring the client's database to :data:`CURRENT_VERSION`; returns the version applied.
 
-    Raises :class:`SchemaError` when the store is newer than this code.
+    With ``cluster``, every statement runs in its cluster form (collector/cluster.py) and
+    ``database`` (default: the client's) is the one the Distributed tables name.
+    Raises :class:`SchemaError` when the store is newer than this code, and
+    :class:`collector.cluster.ClusterError` when the server does not know the cluster.
     """
     retention_days = check_retention(retention_days)
-    current = stored_version(client)
+    database = database or str(getattr(client, "database", "") or "")
+    if cluster is not None:
+        shards, servers = client.query(
+            SELECT_CLUSTER_TOPOLOGY, parameters={"cluster": cluster.name}
+        ).first_row
+        check_topology(cluster, int(shards or 0), int(servers or 0))
+    current = stored_version(client, cluster, database)
     if current > CURRENT_VERSION:
         raise SchemaError(
             f"the store's schema is version {current} but this collector knows up to "
@@ -56,7 +79,8 @@ def migrate(client: Any, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> int
             continue
         for statement in statements:
             try:
-                client.command(render(statement, retention_days))
+                for ddl in rewrite(render(statement, retention_days), cluster, database):
+                    client.command(ddl)
             except Exception as exc:
                 raise SchemaError(
                     f"schema migration {version} ({description}) failed: {exc}"
@@ -66,17 +90,17 @@ def migrate(client: Any, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> int
         )
     for statement in sql.VIEWS:
         try:
-            client.command(statement)
+            for ddl in rewrite(statement, cluster, database):
+                client.command(ddl)
         except Exception as exc:
             raise SchemaError(f"creating a view failed: {exc}") from exc
     # Retention may change between starts; the new TTL applies to new parts only (no rewrite).
     engines = dict(client.query(sql.SELECT_TABLE_ENGINES).result_rows)
     wanted = f"toIntervalDay({retention_days})"
     for table, expression in sql.TTL_TABLES:
-        if wanted in str(engines.get(table, "")):
+        if wanted in str(engines.get(local_table(table, cluster), "")):
             continue
-        client.command(
-            sql.MODIFY_TTL.format(table=table, expression=render(expression, retention_days)),
-            settings={"materialize_ttl_after_modify": 0},
-        )
+        modify = sql.MODIFY_TTL.format(table=table, expression=render(expression, retention_days))
+        for ddl in rewrite(modify, cluster, database):
+            client.command(ddl, settings={"materialize_ttl_after_modify": 0})
     return CURRENT_VERSION

@@ -43,6 +43,7 @@ from lambdascope.query import QueryError, jsonable
 
 if TYPE_CHECKING:
     from analyzers.alerts import AlertService
+    from collector.cluster import ClusterConfig
 
 __all__ = ["CollectorServer", "run_collector"]
 
@@ -504,6 +505,7 @@ def run_collector(
     retention_days: int = DEFAULT_RETENTION_DAYS,
     rules_path: str | Path | None = None,
     alert_interval: timedelta = timedelta(minutes=1),
+    cluster: ClusterConfig | None = None,
 ) -> None:
     """Open the store, serve until SIGINT/SIGTERM, then stop cleanly (writes in flight finish).
 
@@ -520,7 +522,7 @@ def run_collector(
     if rules_path is not None:
         _check_rules(Path(rules_path))
     try:
-        store = Store.open(store_url, database, retention_days=retention_days)
+        store = Store.open(store_url, database, retention_days=retention_days, cluster=cluster)
     except (StoreError, SchemaError) as exc:
         print(f"lambdascope collector: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

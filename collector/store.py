@@ -26,6 +26,7 @@ from typing import Any
 import clickhouse_connect
 
 from collector import firehose, otlp, schema, sql
+from collector.cluster import ClusterConfig, ClusterError, check_store_url, insert_settings, rewrite
 from collector.normalize import (
     COLD_START_COLUMNS,
     INVOCATION_COLUMNS,
@@ -115,6 +116,10 @@ def database_in_url(url: str) -> str | None:
 class Store:
     """One store database, opened (created, migrated) once per process."""
 
+    #: The cluster the schema was created on (None: one server or the embedded engine), so
+    #: other packages' DDL on this store can use collector.cluster.rewrite too.
+    cluster: ClusterConfig | None = None
+
     def __init__(self, client: Any, *, url: str, database: str, connect: Any | None = None) -> None:
         self._client = client
         self.url = url
@@ -136,11 +141,17 @@ class Store:
         database: str = "lambdascope",
         *,
         retention_days: int = schema.DEFAULT_RETENTION_DAYS,
+        cluster: ClusterConfig | None = None,
     ) -> Store:
         """Open the store at ``url``, create ``database`` if needed and migrate its schema.
 
         A server URL with a path (``http://host:8123/mydb``) names the database itself.
+        ``cluster`` (a server only) creates the schema in its cluster form: collector/cluster.py.
         """
+        try:
+            check_store_url(url, cluster)
+        except ClusterError as exc:
+            raise StoreError(str(exc)) from exc
         database = database_in_url(url) or database
         if not sql.IDENTIFIER.match(database):
             raise StoreError(
@@ -154,14 +165,21 @@ class Store:
         except Exception as exc:
             raise StoreError(_open_failure(shown, exc)) from exc
         try:
-            admin.command(sql.CREATE_DATABASE.format(database=database))
-            client = clickhouse_connect.get_client(dsn=dsn, database=database, **extra)
+            for ddl in rewrite(sql.CREATE_DATABASE.format(database=database), cluster, database):
+                admin.command(ddl)
+            # Only the write handle: read handles run readonly=1, which refuses other settings.
+            write_extra: dict[str, Any] = dict(extra)
+            if settings := insert_settings(cluster):
+                write_extra["settings"] = settings
+            client = clickhouse_connect.get_client(dsn=dsn, database=database, **write_extra)
         except Exception as exc:
             raise StoreError(_open_failure(shown, exc)) from exc
         finally:
             admin.close()
         try:
-            schema.migrate(client, retention_days=retention_days)
+            schema.migrate(
+                client, retention_days=retention_days, cluster=cluster, database=database
+            )
         except schema.SchemaError:
             client.close()
             raise
@@ -173,10 +191,12 @@ class Store:
             return clickhouse_connect.get_client(dsn=dsn, database=database, **extra)
 
         try:
-            return cls(client, url=shown, database=database, connect=connect)
+            store = cls(client, url=shown, database=database, connect=connect)
         except Exception as exc:
             client.close()
             raise StoreError(_open_failure(shown, exc)) from exc
+        store.cluster = cluster
+        return store
 
     def write(self, batch: NormalizedBatch) -> WriteResult:
         """Store one normalised batch; returns after ClickHouse committed every row."""

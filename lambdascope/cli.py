@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules", type=Path, default=None, help="alert rules file (YAML), hot-reloaded"
     )
     collector.add_argument("--alert-interval", type=parse_duration, default=timedelta(minutes=1))
+    collector.add_argument(
+        "--cluster",
+        default=None,
+        metavar="NAME",
+        help="create the schema ON CLUSTER NAME with Replicated tables (ClickHouse server only)",
+    )
+    collector.add_argument(
+        "--sharded", action="store_true", help="with --cluster: Distributed tables over shards"
+    )
 
     analyze = sub.add_parser("analyze", help="run the detectors and print their findings")
     _reader_args(analyze)
@@ -178,7 +187,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_collector(args: argparse.Namespace) -> int:
+    from collector.cluster import ClusterError, cluster_from_args
     from collector.server import run_collector
+
+    try:
+        cluster = cluster_from_args(args.cluster, args.sharded)
+    except ClusterError as exc:
+        print(f"lambdascope collector: {exc}", file=sys.stderr)
+        return 2
 
     run_collector(
         store_url=args.store,
@@ -190,6 +206,7 @@ def _cmd_collector(args: argparse.Namespace) -> int:
         retention_days=args.retention_days,
         rules_path=args.rules,
         alert_interval=args.alert_interval,
+        cluster=cluster,
     )
     return 0
 
