@@ -57,10 +57,11 @@ def hosts_text(host_hosts: str, address: str) -> str:
 
 def mount_script(binds: list[tuple[str, str]], cwd: str, mount: str = "mount") -> str:
     """The shell script run inside the new namespace: make every mount private (so nothing
-    propagates to the host), bind each (source, target) in order, cd, exec the target."""
+    propagates to the host), bind each (source, target) in order, cd, exec the target.
+    Binds are recursive, so what was bound inside a source comes along with it."""
     tool = shlex.quote(mount)
     steps = ["set -e", f"{tool} --make-rprivate /"]
-    steps += [f"{tool} --bind {shlex.quote(src)} {shlex.quote(dst)}" for src, dst in binds]
+    steps += [f"{tool} --rbind {shlex.quote(src)} {shlex.quote(dst)}" for src, dst in binds]
     steps += [f"cd {shlex.quote(cwd)}", 'exec "$@"']
     return "\n".join(steps)
 
@@ -106,12 +107,20 @@ class SandboxView:
     def binds(self) -> list[tuple[str, str]]:
         assert self.root is not None
         # Ordered so no bind hides a later one's source: code and layers may live under
-        # /opt, and this environment's own folders under /tmp.
+        # /opt, and this environment's own folders under /tmp. The interpreter and the import
+        # paths the processes need may live under the host's /tmp too (a virtualenv in a CI
+        # checkout): they are bound into the private /tmp first, at the same paths, and come
+        # along when it is bound over /tmp.
+        private_tmp = self.root / "tmp"
+        carried = [
+            (path, str(private_tmp / Path(path).relative_to("/tmp"))) for path in host_tmp_paths()
+        ]
         return [
             (str(self.code_dir.resolve()), TASK_ROOT),
             (str((self.root / "opt").resolve()), OPT),
             (str(self.root / "hosts"), HOSTS),
-            (str(self.root / "tmp"), "/tmp"),
+            *carried,
+            (str(private_tmp), "/tmp"),
         ]
 
     def runtime_command(self, argv: list[str]) -> tuple[list[str], Path]:
@@ -133,6 +142,27 @@ class SandboxView:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+def outermost_under_tmp(paths: list[str]) -> list[str]:
+    """Pure: the paths below /tmp (not /tmp itself), without those inside another one."""
+    below = sorted({os.path.normpath(p) for p in paths if p.startswith("/tmp/")})
+    kept: list[str] = []
+    for path in below:
+        if not any(path.startswith(k + "/") for k in kept):
+            kept.append(path)
+    return kept
+
+
+@functools.cache
+def host_tmp_paths() -> tuple[str, ...]:
+    """What the environment's processes need from the host's /tmp: the interpreter's prefixes
+    and the emulator's own import paths (the runtime client, an editable checkout)."""
+    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix]
+    candidates.append(os.path.dirname(os.path.realpath(sys.executable)))
+    candidates += [p for p in sys.path if p and os.path.isdir(p)]
+    real = [os.path.realpath(p) for p in candidates] + candidates
+    return tuple(p for p in outermost_under_tmp(real) if os.path.isdir(p))
+
+
 def merge_layers(layers: tuple[Path, ...], dest: Path) -> None:
     """Copy the layers into `dest` in order, a later layer's files replacing an earlier one's,
     as Lambda extracts them into /opt."""
@@ -151,6 +181,8 @@ def prepare(
     try:
         (root / "tmp").mkdir()
         (root / "tmp").chmod(0o1777)
+        for path in host_tmp_paths():  # mount points for what is carried into the private /tmp
+            (root / "tmp" / Path(path).relative_to("/tmp")).mkdir(parents=True, exist_ok=True)
         if len(layers) == 1:
             # One layer: bind it as it is (no copy), so edits show up and start-up stays cheap.
             (root / "opt").symlink_to(layers[0].resolve(), target_is_directory=True)

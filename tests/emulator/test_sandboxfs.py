@@ -16,6 +16,7 @@ from emulator.sandboxfs import (
     hosts_text,
     merge_layers,
     mount_script,
+    outermost_under_tmp,
     probe_namespace,
     resolve_isolation,
 )
@@ -34,8 +35,13 @@ def test_mount_script_is_private_binds_in_order_and_quotes_paths():
     script = mount_script([("/a b", "/opt"), ("/c", "/tmp")], "/var/task")
     lines = script.splitlines()
     assert lines[:2] == ["set -e", "mount --make-rprivate /"]
-    assert lines[2:4] == ["mount --bind '/a b' /opt", "mount --bind /c /tmp"]
+    assert lines[2:4] == ["mount --rbind '/a b' /opt", "mount --rbind /c /tmp"]
     assert lines[-2:] == ["cd /var/task", 'exec "$@"']
+
+
+def test_only_the_outermost_paths_below_tmp_are_carried_into_the_private_tmp():
+    paths = ["/tmp/ci/.venv", "/tmp/ci", "/tmp/ci/.venv/lib", "/usr/lib", "/tmp", "/tmpfoo"]
+    assert outermost_under_tmp(paths) == ["/tmp/ci"]
 
 
 def test_later_layers_replace_earlier_files_as_in_opt(tmp_path):
