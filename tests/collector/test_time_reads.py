@@ -73,7 +73,7 @@ def test_between_returns_the_rows_of_the_view_for_every_window(store: Store) -> 
         window("2026-11-24 09:00:00.000", "2026-11-24 12:00:00.000"),
         window("2026-11-24 10:00:00.000", "2026-11-24 11:00:00.000", "no-such-function"),
     ]
-    seen = set()
+    seen: set[str] = set()
     for params in windows:
         expected = reader.query(PLAIN, params).rows
         assert reader.query(BETWEEN, params).rows == expected, params

@@ -1,0 +1,382 @@
+"""Ingest at scale: HTTP request to committed rows, against a raw clickhouse-connect insert of the
+same rows into the same embedded store, and the collector's memory under sustained load (#5).
+
+    python bench/ingest_throughput.py [--quick] [--events N] [--clients 16] [--sustain-s 60]
+
+1. *End to end*: a client process POSTs realistic gzip extension batches (docs/architecture.md
+   §1: per invocation an INVOKE entry and platform.start, two function lines, runtimeDone and
+   report) from ``--clients`` threads to a ``CollectorServer`` on 127.0.0.1, each request
+   answered only after its rows are committed. Events/s = telemetry events / wall time from the
+   first request to the last acknowledgement.
+2. *Raw*: the same batches normalised (untimed), their rows inserted with plain
+   ``clickhouse-connect`` column-oriented inserts (100,000 rows per insert) into a second
+   database of the same store. The ratio end-to-end / raw is the collector's overhead.
+3. *Sustained*: the client process keeps posting fresh batches for ``--sustain-s`` seconds while
+   this process samples its own resident memory (the collector runs here; the clients run in
+   another process so their memory is not counted) every second: start, max, end.
+
+Not a test: figures depend on the machine. Every loop is bounded by a count or a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+EVENTS_TARGET = 100_000.0
+RAW_SHARE_TARGET = 0.5
+INVOCATIONS_PER_BATCH = 100
+FUNCTIONS = 20
+RAW_CHUNK_ROWS = 100_000
+BASE_MS = 1_795_500_000_000  # 2026-11-24, as in the tests' sample batches
+
+
+def make_batch(index: int, run: str) -> dict[str, Any]:
+    """One extension batch: INVOCATIONS_PER_BATCH invocations of one environment."""
+    fn = f"fn-{index % FUNCTIONS:02d}"
+    t0 = BASE_MS + index * 1000
+    telemetry: list[dict[str, Any]] = []
+    invocations = []
+    for k in range(INVOCATIONS_PER_BATCH):
+        rid = f"{run}-{index:07d}-{k:04d}-4c3d-9e8f-0a1b2c3d4e5f"
+        start = t0 + k * 10
+        duration = 3.0 + (k * 7 % 40)
+        status = "timeout" if k == 57 else ("error" if k % 33 == 0 else "success")
+
+        def at(ms: float) -> str:
+            seconds, millis = divmod(int(ms), 1000)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+            return f"{stamp}.{millis:03d}Z"
+
+        telemetry.append(
+            {"time": at(start), "type": "platform.start", "record": {"requestId": rid}}
+        )
+        telemetry.append(
+            {"time": at(start + 1), "type": "function", "record": f"handling order {k}\n"}
+        )
+        telemetry.append(
+            {
+                "time": at(start + 2),
+                "type": "function",
+                "record": json.dumps({"level": "INFO", "message": "charged", "requestId": rid})
+                + "\n",
+            }
+        )
+        telemetry.append(
+            {
+                "time": at(start + duration),
+                "type": "platform.runtimeDone",
+                "record": {
+                    "requestId": rid,
+                    "status": status,
+                    "metrics": {"durationMs": duration - 0.2, "producedBytes": 120},
+                },
+            }
+        )
+        report: dict[str, Any] = {
+            "requestId": rid,
+            "status": status,
+            "metrics": {
+                "durationMs": duration,
+                "billedDurationMs": int(duration) + 1,
+                "memorySizeMB": 256,
+                "maxMemoryUsedMB": 80 + k % 50,
+            },
+        }
+        if k == 0:
+            report["metrics"]["initDurationMs"] = 350.0
+        if status != "success":
+            report["errorType"] = "Runtime.HandlerError"
+        telemetry.append(
+            {"time": at(start + duration + 1), "type": "platform.report", "record": report}
+        )
+        invocations.append(
+            {
+                "request_id": rid,
+                "deadline_ms": start + 3000,
+                "received_at_ms": start,
+                "invoked_function_arn": f"arn:aws:lambda:us-east-1:000000000000:function:{fn}",
+                "trace_id": None,
+            }
+        )
+    return {
+        "schema_version": 1,
+        "batch_id": f"{run}{index:024d}"[-32:],
+        "sent_at_ms": t0 + 2000,
+        "extension": {"name": "lambdascope", "version": "0.1.0"},
+        "environment": {
+            "environment_id": f"{run}env{index % 64:024d}"[-32:],
+            "function_name": fn,
+            "function_version": "$LATEST",
+            "region": "us-east-1",
+            "memory_size_mb": 256,
+            "initialization_type": "on-demand",
+            "architecture": "x86_64",
+        },
+        "open_request_id": None,
+        "telemetry": telemetry,
+        "invocations": invocations,
+    }
+
+
+EVENTS_PER_BATCH = len(make_batch(0, "x")["telemetry"])
+
+
+def gzip_body(batch: dict[str, Any]) -> bytes:
+    return gzip.compress(json.dumps(batch).encode(), compresslevel=6)
+
+
+# -- the client process -----------------------------------------------------------------------
+
+
+def client_main(url: str, run: str, batches: int, clients: int, seconds: float) -> None:
+    """POST ``batches`` pre-built batches (or, with ``seconds``, fresh ones until the deadline)
+    from ``clients`` threads; print one JSON line of results."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    bodies = [gzip_body(make_batch(i, run)) for i in range(batches)] if not seconds else []
+    lock = threading.Lock()
+    state = {"next": 0, "ok": 0, "refused": 0, "failed": 0}
+    deadline = time.monotonic() + seconds if seconds else None
+    print("ready", flush=True)
+    sys.stdin.readline()  # wait for "go": building bodies is not part of the measurement
+
+    def take() -> int | None:
+        with lock:
+            i = state["next"]
+            if deadline is None and i >= batches:
+                return None
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            state["next"] = i + 1
+            return i
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            while (i := take()) is not None:
+                body = bodies[i] if deadline is None else gzip_body(make_batch(i, run))
+                for _attempt in range(20):  # 503 + Retry-After: back off briefly, bounded
+                    try:
+                        conn.request(
+                            "POST",
+                            "/v1/extension/batches",
+                            body=body,
+                            headers={
+                                "Content-Type": "application/json",
+                                "Content-Encoding": "gzip",
+                            },
+                        )
+                        response = conn.getresponse()
+                        response.read()
+                    except (OSError, http.client.HTTPException):
+                        conn.close()
+                        conn = http.client.HTTPConnection(host, port, timeout=60)
+                        continue
+                    if response.status == 200:
+                        with lock:
+                            state["ok"] += 1
+                        break
+                    if response.status == 503:
+                        with lock:
+                            state["refused"] += 1
+                        time.sleep(0.05)
+                        continue
+                    with lock:
+                        state["failed"] += 1
+                    break
+        finally:
+            conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    print(json.dumps({**state, "seconds": elapsed}), flush=True)
+
+
+def run_clients(url: str, run: str, batches: int, clients: int, seconds: float = 0.0) -> Any:
+    """Start the client process, wait until its bodies are built, let it go; returns
+    (process, a function returning its result)."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--client", url, run, str(batches), str(clients), str(seconds)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise RuntimeError("the client process did not start")
+
+    def go_and_wait() -> dict[str, Any]:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        try:
+            line = proc.stdout.readline()
+            proc.wait(timeout=600)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return dict(json.loads(line))
+
+    return go_and_wait
+
+
+# -- measurements -----------------------------------------------------------------------------
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def raw_insert(store: Any, batches: int, run: str) -> tuple[float, int]:
+    """Seconds to insert the rows of ``batches`` batches with plain inserts, and the row count."""
+    from collector.normalize import (
+        COLD_START_COLUMNS,
+        INVOCATION_COLUMNS,
+        LOG_COLUMNS,
+        normalize_batch,
+    )
+
+    tables: dict[str, tuple[tuple[str, ...], list[Any]]] = {
+        "invocation_parts": (INVOCATION_COLUMNS, []),
+        "logs": (LOG_COLUMNS, []),
+        "cold_start_parts": (COLD_START_COLUMNS, []),
+    }
+    for i in range(batches):
+        # The same bytes the collector received, through the same normaliser (not timed).
+        normalized = normalize_batch(json.loads(gzip.decompress(gzip_body(make_batch(i, run)))))
+        tables["invocation_parts"][1].extend(normalized.invocation_rows)
+        tables["logs"][1].extend(normalized.log_rows)
+        tables["cold_start_parts"][1].extend(normalized.cold_start_rows)
+    client = store._client
+    total = 0
+    started = time.perf_counter()
+    for table, (columns, rows) in tables.items():
+        for offset in range(0, len(rows), RAW_CHUNK_ROWS):
+            chunk = rows[offset : offset + RAW_CHUNK_ROWS]
+            data = [[getattr(row, name) for row in chunk] for name in columns]
+            client.insert(table, data, column_names=columns, column_oriented=True)
+            total += len(chunk)
+    return time.perf_counter() - started, total
+
+
+def committed_rows(store: Any) -> int:
+    return int(store._client.query("SELECT count() FROM invocation_parts").first_row[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="200,000 events, 10 s sustained")
+    parser.add_argument("--events", type=int, default=None, help="default 1,000,000")
+    parser.add_argument("--clients", type=int, default=16, help="client threads (default 16)")
+    parser.add_argument("--sustain-s", type=float, default=None, help="default 60 (quick: 10)")
+    args = parser.parse_args(argv)
+    events = args.events or (200_000 if args.quick else 1_000_000)
+    sustain_s = args.sustain_s or (10.0 if args.quick else 60.0)
+    if events <= 0 or args.clients <= 0 or not 0 < sustain_s <= 600:
+        parser.error("--events and --clients must be positive, --sustain-s in (0, 600]")
+    batches = max(1, events // EVENTS_PER_BATCH)
+
+    from collector.server import CollectorServer
+    from collector.store import Store
+
+    tmp = tempfile.mkdtemp(prefix="lambdascope-bench-ingest-")
+    store = Store.open(f"chdb://{tmp}/store", "bench_e2e")
+    raw_store = None
+    server = CollectorServer(store, port=0).start()
+    try:
+        print(
+            f"{batches:,} batches x {EVENTS_PER_BATCH} events "
+            f"({batches * EVENTS_PER_BATCH:,} telemetry events), {args.clients} client threads",
+            flush=True,
+        )
+        go = run_clients(server.url, "e2e", batches, args.clients)
+        result = go()
+        e2e_events_s = result["ok"] * EVENTS_PER_BATCH / result["seconds"]
+        stats = server.writer.stats
+        print(
+            f"  end to end: {result['seconds']:.2f} s, {e2e_events_s:,.0f} events/s "
+            f"({result['ok']} ok, {result['refused']} 503, {result['failed']} failed; "
+            f"{stats.groups} inserts, {stats.batches / max(1, stats.groups):.1f} batches each)"
+        )
+        rows = committed_rows(store)
+
+        raw_store = Store.open(f"chdb://{tmp}/store", "bench_raw")
+        raw_s, raw_rows = raw_insert(raw_store, batches, "e2e")
+        raw_events_s = batches * EVENTS_PER_BATCH / raw_s
+        print(f"  raw insert: {raw_s:.2f} s for {raw_rows:,} rows, {raw_events_s:,.0f} events/s")
+        share = e2e_events_s / raw_events_s
+        print(
+            f"  end to end / raw = {share:.0%} (target >= {RAW_SHARE_TARGET:.0%}); "
+            f"{e2e_events_s:,.0f} events/s (target >= {EVENTS_TARGET:,.0f}); "
+            f"{rows:,} invocation parts committed"
+        )
+
+        print(f"sustained load for {sustain_s:.0f} s: collector RSS", flush=True)
+        go = run_clients(server.url, "sus", 0, args.clients, sustain_s)
+        samples: list[float] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                samples.append(rss_mb())
+                stop.wait(1.0)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            result = go()
+        finally:
+            stop.set()
+            sampler.join(timeout=5)
+        sustained = result["ok"] * EVENTS_PER_BATCH / result["seconds"]
+        print(
+            f"  {result['ok']} batches, {sustained:,.0f} events/s; RSS MB start "
+            f"{samples[0]:.0f}, max {max(samples):.0f}, end {samples[-1]:.0f} "
+            f"({len(samples)} samples)"
+        )
+        third = max(1, len(samples) // 3)
+        print(
+            f"  RSS MB median of first third {sorted(samples[:third])[third // 2]:.0f}, "
+            f"last third {sorted(samples[-third:])[third // 2]:.0f}"
+        )
+    finally:
+        server.stop()
+        if raw_store is not None:
+            raw_store.close()
+        store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        url, run, n, clients, seconds = sys.argv[2:7]
+        client_main(url, run, int(n), int(clients), float(seconds))
+        raise SystemExit(0)
+    raise SystemExit(main())
