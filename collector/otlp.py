@@ -19,6 +19,7 @@ import base64
 import datetime as dt
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -285,29 +286,64 @@ def _body(data: Any, key: str) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """Where an item sits: its resource and instrumentation scope, already parsed."""
+
+    resource: dict[str, str]
+    service: str
+    function: str
+    scope: dict[str, Any]
+    resource_schema: str
+    scope_schema: str
+
+
+def _walk(body: dict[str, Any], kind: str, item_key: str) -> Iterator[tuple[str, Any, _Scope]]:
+    """Every item of an export request, e.g. ``resourceSpans[0].scopeSpans[1].spans[2]``."""
+    resources_key, scopes_key = f"resource{kind}", f"scope{kind}"
+    for r, resource_entry in enumerate(_list(body, resources_key, "")):
+        rpath = f"{resources_key}[{r}]"
+        resource_entry = _dict(resource_entry, rpath)
+        resource, service, function = _resource(resource_entry, rpath)
+        resource_schema = _text(resource_entry.get("schemaUrl"))
+        for s, scope_entry in enumerate(_list(resource_entry, scopes_key, rpath)):
+            spath = f"{rpath}.{scopes_key}[{s}]"
+            scope_entry = _dict(scope_entry, spath)
+            where = _Scope(
+                resource,
+                service,
+                function,
+                _dict(scope_entry.get("scope"), f"{spath}.scope"),
+                resource_schema,
+                _text(scope_entry.get("schemaUrl")),
+            )
+            for i, item in enumerate(_list(scope_entry, item_key, spath)):
+                yield f"{spath}.{item_key}[{i}]", item, where
+
+
+class _Rejections:
+    """Counts rejected items and keeps the first few reasons, for a partial-success reply."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors: list[str] = []
+
+    def add(self, exc: ValueError) -> None:
+        self.count += 1
+        if len(self.errors) < 5:
+            self.errors.append(str(exc))
+
+
 def parse_traces(data: Any) -> ParsedSpans:
     """Parse an ``ExportTraceServiceRequest`` (OTLP/JSON) into span rows."""
-    body = _body(data, "resourceSpans")
     rows: list[OtlpSpanRow] = []
-    errors: list[str] = []
-    rejected = 0
-    for r, resource_spans in enumerate(_list(body, "resourceSpans", "")):
-        rpath = f"resourceSpans[{r}]"
-        resource_spans = _dict(resource_spans, rpath)
-        resource, service, function = _resource(resource_spans, rpath)
-        for s, scope_spans in enumerate(_list(resource_spans, "scopeSpans", rpath)):
-            spath = f"{rpath}.scopeSpans[{s}]"
-            scope_spans = _dict(scope_spans, spath)
-            scope = _dict(scope_spans.get("scope"), f"{spath}.scope")
-            for i, span in enumerate(_list(scope_spans, "spans", spath)):
-                path = f"{spath}.spans[{i}]"
-                try:
-                    rows.append(_span(span, path, resource, service, function, scope))
-                except ValueError as exc:
-                    rejected += 1
-                    if len(errors) < 5:
-                        errors.append(str(exc))
-    return ParsedSpans(rows, rejected, errors)
+    rejected = _Rejections()
+    for path, span, at in _walk(_body(data, "resourceSpans"), "Spans", "spans"):
+        try:
+            rows.append(_span(span, path, at.resource, at.service, at.function, at.scope))
+        except ValueError as exc:
+            rejected.add(exc)
+    return ParsedSpans(rows, rejected.count, rejected.errors)
 
 
 def _span(
@@ -363,39 +399,25 @@ def _span(
 
 def parse_logs(data: Any) -> ParsedLogs:
     """Parse an ``ExportLogsServiceRequest`` (OTLP/JSON) into log rows."""
-    body = _body(data, "resourceLogs")
     rows: list[OtlpLogRow] = []
-    errors: list[str] = []
-    rejected = 0
-    for r, resource_logs in enumerate(_list(body, "resourceLogs", "")):
-        rpath = f"resourceLogs[{r}]"
-        resource_logs = _dict(resource_logs, rpath)
-        resource, service, function = _resource(resource_logs, rpath)
-        resource_schema = _text(resource_logs.get("schemaUrl"))
-        for s, scope_logs in enumerate(_list(resource_logs, "scopeLogs", rpath)):
-            spath = f"{rpath}.scopeLogs[{s}]"
-            scope_logs = _dict(scope_logs, spath)
-            scope = _dict(scope_logs.get("scope"), f"{spath}.scope")
-            for i, record in enumerate(_list(scope_logs, "logRecords", spath)):
-                path = f"{spath}.logRecords[{i}]"
-                try:
-                    rows.append(
-                        _log(
-                            record,
-                            path,
-                            resource,
-                            service,
-                            function,
-                            scope,
-                            resource_schema,
-                            _text(scope_logs.get("schemaUrl")),
-                        )
-                    )
-                except ValueError as exc:
-                    rejected += 1
-                    if len(errors) < 5:
-                        errors.append(str(exc))
-    return ParsedLogs(rows, rejected, errors)
+    rejected = _Rejections()
+    for path, record, at in _walk(_body(data, "resourceLogs"), "Logs", "logRecords"):
+        try:
+            rows.append(
+                _log(
+                    record,
+                    path,
+                    at.resource,
+                    at.service,
+                    at.function,
+                    at.scope,
+                    at.resource_schema,
+                    at.scope_schema,
+                )
+            )
+        except ValueError as exc:
+            rejected.add(exc)
+    return ParsedLogs(rows, rejected.count, rejected.errors)
 
 
 def _log(
@@ -553,36 +575,21 @@ def parse_metrics(data: Any) -> ParsedMetrics:
     A metric with no data kind, or with a kind this parser does not know, counts as one
     rejected data point; a malformed point is rejected alone.
     """
-    body = _body(data, "resourceMetrics")
     rows: list[OtlpMetricRow] = []
-    errors: list[str] = []
-    rejected = 0
-    for r, resource_metrics in enumerate(_list(body, "resourceMetrics", "")):
-        rpath = f"resourceMetrics[{r}]"
-        resource_metrics = _dict(resource_metrics, rpath)
-        resource, service, function = _resource(resource_metrics, rpath)
-        for s, scope_metrics in enumerate(_list(resource_metrics, "scopeMetrics", rpath)):
-            spath = f"{rpath}.scopeMetrics[{s}]"
-            scope_metrics = _dict(scope_metrics, spath)
-            scope = _dict(scope_metrics.get("scope"), f"{spath}.scope")
-            for m, metric in enumerate(_list(scope_metrics, "metrics", spath)):
-                mpath = f"{spath}.metrics[{m}]"
-                try:
-                    kind, points, common = _metric(metric, mpath, resource, service, scope)
-                except ValueError as exc:
-                    rejected += 1
-                    if len(errors) < 5:
-                        errors.append(str(exc))
-                    continue
-                for p, point in enumerate(points):
-                    path = f"{mpath}.{kind}.dataPoints[{p}]"
-                    try:
-                        rows.append(_point(kind, point, path, common, function or service))
-                    except ValueError as exc:
-                        rejected += 1
-                        if len(errors) < 5:
-                            errors.append(str(exc))
-    return ParsedMetrics(rows, rejected, errors)
+    rejected = _Rejections()
+    for mpath, metric, at in _walk(_body(data, "resourceMetrics"), "Metrics", "metrics"):
+        try:
+            kind, points, common = _metric(metric, mpath, at.resource, at.service, at.scope)
+        except ValueError as exc:
+            rejected.add(exc)
+            continue
+        for p, point in enumerate(points):
+            path = f"{mpath}.{kind}.dataPoints[{p}]"
+            try:
+                rows.append(_point(kind, point, path, common, at.function or at.service))
+            except ValueError as exc:
+                rejected.add(exc)
+    return ParsedMetrics(rows, rejected.count, rejected.errors)
 
 
 def _metric(
