@@ -571,9 +571,15 @@ def _start_alerts(
     store: Store, rules_path: Path, interval: timedelta, collector_url: str
 ) -> AlertService:
     """Evaluate the alert rules inside the collector; an invalid rules file refuses to start."""
-    from analyzers.alerts import AlertService, ClickHouseAlertStateStore, RulesError
+    from analyzers.alerts import (
+        ALERT_TABLES_DDL,
+        AlertService,
+        ClickHouseAlertStateStore,
+        RulesError,
+    )
 
-    state = ClickHouseAlertStateStore(store.open_writer())
+    store.create_tables(ALERT_TABLES_DDL)
+    state = ClickHouseAlertStateStore(store.open_writer(), create_tables=False)
     service = AlertService(
         rules_path, store.reader(), state, interval=interval, collector_url=collector_url
     )

@@ -128,6 +128,7 @@ class Store:
         # settings with SET and cannot restore them in readonly mode, which would leave the
         # handle read-only (and break ingest) if reads and writes shared it.
         self._connect = connect
+        self._connect_writer: Any | None = None  # set by open(): writes wait for every shard
         self._read_client = connect() if connect is not None else client
         self._read_lock = threading.Lock()
         # Serialises the "seen this batch?" check with the inserts, so a retried batch racing
@@ -190,8 +191,12 @@ class Store:
         def connect() -> Any:
             return clickhouse_connect.get_client(dsn=dsn, database=database, **extra)
 
+        def connect_writer() -> Any:
+            return clickhouse_connect.get_client(dsn=dsn, database=database, **write_extra)
+
         try:
             store = cls(client, url=shown, database=database, connect=connect)
+            store._connect_writer = connect_writer
         except Exception as exc:
             client.close()
             raise StoreError(_open_failure(shown, exc)) from exc
@@ -350,9 +355,18 @@ class Store:
     def open_writer(self) -> Any:
         """A separate clickhouse-connect client on this database, for a writer with its own
         thread (the alert engine's state), so it never shares a handle with ingest."""
+        if self._connect_writer is not None:
+            return self._connect_writer()
         if self._connect is None:
             return self._client
         return self._connect()
+
+    def create_tables(self, statements: Sequence[str]) -> None:
+        """Run another package's DDL (the alert tables) in this store's form: on the cluster,
+        with Replicated engines, when the store is a cluster."""
+        for statement in statements:
+            for ddl in rewrite(statement, self.cluster, self.database):
+                self._client.command(ddl)
 
     def reader(self) -> DirectQueryClient:
         """A read-only query client on this store (``readonly=1``, row and time limits)."""

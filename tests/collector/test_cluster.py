@@ -597,3 +597,14 @@ def test_store_open_on_a_server_creates_the_cluster_schema_and_waits_for_shards(
         "ENGINE = Distributed('lambdascope', 'fleet', 'logs_local'" in c for c in writer.commands
     )
     assert "secret" not in store.url
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_the_alert_tables_have_a_cluster_form_too(sharded: bool) -> None:
+    from analyzers.alerts import ALERT_TABLES_DDL
+
+    cluster = ClusterConfig("lambdascope", sharded=sharded)
+    for statement in ALERT_TABLES_DDL:
+        rewritten = rewrite(statement, cluster, "lambdascope")
+        assert all("ON CLUSTER `lambdascope`" in ddl for ddl in rewritten)
+        assert any("Replicated" in ddl for ddl in rewritten)
