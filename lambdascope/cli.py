@@ -13,6 +13,10 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lambdascope.query import CollectorQueryClient
 
 DEFAULT_COLLECTOR_URL = "http://127.0.0.1:4320"
 DEFAULT_STORE_URL = "chdb://" + str(Path("~/.lambdascope/store").expanduser())
@@ -211,7 +215,7 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reader(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _reader(args: argparse.Namespace) -> CollectorQueryClient:
     from lambdascope.query import CollectorQueryClient
 
     return CollectorQueryClient(args.collector, token=args.read_token)
