@@ -51,14 +51,12 @@ REMOTE_DELAY_S = 0.020
 # separates lambdascope's own cost from the cost of having an extension at all.
 NULL_EXTENSION = """import http.client, os
 host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
+# one kept-alive connection, like lambdascope's (a new one per call costs the platform more)
+api = http.client.HTTPConnection(host, int(port))
 def call(method, path, body, headers):
-    # a new connection per call, like lambdascope's: no Nagle / delayed-ACK stalls
-    api = http.client.HTTPConnection(host, int(port))
-    api.request(method, path, body, dict(headers, Connection="close"))
+    api.request(method, path, body, headers)
     response = api.getresponse()
-    data = response.read()
-    api.close()
-    return response, data
+    return response, response.read()
 response, _ = call("POST", "/2020-01-01/extension/register",
                    b'{"events": ["INVOKE", "SHUTDOWN"]}', {"Lambda-Extension-Name": "null"})
 headers = {"Lambda-Extension-Identifier": response.getheader("Lambda-Extension-Identifier")}
@@ -557,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_sink:
         serve_sink(float(args.serve_sink[0]), args.serve_sink[1])
         return 0
-    warm = args.warm if args.warm is not None else (30 if args.quick else 300)
+    warm = args.warm if args.warm is not None else (30 if args.quick else 500)
     cold = args.cold if args.cold is not None else (2 if args.quick else 8)
     warm, cold = max(1, min(warm, 5000)), max(1, min(cold, 100))
     started = time.monotonic()

@@ -118,7 +118,11 @@ class Agent:
         log_filter = LogFilter(self.config.redact_patterns, self.config.log_sample_rate)
         try:
             self.listener, self.telemetry_handler = start_listener(
-                host, self.config.telemetry_port, self.buffer, log_filter
+                host,
+                self.config.telemetry_port,
+                self.buffer,
+                log_filter,
+                niceness=self.config.background_nice,
             )
         except OSError as exc:
             log.error(
@@ -215,7 +219,9 @@ class Agent:
         from .procstats import ProcSampler
 
         self.sampler = ProcSampler(
-            self.config.proc_sample_interval_ms / 1000.0, sink=self.buffer.add_invocation
+            self.config.proc_sample_interval_ms / 1000.0,
+            sink=self.buffer.add_invocation,
+            niceness=self.config.background_nice,
         ).start()
 
     def self_stats(self) -> dict[str, Any]:

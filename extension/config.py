@@ -64,6 +64,9 @@ SPOOL_MAX_BYTES = "LAMBDASCOPE_SPOOL_MAX_BYTES"
 the spool). /tmp is the function's too: the default leaves nearly all of it to the function."""
 PROC_SAMPLE_INTERVAL_MS = "LAMBDASCOPE_PROC_SAMPLE_INTERVAL_MS"
 """How often /proc is sampled during an invocation (default 100; 0 disables sampling)."""
+BACKGROUND_NICE = "LAMBDASCOPE_BACKGROUND_NICE"
+"""How much lower than the function the sender, sampler and telemetry listener threads run
+(nice value added, 0-19, default 10; 0 keeps them at the function's priority)."""
 OTLP_PORT = "LAMBDASCOPE_OTLP_PORT"
 """Port of the local OTLP/HTTP receiver (default 4318, OpenTelemetry's; 0 picks a free port;
 `off` disables it). It binds LAMBDASCOPE_LISTEN_HOST, else the host of AWS_LAMBDA_RUNTIME_API
@@ -112,6 +115,7 @@ class Config:
         "spool_dir",
         "spool_max_bytes",
         "proc_sample_interval_ms",
+        "background_nice",
         "otlp_port",
         "otlp_max_bytes",
         "otlp_buffer_max_bytes",
@@ -142,6 +146,7 @@ class Config:
         self.spool_dir: str | None = None  # None: default_spool_dir()
         self.spool_max_bytes = 16 * 1024 * 1024
         self.proc_sample_interval_ms = 100
+        self.background_nice = 10
         self.otlp_port: int | None = 4318  # None: receiver disabled
         self.otlp_max_bytes = 4 * 1024 * 1024
         self.otlp_buffer_max_bytes = 4 * 1024 * 1024
@@ -269,6 +274,7 @@ def load_config(environ: Mapping[str, str]) -> tuple[Config, list[str]]:
     c.proc_sample_interval_ms = _int_setting(
         environ, PROC_SAMPLE_INTERVAL_MS, c.proc_sample_interval_ms, 0, 60000, problems
     )
+    c.background_nice = _int_setting(environ, BACKGROUND_NICE, c.background_nice, 0, 19, problems)
     otlp_port = (environ.get(OTLP_PORT) or "").strip().lower()
     if otlp_port in ("off", "false", "disabled", "none"):
         c.otlp_port = None

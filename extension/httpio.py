@@ -106,6 +106,52 @@ def _read_body(rfile, headers: dict[str, str], max_bytes: int, until_eof: bool) 
     return b""
 
 
+def _request_bytes(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None,
+    body: bytes,
+    keep_alive: bool,
+) -> bytes:
+    host_header = host if port in (80, 443) else "%s:%d" % (host, port)
+    if ":" in host and not host.startswith("["):
+        host_header = "[%s]:%d" % (host, port)
+    lines = ["%s %s HTTP/1.1" % (method, path), "Host: " + host_header]
+    if not keep_alive:
+        lines.append("Connection: close")
+    for name, value in (headers or {}).items():
+        lines.append("%s: %s" % (name, value))
+    if body or method in ("POST", "PUT"):
+        lines.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _read_response(
+    rfile,
+    method: str,
+    host: str,
+    port: int,
+    max_response_bytes: int,
+    until_eof: bool,  # type: ignore[no-untyped-def]
+) -> Response:
+    status_line = rfile.readline(MAX_HEADER_LINE)
+    if not status_line:
+        raise ConnectionResetError("%s:%d closed the connection before answering" % (host, port))
+    parts = status_line.decode("latin-1").split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise HttpError("bad status line %r from %s:%d" % (status_line[:80], host, port))
+    try:
+        status = int(parts[1])
+    except ValueError:
+        raise HttpError("bad status code in %r" % status_line[:80]) from None
+    response_headers = _read_headers(rfile)
+    no_body = method == "HEAD" or status in (204, 304) or 100 <= status < 200
+    data = b"" if no_body else _read_body(rfile, response_headers, max_response_bytes, until_eof)
+    return Response(status, response_headers, data)
+
+
 def request(
     host: str,
     port: int,
@@ -128,33 +174,86 @@ def request(
             import ssl  # only for https collectors: ~13 ms, paid on the sender thread
 
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-        host_header = host if port in (80, 443) else "%s:%d" % (host, port)
-        if ":" in host and not host.startswith("["):
-            host_header = "[%s]:%d" % (host, port)
-        lines = ["%s %s HTTP/1.1" % (method, path), "Host: " + host_header, "Connection: close"]
-        for name, value in (headers or {}).items():
-            lines.append("%s: %s" % (name, value))
-        if body or method in ("POST", "PUT"):
-            lines.append("Content-Length: %d" % len(body))
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        sock.sendall(_request_bytes(host, port, method, path, headers, body, keep_alive=False))
         rfile = sock.makefile("rb")
         try:
-            status_line = rfile.readline(MAX_HEADER_LINE)
-            parts = status_line.decode("latin-1").split(None, 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-                raise HttpError("bad status line %r from %s:%d" % (status_line[:80], host, port))
-            try:
-                status = int(parts[1])
-            except ValueError:
-                raise HttpError("bad status code in %r" % status_line[:80]) from None
-            response_headers = _read_headers(rfile)
-            no_body = method == "HEAD" or status in (204, 304) or 100 <= status < 200
-            data = b"" if no_body else _read_body(rfile, response_headers, max_response_bytes, True)
-            return Response(status, response_headers, data)
+            return _read_response(rfile, method, host, port, max_response_bytes, True)
         finally:
             rfile.close()
     finally:
         sock.close()
+
+
+class Connection:
+    """One kept-alive HTTP/1.1 connection for a series of requests (the Lambda API).
+
+    A new connection per call makes the platform accept and set up a connection for every
+    `event/next`, work that lands while the function runs; one kept connection avoids it, as
+    the runtime client does. A kept connection the server has closed meanwhile (between
+    invocations, or across a freeze) fails before any answer arrives: the request is then sent
+    once more on a fresh connection, which is safe because the server never saw it.
+    Requests are serialised; raises like :func:`request`.
+    """
+
+    def __init__(self, host: str, port: int, max_response_bytes: int = 16 * 1024 * 1024) -> None:
+        self.host, self.port = host, port
+        self._max_response_bytes = max_response_bytes
+        self._sock: socket.socket | None = None
+        self._rfile: Any = None
+        self._lock = threading.Lock()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        timeout: float | None = None,
+    ) -> Response:
+        data = _request_bytes(self.host, self.port, method, path, headers, body, keep_alive=True)
+        with self._lock:
+            for attempt in (1, 2):
+                reused = self._sock is not None
+                if self._sock is None:
+                    self._open(timeout)
+                assert self._sock is not None
+                try:
+                    self._sock.settimeout(timeout)
+                    self._sock.sendall(data)
+                    response = _read_response(
+                        self._rfile, method, self.host, self.port, self._max_response_bytes, False
+                    )
+                except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+                    self.close()
+                    if reused and attempt == 1:
+                        continue  # the server dropped the idle connection: send it again
+                    raise
+                except BaseException:
+                    self.close()
+                    raise
+                if response.headers.get("connection", "").lower() == "close":
+                    self.close()
+                return response
+        raise AssertionError("unreachable")
+
+    def _open(self, timeout: float | None) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        try:  # noqa: SIM105 - contextlib costs start-up time
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self._sock = sock
+        self._rfile = sock.makefile("rb")
+
+    def close(self) -> None:
+        rfile, sock = self._rfile, self._sock
+        self._rfile = self._sock = None
+        for closeable in (rfile, sock):
+            if closeable is not None:
+                try:  # noqa: SIM105 - contextlib costs start-up time
+                    closeable.close()
+                except OSError:
+                    pass
 
 
 class HttpServer:
@@ -174,8 +273,10 @@ class HttpServer:
         max_body_bytes: int = 8 * 1024 * 1024,
         max_connections: int = 32,
         name: str = "lambdascope-http",
+        niceness: int = 0,
     ) -> None:
         self._handler = handler
+        self._niceness = niceness
         self._max_body_bytes = max_body_bytes
         self._slots = threading.BoundedSemaphore(max_connections)
         self._name = name
@@ -212,6 +313,11 @@ class HttpServer:
         self._thread.join(timeout=2.0)
 
     def _accept_loop(self) -> None:
+        if self._niceness:
+            # Connection threads start from this one and inherit its priority.
+            from .priority import lower_thread_priority
+
+            lower_thread_priority(self._niceness)
         while not self._closed:
             try:
                 conn, _peer = self._sock.accept()

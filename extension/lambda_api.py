@@ -82,6 +82,7 @@ class ExtensionsApi:
         self.runtime_api = runtime_api
         self.host, self.port = split_host_port(runtime_api)
         self.identifier: str | None = None
+        self._connection = httpio.Connection(self.host, self.port)
 
     def _call(
         self,
@@ -93,9 +94,7 @@ class ExtensionsApi:
         timeout: float | None = 10.0,
     ) -> httpio.Response:
         try:
-            return httpio.request(
-                self.host, self.port, method, path, headers, body, timeout=timeout
-            )
+            return self._connection.request(method, path, headers, body, timeout=timeout)
         except (OSError, httpio.HttpError) as exc:
             raise LambdaApiError(
                 "%s %s on http://%s failed: %s" % (what, path, self.runtime_api, exc)

@@ -133,8 +133,12 @@ class TelemetryHandler:
 
 
 def start_listener(
-    host: str, port: int, buffer: TelemetryBuffer, log_filter: LogFilter | None = None
+    host: str,
+    port: int,
+    buffer: TelemetryBuffer,
+    log_filter: LogFilter | None = None,
+    niceness: int = 0,
 ) -> tuple[httpio.HttpServer, TelemetryHandler]:
     handler = TelemetryHandler(buffer, log_filter)
-    server = httpio.HttpServer(host, port, handler, name="lambdascope-telemetry")
+    server = httpio.HttpServer(host, port, handler, name="lambdascope-telemetry", niceness=niceness)
     return server.start(), handler

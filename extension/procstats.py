@@ -195,8 +195,11 @@ class ProcSampler:
     delays its `next` call; each finished record, with its `proc` object, goes to `sink`.
     """
 
-    def __init__(self, interval_s: float, sink: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self, interval_s: float, sink: Callable[[dict[str, Any]], None], niceness: int = 0
+    ) -> None:
         self.interval_s = interval_s
+        self._niceness = niceness
         self._sink = sink
         self._lock = threading.Lock()  # guards the queue and the open invocation's figures
         self._process = threading.RLock()  # one closer/opener at a time (thread or finish())
@@ -275,6 +278,10 @@ class ProcSampler:
             return result
 
     def _run(self) -> None:
+        if self._niceness:
+            from .priority import lower_thread_priority
+
+            lower_thread_priority(self._niceness)
         for _ in range(10**12):
             if self._stopped:
                 return

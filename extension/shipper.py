@@ -171,6 +171,10 @@ class Shipper:
     # -- the sender thread ----------------------------------------------------------------
 
     def _run(self) -> None:
+        if self.config.background_nice:
+            from .priority import lower_thread_priority
+
+            lower_thread_priority(self.config.background_nice)
         interval_s = self.config.flush_interval_ms / 1000.0
         for _ in range(10**12):  # bounded only by the sandbox's life; ends at SHUTDOWN
             with self._cond:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -78,3 +80,76 @@ def test_close_stops_the_accept_thread() -> None:
     server.close()
     with pytest.raises(OSError):
         httpio.request("127.0.0.1", port, "GET", "/", timeout=2)
+
+
+class _CountingServer:
+    """A raw loopback server that answers each request on a connection, counts connections,
+    and closes every connection after `close_after` answers (a platform dropping idle ones)."""
+
+    def __init__(self, close_after: int) -> None:
+        self.connections = 0
+        self.close_after = close_after
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        for _ in range(20):
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn, conn.makefile("rb") as rfile:
+                for _ in range(self.close_after):
+                    line = rfile.readline()
+                    if not line:
+                        break
+                    while rfile.readline() not in (b"\r\n", b""):
+                        pass
+                    body = b"answer %d" % self.connections
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+                    conn.sendall(body)
+
+    def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone does not on Linux.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._thread.join(timeout=5)
+        assert not self._thread.is_alive()
+
+
+def test_kept_connection_is_reused_for_several_requests() -> None:
+    server = _CountingServer(close_after=100)
+    connection = httpio.Connection("127.0.0.1", server.port)
+    try:
+        bodies = [connection.request("GET", "/next", timeout=5).body for _ in range(3)]
+    finally:
+        connection.close()
+        server.close()
+    assert bodies == [b"answer 1"] * 3
+    assert server.connections == 1
+
+
+def test_kept_connection_closed_by_the_server_is_reopened_and_the_request_resent() -> None:
+    server = _CountingServer(close_after=1)
+    connection = httpio.Connection("127.0.0.1", server.port)
+    try:
+        first = connection.request("GET", "/next", timeout=5).body
+        second = connection.request("GET", "/next", timeout=5).body
+    finally:
+        connection.close()
+        server.close()
+    assert (first, second) == (b"answer 1", b"answer 2")
+    assert server.connections == 2
+
+
+def test_kept_connection_reports_a_refused_connection() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    connection = httpio.Connection("127.0.0.1", port)
+    with pytest.raises(OSError):
+        connection.request("GET", "/next", timeout=2)
