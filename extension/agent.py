@@ -196,7 +196,11 @@ class Agent:
         from .spool import Spool
 
         environment = environment_info(
-            register_body, self.environ, self.environment_id, os.uname().machine
+            register_body,
+            self.environ,
+            self.environment_id,
+            os.uname().machine,
+            tags=self.config.tags,
         )
         spool = None
         if self.config.spool_max_bytes > 0:

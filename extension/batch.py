@@ -61,8 +61,10 @@ def environment_info(
     environ: Mapping[str, str],
     environment_id: str,
     machine: str,
+    tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The batch's `environment` object, from the register response and Lambda's variables."""
+    """The batch's `environment` object, from the register response and Lambda's variables;
+    `tags` (LAMBDASCOPE_TAGS) only when there are some."""
     memory_text = environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
     try:
         memory_size_mb: int | None = int(memory_text)
@@ -76,7 +78,7 @@ def environment_info(
         or environ.get("AWS_LAMBDA_FUNCTION_VERSION")
         or "$LATEST"
     )
-    return {
+    info: dict[str, Any] = {
         "environment_id": environment_id,
         "function_name": str(function_name),
         "function_version": str(function_version),
@@ -85,6 +87,9 @@ def environment_info(
         "initialization_type": environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") or "on-demand",
         "architecture": normalise_architecture(machine),
     }
+    if tags:
+        info["tags"] = dict(tags)
+    return info
 
 
 def build_batch_json(

@@ -80,6 +80,12 @@ REDACT = "LAMBDASCOPE_REDACT"
 replaced by `[REDACTED]` before they leave the sandbox. Built-in patterns (AWS access key ids,
 AWS secret keys, bearer tokens, `password=`/`secret=`/`token=`/`api_key=` values) always apply.
 A comma inside a pattern is written `\\,`."""
+TAGS = "LAMBDASCOPE_TAGS"
+"""The function's tags for alert-rule selectors, `key=value` pairs separated by commas
+(`team=payments,tier=critical`); Lambda does not show a function its own tags, so set them
+here (Terraform: `join(",", [for k, v in var.tags : "${k}=${v}"])`). At most 50 tags; keys up
+to 128 and values up to 256 characters, as Lambda's own."""
+MAX_TAGS = 50
 LOG_SAMPLE_RATE = "LAMBDASCOPE_LOG_SAMPLE_RATE"
 """Share of invocations whose `function` log lines are kept (0..1, default 1). Decided per
 request id, so an invocation's lines are all kept or all dropped; ERROR, traceback, timeout and
@@ -121,6 +127,7 @@ class Config:
         "otlp_buffer_max_bytes",
         "redact_patterns",
         "log_sample_rate",
+        "tags",
     )
 
     def __init__(self) -> None:
@@ -153,6 +160,7 @@ class Config:
         # Raw texts: compiled on the listener's thread (importing `re` costs start-up time).
         self.redact_patterns: tuple[str, ...] = ()
         self.log_sample_rate = 1.0
+        self.tags: dict[str, str] = {}
 
     def __repr__(self) -> str:
         shown = []
@@ -288,7 +296,30 @@ def load_config(environ: Mapping[str, str]) -> tuple[Config, list[str]]:
     )
     c.redact_patterns = split_patterns(environ.get(REDACT) or "")
     c.log_sample_rate = _rate_setting(environ, LOG_SAMPLE_RATE, c.log_sample_rate, problems)
+    c.tags = parse_tags(environ.get(TAGS) or "", problems)
     return config, problems
+
+
+def parse_tags(text: str, problems: list[str]) -> dict[str, str]:
+    """`team=payments, tier=critical` -> {"team": "payments", "tier": "critical"}; a malformed
+    pair is reported in `problems` and skipped, the others are kept."""
+    tags: dict[str, str] = {}
+    for pair in text.split(","):
+        if not pair.strip():
+            continue
+        key, sep, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or len(key) > 128 or len(value) > 256:
+            problems.append(
+                "%s: %r is not key=value (key 1-128, value up to 256 characters); skipped"
+                % (TAGS, pair.strip()[:80])
+            )
+            continue
+        if len(tags) >= MAX_TAGS:
+            problems.append("%s: more than %d tags; the rest are skipped" % (TAGS, MAX_TAGS))
+            break
+        tags[key] = value
+    return tags
 
 
 def split_patterns(text: str) -> tuple[str, ...]:

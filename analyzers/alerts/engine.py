@@ -89,10 +89,18 @@ class _WindowValue:
     parameters: Mapping[str, Any]
 
 
-def selected(rule: Rule, function_name: str) -> bool:
-    """Whether the rule's function selector (names and globs) includes ``function_name``."""
-    return any(fnmatch.fnmatchcase(function_name, g) for g in rule.functions) and not any(
+def selected(
+    rule: Rule, function_name: str, function_tags: Mapping[str, str] | None = None
+) -> bool:
+    """Whether the rule's function selector (names, globs and tags) includes ``function_name``;
+    ``function_tags`` are that function's tags (a function without tags matches no tag rule)."""
+    if not any(fnmatch.fnmatchcase(function_name, g) for g in rule.functions) or any(
         fnmatch.fnmatchcase(function_name, g) for g in rule.exclude_functions
+    ):
+        return False
+    tags = function_tags or {}
+    return all(
+        key in tags and fnmatch.fnmatchcase(tags[key], pattern) for key, pattern in rule.tags
     )
 
 
@@ -104,6 +112,20 @@ class _Reads:
         self.detectors = detectors
         self._findings: dict[tuple[str, datetime, datetime], list[Finding]] = {}
         self._traffic: dict[tuple[datetime, datetime], dict[str, int]] = {}
+        self._tags: dict[str, dict[str, str]] | None = None
+
+    def tags(self, function_name: str) -> dict[str, str]:
+        """The function's newest tags (LAMBDASCOPE_TAGS, carried by the extension's batches);
+        read once per evaluation."""
+        if self._tags is None:
+            rows = self.client.query(sql.FUNCTION_TAGS, {}).dicts()
+            self._tags = {r["function_name"]: dict(r["tags"]) for r in rows}
+        return self._tags.get(function_name, {})
+
+    def selects(self, rule: Rule, function_name: str) -> bool:
+        if not rule.tags:  # no tag read for rules that do not ask
+            return selected(rule, function_name)
+        return selected(rule, function_name, self.tags(function_name))
 
     def findings(self, detector: str, window: Window) -> list[Finding]:
         key = (detector, window.start, window.end)
@@ -184,7 +206,7 @@ def _detector_window(
             source.min_severity
         ):
             continue
-        if not selected(rule, finding.function_name):
+        if not reads.selects(rule, finding.function_name):
             continue
         groups.setdefault(finding.function_name, []).append(finding)
     out = {}
@@ -224,7 +246,7 @@ def _sql_window(
     per_function: dict[str, list[dict[str, Any]]] = {}
     for row in reads.sql_rows(rule, source, window):
         name = str(row["function_name"])
-        if selected(rule, name):
+        if reads.selects(rule, name):
             per_function.setdefault(name, []).append(row)
     out = {}
     for function_name, rows in per_function.items():

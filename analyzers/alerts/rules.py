@@ -90,6 +90,7 @@ _RULE_FIELDS = {
     "min_invocations",
     "functions",
     "exclude_functions",
+    "tags",
     "severity",
     "labels",
     "notifiers",
@@ -208,6 +209,8 @@ class Rule:
     min_invocations: int = 0
     functions: tuple[str, ...] = ("*",)
     exclude_functions: tuple[str, ...] = ()
+    #: Every (key, value glob) must match one of the function's tags (LAMBDASCOPE_TAGS).
+    tags: tuple[tuple[str, str], ...] = ()
     severity: str = "warning"
     labels: tuple[tuple[str, str], ...] = ()
     notifiers: tuple[str, ...] = ("log",)
@@ -592,6 +595,21 @@ class _Parser:
                     if key == "functions" and not globs:
                         self.problem(value_node, at(key), "is empty: list names or globs")
                     kwargs[key] = globs
+        if (node_tags := get("tags")) is not None:
+            tags = self.value(node_tags)
+            if (
+                not isinstance(tags, dict)
+                or not tags
+                or not all(isinstance(k, str) and k for k in tags)
+                or not all(isinstance(v, (str, int, float)) for v in tags.values())
+            ):
+                self.problem(
+                    node_tags,
+                    at("tags"),
+                    "must be a mapping of tag: value (a glob), e.g. {team: payments}",
+                )
+            else:
+                kwargs["tags"] = tuple(sorted((k, str(v)) for k, v in tags.items()))
         if (node_sev := get("severity")) is not None:
             severity = self.value(node_sev)
             if severity not in SEVERITIES:

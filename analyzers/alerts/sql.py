@@ -11,6 +11,7 @@ __all__ = [
     "ALERT_HISTORY_DDL",
     "ALERT_STATE_DDL",
     "ALERT_TABLES_DDL",
+    "FUNCTION_TAGS",
     "INSERT_HISTORY",
     "INSERT_STATE",
     "SELECT_HISTORY",
@@ -24,6 +25,13 @@ TRAFFIC = """
 SELECT function_name, count() AS invocations
 FROM invocations_between(
     since = {since:DateTime64(3, 'UTC')}, until = {until:DateTime64(3, 'UTC')}, function_name = '')
+GROUP BY function_name
+"""
+
+#: Each function's newest tags (the collector's ``function_tags``, from LAMBDASCOPE_TAGS).
+FUNCTION_TAGS = """
+SELECT function_name, argMax(tags, updated_at) AS tags
+FROM function_tags
 GROUP BY function_name
 """
 

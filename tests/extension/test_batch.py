@@ -130,3 +130,9 @@ def test_gzip_round_trip_and_ids() -> None:
     assert gzip.decompress(gzip_bytes(data)) == data
     ids = {new_id() for _ in range(100)}
     assert len(ids) == 100 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_environment_info_carries_tags_only_when_set() -> None:
+    tagged = environment_info({}, {}, "x", "x86_64", tags={"team": "payments"})
+    assert tagged["tags"] == {"team": "payments"}
+    assert "tags" not in environment_info({}, {}, "x", "x86_64", tags={})

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from extension import config
 from extension.config import default_spool_dir, load_config, runtime_api_host
 
 
@@ -83,3 +84,13 @@ def test_default_spool_dir_is_per_function_under_tmpdir() -> None:
     assert default_spool_dir({}, "checkout") == "/tmp/lambdascope-spool/checkout"
     assert default_spool_dir({"TMPDIR": "/var/t/"}, "a/../b") == "/var/t/lambdascope-spool/a_.._b"
     assert default_spool_dir({}, "") == "/tmp/lambdascope-spool/function"
+
+
+def test_tags_are_parsed_and_a_malformed_pair_is_reported_and_skipped() -> None:
+    loaded, problems = config.load_config(
+        {config.TAGS: "team=payments, tier = critical,,oops, =x, empty="}
+    )
+    assert loaded.tags == {"team": "payments", "tier": "critical", "empty": ""}
+    assert len(problems) == 2
+    assert all(config.TAGS in p for p in problems)
+    assert "'oops'" in problems[0]

@@ -37,6 +37,7 @@ class World:
     samples: dict[tuple[str, datetime], Sample] = field(default_factory=dict)
     queries: list[str] = field(default_factory=list)
     fail_sql: bool = False
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def set(self, function_name: str, start: float, end: float, **values: Any) -> None:
         """The same sample in every minute of ``[start, end)``."""
@@ -117,6 +118,13 @@ class FakeClient:
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         params = dict(parameters or {})
+        if sql == alert_sql.FUNCTION_TAGS:
+            self.world.queries.append("tags")
+            return QueryResult(
+                ("function_name", "tags"),
+                ("String", "Map(String, String)"),
+                sorted(self.world.tags.items()),
+            )
         window = Window(_parse(params["since"]), _parse(params["until"]))
         per_function = self.world.in_window(window)
         if sql == alert_sql.TRAFFIC:

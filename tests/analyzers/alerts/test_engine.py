@@ -206,6 +206,45 @@ def test_minimum_traffic_and_the_function_selector_decide_who_can_fire():
     assert transitions == {11: [("firing", "checkout")], 16: [("resolved", "checkout")]}
 
 
+TAGGED = """
+rules:
+  - name: payments-timeouts
+    detector: timeouts
+    window: 5m
+    tags: {team: payments, tier: "crit*"}
+    notifiers: [rec]
+"""
+
+
+def test_a_tag_selector_picks_the_functions_carrying_every_tag():
+    world = World()
+    world.tags = {
+        "checkout": {"team": "payments", "tier": "critical"},
+        "refunds": {"team": "payments", "tier": "batch"},  # tier does not match
+        "search": {"team": "discovery", "tier": "critical"},  # team does not match
+    }
+    for name in ("checkout", "refunds", "search", "untagged"):
+        world.set(name, 0, 60, invocations=10)
+        world.set(name, 10, 11, invocations=10, timeouts=(f"{name}-1",))
+    engine, recorder, clock = engine_for(world, TAGGED)
+
+    transitions = run(engine, clock, 5, 20)
+
+    assert transitions == {11: [("firing", "checkout")], 16: [("resolved", "checkout")]}
+    # Tags are read at most once per evaluation (and only when a finding needs them).
+    assert 0 < world.queries.count("tags") <= world.queries.count("timeouts")
+
+
+def test_rules_without_tags_never_read_them():
+    world = World()
+    world.set("checkout", 0, 60, invocations=10)
+    engine, recorder, clock = engine_for(world, TIMEOUTS)
+
+    run(engine, clock, 5, 8)
+
+    assert "tags" not in world.queries
+
+
 def test_a_detector_finding_must_be_gone_for_a_whole_window_before_resolving():
     world = World()
     world.set("checkout", 0, 60, invocations=10)

@@ -260,5 +260,19 @@ def test_a_bad_default_is_reported_once_under_defaults_not_under_every_rule():
         "r.yaml:2: defaults.window: 'five minutes' is not a duration: use e.g. 30s, 5m or 1h",
         "r.yaml:3: defaults.threshold: unknown field 'threshold': use one of exclude_functions, "
         "for, functions, labels, m_of_n, min_invocations, notifiers, renotify, resolve_for, "
-        "resolve_margin, severity, window",
+        "resolve_margin, severity, tags, window",
+    ]
+
+
+def test_tag_selectors_parse_and_a_malformed_one_is_refused_with_its_line():
+    (rule,) = parse_rules(
+        "rules:\n  - {name: a, detector: timeouts, tags: {team: payments, tier: 1}}\n", "r.yaml"
+    ).rules
+    assert rule.tags == (("team", "payments"), ("tier", "1"))
+
+    with pytest.raises(RulesError) as caught:
+        parse_rules("rules:\n  - name: a\n    detector: timeouts\n    tags: [team]\n", "r.yaml")
+    assert [str(p) for p in caught.value.problems] == [
+        "r.yaml:4: rules[0] (a).tags: must be a mapping of tag: value (a glob), "
+        "e.g. {team: payments}"
     ]
