@@ -2,6 +2,8 @@
 emulator with the layer; the helper exports its spans to the extension's local OTLP receiver,
 the extension forwards them undecoded in its batches, and the collector (a child process with
 an embedded store) decodes them into ``otel_traces``, each span tagged with its invocation.
+A second function is traced by OpenTelemetry's own ``AwsLambdaInstrumentor`` with the SDK's
+OTLP/protobuf exporter pointed at the extension, the helper's decorator inside it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,39 @@ def handler(event, context):
     return {"statusCode": 200}
 """
 
+# OpenTelemetry's usual Lambda set-up (AwsLambdaInstrumentor, BatchSpanProcessor flushed at the
+# end of each invocation, OTLP over HTTP with protobuf), exporting to the extension.
+INSTRUMENTOR_HANDLER = """
+import os
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.aws_lambda import AwsLambdaInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+import lambdascope_tracing
+
+# In Lambda: http://localhost:4318. The emulator gives each environment its own loopback
+# address (the host of AWS_LAMBDA_RUNTIME_API), where the extension's receiver listens.
+sandbox = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)[0]
+provider = TracerProvider()
+provider.add_span_processor(
+    BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://{sandbox}:4318/v1/traces"))
+)
+trace.set_tracer_provider(provider)
+
+
+@lambdascope_tracing.instrument
+def handler(event, context):
+    with trace.get_tracer("orders").start_as_current_span("reserve-stock"):
+        pass
+    return {"statusCode": 200}
+
+
+AwsLambdaInstrumentor().instrument(tracer_provider=provider)
+"""
+
 
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
@@ -38,6 +73,9 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     code = root / "code"
     code.mkdir()
     (code / "app.py").write_text(TRACED_HANDLER)
+    instrumented_code = root / "instrumented"
+    instrumented_code.mkdir()
+    (instrumented_code / "app.py").write_text(INSTRUMENTOR_HANDLER)
     layer = root / "layer"
     build_layer_dir(layer, python_packages=True)
     with CollectorProcess(f"chdb://{root / 'store'}") as collector:
@@ -52,14 +90,23 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                 "LAMBDASCOPE_SPOOL_DIR": str(root / "spool"),
             },
         )
-        with Emulator([fn]) as emu:
+        instrumented = FunctionConfig(
+            name="orders",
+            handler="app.handler",
+            code_dir=instrumented_code,
+            timeout_s=5.0,
+            layers=(layer,),
+            environment=fn.environment,
+        )
+        with Emulator([fn, instrumented]) as emu:
             ok = emu.invoke("payments", b"{}")
             failed = emu.invoke("payments", b'{"fail": true}')
+            orders = [emu.invoke("orders", b"{}") for _ in range(2)]
         # Leaving the block sent SHUTDOWN: the extension flushed what it still held.
         client = CollectorQueryClient(collector.url)
-        _wait_for(client, "SELECT count() FROM otel_traces", 4)
-        _wait_for(client, "SELECT count() FROM invocations WHERE has_report = 1", 2)
-        yield {"client": client, "ok": ok, "failed": failed}
+        _wait_for(client, "SELECT count() FROM otel_traces", 4 + 6)
+        _wait_for(client, "SELECT count() FROM invocations WHERE has_report = 1", 2 + 2)
+        yield {"client": client, "ok": ok, "failed": failed, "orders": orders}
 
 
 def _wait_for(client: QueryClient, sql: str, expected: int, timeout_s: float = 20.0) -> None:
@@ -75,6 +122,7 @@ def test_each_invocations_spans_land_in_otel_traces_with_its_request_id(traced: 
     client: QueryClient = traced["client"]
     rows = client.query(
         "SELECT RequestId, SpanName, StatusCode, FunctionName FROM otel_traces"
+        " WHERE FunctionName = 'payments'"
     ).rows
     ok, failed = traced["ok"].request_id, traced["failed"].request_id
     assert sorted(rows) == sorted(
@@ -100,9 +148,36 @@ def test_spans_join_their_invocation_and_share_its_trace(traced: dict) -> None:
     joined = client.query(
         "SELECT i.request_id, i.status, uniqExact(t.TraceId), count()"
         " FROM invocations AS i INNER JOIN otel_traces AS t ON t.RequestId = i.request_id"
+        " WHERE i.function_name = 'payments'"
         " GROUP BY i.request_id, i.status ORDER BY i.status"
     ).rows
     assert joined == [
         (traced["failed"].request_id, "error", 1, 2),
         (traced["ok"].request_id, "success", 1, 2),
     ]
+
+
+def test_beside_aws_lambda_instrumentor_every_span_arrives_once_with_its_request(
+    traced: dict,
+) -> None:
+    client: QueryClient = traced["client"]
+    rows = client.query(
+        "SELECT RequestId, SpanName, SpanKind, SpanAttributes['faas.invocation_id'] AS faas_id"
+        " FROM otel_traces WHERE FunctionName = 'orders'"
+    ).rows
+    expected = []
+    for result in traced["orders"]:
+        rid = result.request_id
+        expected += [
+            (rid, "orders", "Server", rid),  # the instrumentor's invocation span
+            (rid, "app.handler", "Internal", rid),  # the helper's span inside it
+            (rid, "reserve-stock", "Internal", ""),
+        ]
+    assert sorted(rows) == sorted(expected)
+    # One trace per invocation: the helper's span and the handler's are the instrumentor's
+    # children, not a second trace.
+    traces = client.query(
+        "SELECT RequestId, uniqExact(TraceId), countIf(ParentSpanId = '')"
+        " FROM otel_traces WHERE FunctionName = 'orders' GROUP BY RequestId"
+    ).rows
+    assert sorted(traces) == sorted((r.request_id, 1, 1) for r in traced["orders"])
