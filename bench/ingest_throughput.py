@@ -8,9 +8,12 @@ same rows into the same embedded store, and the collector's memory under sustain
    report) from ``--clients`` threads to a ``CollectorServer`` on 127.0.0.1, each request
    answered only after its rows are committed. Events/s = telemetry events / wall time from the
    first request to the last acknowledgement.
-2. *Raw*: the same batches normalised (untimed), their rows inserted with plain
+2. *Raw*: the same batches normalised (untimed), the rows the collector writes (one merged
+   invocation row per request and batch, the log lines) inserted with plain
    ``clickhouse-connect`` column-oriented inserts (100,000 rows per insert) into a second
-   database of the same store. The ratio end-to-end / raw is the collector's overhead.
+   database of the same store. The ratio end-to-end / raw is the collector's overhead. The
+   collector process's CPU time per event is printed too: on a shared machine it varies less
+   than the wall-clock rate.
 3. *Sustained*: the client process keeps posting fresh batches for ``--sustain-s`` seconds while
    this process samples its own resident memory (the collector runs here; the clients run in
    another process so their memory is not counted) every second: start, max, end.
@@ -24,6 +27,7 @@ import argparse
 import gzip
 import http.client
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -262,26 +266,32 @@ def raw_insert(store: Any, batches: int, run: str) -> tuple[float, int]:
         normalize_batch,
     )
 
-    tables: dict[str, tuple[tuple[str, ...], list[Any]]] = {
-        "invocation_parts": (INVOCATION_COLUMNS, []),
-        "logs": (LOG_COLUMNS, []),
-        "cold_start_parts": (COLD_START_COLUMNS, []),
+    tables: dict[str, tuple[tuple[str, ...], dict[str, list[Any]]]] = {
+        "invocation_parts": (INVOCATION_COLUMNS, {name: [] for name in INVOCATION_COLUMNS}),
+        "logs": (LOG_COLUMNS, {name: [] for name in LOG_COLUMNS}),
+        "cold_start_parts": (COLD_START_COLUMNS, {name: [] for name in COLD_START_COLUMNS}),
     }
     for i in range(batches):
-        # The same bytes the collector received, through the same normaliser (not timed).
+        # The same bytes the collector received, through the same normaliser (not timed): the
+        # rows the collector writes (one merged invocation row per request), as the columns
+        # the normaliser builds.
         normalized = normalize_batch(json.loads(gzip.decompress(gzip_body(make_batch(i, run)))))
-        tables["invocation_parts"][1].extend(normalized.invocation_rows)
-        tables["logs"][1].extend(normalized.log_rows)
-        tables["cold_start_parts"][1].extend(normalized.cold_start_rows)
+        for name, values in normalized.invocation_columns.items():
+            tables["invocation_parts"][1][name].extend(values)
+        for name, values in normalized.log_columns.items():
+            tables["logs"][1][name].extend(values)
+        for row in normalized.cold_start_rows:
+            for name in COLD_START_COLUMNS:
+                tables["cold_start_parts"][1][name].append(getattr(row, name))
     client = store._client
     total = 0
     started = time.perf_counter()
-    for table, (columns, rows) in tables.items():
-        for offset in range(0, len(rows), RAW_CHUNK_ROWS):
-            chunk = rows[offset : offset + RAW_CHUNK_ROWS]
-            data = [[getattr(row, name) for row in chunk] for name in columns]
-            client.insert(table, data, column_names=columns, column_oriented=True)
-            total += len(chunk)
+    for table, (columns, data) in tables.items():
+        rows = len(data[columns[0]])
+        for offset in range(0, rows, RAW_CHUNK_ROWS):
+            chunk = [data[name][offset : offset + RAW_CHUNK_ROWS] for name in columns]
+            client.insert(table, chunk, column_names=columns, column_oriented=True)
+            total += len(chunk[0])
     return time.perf_counter() - started, total
 
 
@@ -316,13 +326,20 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         go = run_clients(server.url, "e2e", batches, args.clients)
+        cpu_before = os.times()
         result = go()
+        cpu_after = os.times()
+        cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
         e2e_events_s = result["ok"] * EVENTS_PER_BATCH / result["seconds"]
         stats = server.writer.stats
         print(
             f"  end to end: {result['seconds']:.2f} s, {e2e_events_s:,.0f} events/s "
             f"({result['ok']} ok, {result['refused']} 503, {result['failed']} failed; "
             f"{stats.groups} inserts, {stats.batches / max(1, stats.groups):.1f} batches each)"
+        )
+        print(
+            f"  collector CPU: {cpu_s:.2f} s, "
+            f"{cpu_s / max(1, result['ok'] * EVENTS_PER_BATCH) * 1e6:.1f} us per event"
         )
         rows = committed_rows(store)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -93,6 +94,9 @@ class CollectorServer:
         self.max_pending_writes = max_pending_writes
         self.metrics = Metrics()
         self.writer = BatchWriter(store, max_pending=max_pending_writes)
+        # Decoding and normalising is pure Python: more threads at it than cores only make them
+        # (and the writer, which needs the GIL to serialise a group) wait longer for the GIL.
+        self._cpu_slots = threading.BoundedSemaphore(max(1, min(4, os.cpu_count() or 1)))
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -148,14 +152,17 @@ class CollectorServer:
     # -- endpoints ------------------------------------------------------------------------
 
     def ingest(self, body: bytes, content_encoding: str | None) -> dict[str, Any]:
-        data = decode_body(body, content_encoding, self.max_decompressed_bytes)
-        raw = parse_json(data)
-        try:
-            batch = normalize_batch(raw)
-        except BatchError as exc:
-            raise HttpError(400, str(exc), field=exc.field) from None
-        # OTLP exports forwarded by the extension; a bad one is rejected alone.
-        batch = otlp_batch.attach(batch, raw, max_total_bytes=self.max_decompressed_bytes)
+        with self.writer.preparing(), self._cpu_slots:
+            data = decode_body(body, content_encoding, self.max_decompressed_bytes)
+            raw = parse_json(data)
+            del data
+            try:
+                batch = normalize_batch(raw)
+            except BatchError as exc:
+                raise HttpError(400, str(exc), field=exc.field) from None
+            # OTLP exports forwarded by the extension; a bad one is rejected alone.
+            batch = otlp_batch.attach(batch, raw, max_total_bytes=self.max_decompressed_bytes)
+            del raw
         try:
             result = self.writer.submit(batch)
         except QueueFull as exc:

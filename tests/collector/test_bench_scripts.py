@@ -36,4 +36,7 @@ def test_ingest_throughput_compares_end_to_end_with_raw_and_samples_memory() -> 
     assert "end to end:" in out and "0 failed" in out
     assert "raw insert:" in out
     assert "end to end / raw =" in out
+    assert "collector CPU:" in out
+    # 10 batches of 100 invocations: one invocation row per request, its events merged.
+    assert "1,000 invocation parts committed" in out
     assert "RSS MB start" in out

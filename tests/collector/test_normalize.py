@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -54,19 +55,22 @@ def messages(batch: NormalizedBatch, stream: str | None = None) -> list[tuple[st
 # --- invocation parts ---------------------------------------------------------------------
 
 
-def test_start_runtime_done_and_invoke_entry_yield_partial_rows_keyed_by_request() -> None:
+def test_start_runtime_done_and_invoke_entry_merge_into_one_row_per_request() -> None:
     batch = normalize_batch(load_event("text_batch_1"))
     r1 = parts_for(batch, R1)
-    start = next(p for p in r1 if p.has_start)
-    assert start.start_time == utc("2026-11-24T07:00:00.210")
-    assert start.runtime_done_status is None and start.report_status is None
+    # INVOKE entry, platform.start, runtimeDone and the request's log lines: one row.
+    assert len(r1) == 1
+    row = r1[0]
+    assert (row.has_invoke, row.has_start, row.has_runtime_done, row.has_report) == (1, 1, 1, 0)
+    assert row.start_time == utc("2026-11-24T07:00:00.210")
+    assert row.report_status is None  # no report in this batch: still unknown, not guessed
+    assert (row.runtime_done_status, row.runtime_done_duration_ms) == ("success", 19.6)
+    assert row.runtime_done_produced_bytes == 31
+    # The earliest of its events (the INVOKE's receipt) places the row in time.
+    assert row.event_time == min(row.received_at or row.start_time, row.start_time)
+    assert row.log_lines == len([m for rid, m in messages(batch, "function") if rid == R1])
 
-    done = next(p for p in r1 if p.has_runtime_done)
-    assert (done.runtime_done_status, done.runtime_done_duration_ms) == ("success", 19.6)
-    assert done.runtime_done_produced_bytes == 31
-    assert done.start_time is None
-
-    invoke = next(p for p in r1 if p.has_invoke)
+    invoke = row
     assert invoke.timeout_ms == 3000
     assert invoke.trace_id is not None and invoke.trace_id.startswith("Root=1-")
     assert invoke.invoked_function_arn == "arn:aws:lambda:us-east-1:000000000000:function:checkout"
@@ -105,12 +109,48 @@ def test_numbers_sent_as_floats_are_accepted_for_integer_metrics() -> None:
     assert merged(normalize_batch(raw), R1)["report_memory_size_mb"] == 128
 
 
-def test_duplicated_events_yield_identical_parts_that_merge_to_the_same_values() -> None:
+def test_duplicated_events_merge_to_the_same_row() -> None:
     raw = load_event("text_batch_2")
+    once = normalize_batch(copy.deepcopy(raw))
     raw["telemetry"].append(raw["telemetry"][0])
-    batch = normalize_batch(raw)
-    reports = [p for p in parts_for(batch, R1) if p.has_report]
-    assert len(reports) == 2 and reports[0] == reports[1]
+    twice = normalize_batch(raw)
+    assert parts_for(twice, R1) == parts_for(once, R1)
+    assert len(parts_for(twice, R1)) == 1
+
+
+def test_a_request_in_several_events_yields_one_row_merged_like_the_store() -> None:
+    """min for start/receipt/event time, max for the rest, any for texts, sum for lines."""
+    raw = load_event("text_batch_1")
+    events = raw["telemetry"]
+    start = next(e for e in events if e["type"] == "platform.start")
+    later = copy.deepcopy(start)
+    later["time"] = "2026-11-24T07:00:05.000Z"  # a late duplicate start: min keeps the first
+    done = next(e for e in events if e["type"] == "platform.runtimeDone")
+    retried = copy.deepcopy(done)
+    retried["time"] = "2026-11-24T07:00:06.000Z"
+    retried["record"]["metrics"]["durationMs"] = 1.0  # max keeps the larger duration
+    retried["record"]["status"] = "error"  # any: the first status seen stays
+    report = {
+        "time": "2026-11-24T07:00:00.300Z",
+        "type": "platform.report",
+        "record": {"requestId": R1, "status": "success", "metrics": {"durationMs": 20.0}},
+    }
+    raw["telemetry"] = [*events, later, retried, report]
+    rows = parts_for(normalize_batch(raw), R1)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.start_time == utc("2026-11-24T07:00:00.210")
+    assert row.runtime_done_time == utc("2026-11-24T07:00:06.000")
+    assert row.runtime_done_duration_ms == 19.6
+    assert row.runtime_done_status == "success"
+    assert (row.report_status, row.report_duration_ms, row.has_report) == ("success", 20.0, 1)
+    assert row.event_date == row.event_time.date()
+
+
+def test_each_request_of_a_batch_gets_its_own_row() -> None:
+    batch = normalize_batch(load_event("text_batch_1"))
+    ids = [p.request_id for p in batch.invocation_rows]
+    assert len(ids) == len(set(ids)) == batch.invocation_count
 
 
 def test_timeout_line_without_runtime_done_marks_the_request_timed_out() -> None:
@@ -478,3 +518,30 @@ def test_missing_invocations_and_schema_version_are_tolerated() -> None:
     batch = normalize_batch(raw)
     assert not [p for p in batch.invocation_rows if p.has_invoke]
     assert batch.accepted_events == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-24T07:00:00.210Z", "2026-11-24T07:00:00.210"),
+        ("2026-11-24T07:00:00.210999Z", "2026-11-24T07:00:00.210"),  # floored to the ms
+        ("2026-11-24T08:00:00.210+01:00", "2026-11-24T07:00:00.210"),
+        ("2026-11-24T07:00:00Z", "2026-11-24T07:00:00.000"),
+        ("2026-11-24T07:00:00.210123456Z", "2026-11-24T07:00:00.210"),
+    ],
+)
+def test_event_times_in_any_iso_form_land_on_the_same_millisecond(text: str, expected: str) -> None:
+    raw = load_event("text_batch_1")
+    start = next(e for e in raw["telemetry"] if e["type"] == "platform.start")
+    start["time"] = text
+    assert parts_for(normalize_batch(raw), R1)[0].start_time == utc(expected)
+
+
+@pytest.mark.parametrize("text", ["2026-13-24T07:00:00.210Z", "2026-11-24T07:00:00.2a0Z", ""])
+def test_an_impossible_event_time_rejects_that_event_alone(text: str) -> None:
+    raw = load_event("text_batch_1")
+    index = next(i for i, e in enumerate(raw["telemetry"]) if e["type"] == "platform.start")
+    raw["telemetry"][index]["time"] = text
+    batch = normalize_batch(raw)
+    assert [f for f, _ in batch.rejected] == [f"telemetry[{index}].time"]
+    assert not [p for p in parts_for(batch, R1) if p.has_start]

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from collector.normalize import NormalizedBatch
+from collector.normalize import NormalizedBatch, normalize_batch
 from collector.server import CollectorServer, is_loopback
 from collector.store import Store, StoreError, WriteResult
 from lambdascope.query import CollectorQueryClient, DirectQueryClient, QueryError
@@ -29,6 +29,7 @@ from tests.collector.conftest import load_event
 INGEST = "/v1/extension/batches"
 QUERY = "/api/v1/query"
 R1 = "8f5a2c1e-1111-4c3d-9e8f-0a1b2c3d4e5f"
+R2 = "2a7d9e4b-2222-4f6a-8b1c-3d5e7f9a1b2c"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -100,6 +101,50 @@ def test_a_retried_batch_is_acknowledged_as_duplicate_and_stored_once(
     assert post_json(server.url, INGEST, batch)[2]["duplicate"] is True
     count = CollectorQueryClient(server.url).query("SELECT count() FROM logs").scalar()
     assert count == 12
+
+
+def invocation_view(store: Store) -> list[dict[str, Any]]:
+    rows = store.reader().query("SELECT * FROM invocations ORDER BY request_id").dicts()
+    return [dict(row) for row in rows]
+
+
+def test_a_request_split_across_two_batches_merges_in_the_view(
+    server: CollectorServer, store: Store, chdb_url: str
+) -> None:
+    """Each batch stores one merged row per request; the store merges the batches' rows, and
+    the result is the same as if every event had come in one batch."""
+    first, second = load_event("text_batch_1"), load_event("text_batch_2")
+    assert post_json(server.url, INGEST, first)[0] == 200
+    assert post_json(server.url, INGEST, second)[0] == 200
+    split = invocation_view(store)
+    r1 = next(row for row in split if row["request_id"] == R1)
+    # start and runtimeDone came in the first batch, the report in the second.
+    assert (r1["has_start"], r1["has_runtime_done"], r1["has_report"]) == (1, 1, 1)
+    assert (r1["status"], r1["duration_ms"], r1["timeout_ms"]) == ("success", 20.87, 3000.0)
+
+    together = load_event("text_batch_1")
+    together["batch_id"] = "0b6f3c7e9a4d4e1f8c2a5b7d9e0f1a99"
+    together["sent_at_ms"] = second["sent_at_ms"]
+    together["telemetry"] += second["telemetry"]
+    other = Store.open(chdb_url, f"{store.database}_together")
+    try:
+        other.write(normalize_batch(together))
+        assert invocation_view(other) == split
+    finally:
+        other._client.command(f"DROP DATABASE IF EXISTS `{other.database}`")
+        other.close()
+
+
+def test_a_retried_batch_stores_its_merged_rows_once(server: CollectorServer) -> None:
+    batch = load_event("text_batch_1")
+    post_json(server.url, INGEST, batch)
+    client = CollectorQueryClient(server.url)
+    query = "SELECT request_id, log_lines, has_invoke FROM invocations ORDER BY request_id"
+    before = client.query(query).rows
+    assert post_json(server.url, INGEST, batch)[2]["duplicate"] is True
+    # log_lines is a sum: a second copy of the rows would double it, even after a merge.
+    assert client.query(query).rows == before
+    assert sorted(before) == sorted([(R1, 2, 1), (R2, 1, 1)])
 
 
 def test_gzip_batch_is_accepted(server: CollectorServer) -> None:

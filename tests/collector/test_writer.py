@@ -181,3 +181,42 @@ def test_write_many_on_the_store_skips_stored_and_repeated_batches(store: Store)
     reader = store.reader()
     assert reader.query("SELECT count() FROM batches").scalar() == 2
     assert reader.query("SELECT count() FROM logs").scalar() == 4 + 6
+
+
+class _RecordingStore:
+    def __init__(self) -> None:
+        self.groups: list[list[str]] = []
+
+    def write_many(self, batches: Sequence[NormalizedBatch]) -> list[WriteResult]:
+        self.groups.append([b.batch_id for b in batches])
+        return [WriteResult(b.batch_id, duplicate=False) for b in batches]
+
+
+def test_a_batch_still_being_prepared_joins_the_insert_of_the_one_queued_before_it() -> None:
+    store = _RecordingStore()
+    # A long linger: the writer waits for the announced batch, however slow this test is.
+    writer = BatchWriter(store, linger_s=30.0).start()
+    try:
+        with writer.preparing():
+            threads, outcomes = _submit_in_threads(writer, ["first"])
+            _wait_pending(writer, 1)
+            late, late_outcomes = _submit_in_threads(writer, ["second"])
+            _wait_pending(writer, 2)
+        for thread in threads + late:
+            thread.join(timeout=10)
+    finally:
+        writer.stop()
+    assert store.groups == [["first", "second"]]
+    assert outcomes["first"].duplicate is False and late_outcomes["second"].duplicate is False
+
+
+def test_waiting_for_batches_being_prepared_is_bounded() -> None:
+    store = _RecordingStore()
+    writer = BatchWriter(store, linger_s=0.2).start()
+    try:
+        with writer.preparing():  # never submitted while the first waits
+            result = writer.submit(batch("alone"))
+            assert result.duplicate is False  # answered although a batch is still announced
+    finally:
+        writer.stop()
+    assert store.groups == [["alone"]]
