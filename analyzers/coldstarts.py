@@ -5,6 +5,9 @@ invocations (Datadog's threshold), there were at least 3 of them, and the init p
 500 ms (a fast init is not worth anyone's attention) -> **info**; with a cold-start rate of at
 least 5% and an init p95 of at least 1 s -> **warning**.
 
+Screen (analyzers/rollups.py): only a function version whose rollups allow 3 cold starts, a
+rate above 1% and an init of 500 ms (the p95 is at most the longest) has its raw rows read.
+
 Known gap: the ``invocations`` view does not carry the initialization type or the time between
 init and the first invocation, so provisioned-concurrency and proactive inits are not yet
 excluded.
@@ -16,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from analyzers import sql
+from analyzers import rollups, sql
 from analyzers._format import function_label, number, percent
 from analyzers.findings import Finding
 from analyzers.registry import register
@@ -37,8 +40,24 @@ WARNING_INIT_P95_MS = 1000.0
 def detect_cold_starts(
     client: QueryClient, window: Window, function_name: str | None = None
 ) -> list[Finding]:
-    params = {**window.parameters(function_name), "max_evidence": MAX_EVIDENCE}
+    names = rollups.flagged(rollups.screen(client, window, function_name), could_start_cold)
+    if not names:
+        return []
+    params = {
+        **window.parameters(function_name),
+        "max_evidence": MAX_EVIDENCE,
+        "function_names": names,
+    }
     return cold_start_findings(client.query(sql.COLD_STARTS, params).dicts(), window)
+
+
+def could_start_cold(row: rollups.VersionScreen) -> bool:
+    """Pure: whether the rollups leave room for a ``cold_starts`` finding on this version."""
+    return (
+        row.cold_starts_max >= MIN_COLD_STARTS
+        and rollups.rate_max(row.cold_starts_max, row.invocations_min) > MIN_RATE
+        and (row.max_init_duration_ms or 0.0) >= MIN_INIT_P95_MS
+    )
 
 
 def _q(values: Sequence[Any], index: int) -> float | None:

@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from analyzers import config_checks_sql as sql
+from analyzers import rollups
 from analyzers._format import function_label, number, seconds
 from analyzers.findings import Finding
 from analyzers.registry import register
@@ -50,12 +51,29 @@ def detect_config_checks(
                 **params,
                 "first_until": ch_time(window.end + timedelta(minutes=1)),
                 "environment_ids": sorted({r["environment_id"] for r in inits}),
+                "function_names": sorted({r["function_name"] for r in inits}),
             },
         ).dicts()
-    api = client.query(
-        sql.API_GATEWAY_TIMEOUTS,
-        {**params, "api_limit_ms": API_GATEWAY_LIMIT_MS, "max_evidence": MAX_EVIDENCE},
-    ).dicts()
+    # Only an HTTP-triggered function configured with a timeout above the limit can be
+    # reported: spans say which are HTTP-triggered, the rollups which timeouts are long.
+    http = {str(r[0]) for r in client.query(sql.HTTP_FUNCTIONS, params).rows}
+    long_timeouts: list[str] = []
+    if http:
+        long_timeouts = rollups.flagged(
+            rollups.screen(client, window, function_name),
+            lambda r: r.function_name in http and (r.max_timeout_ms or 0.0) > API_GATEWAY_LIMIT_MS,
+        )
+    api: list[dict[str, Any]] = []
+    if long_timeouts:
+        api = client.query(
+            sql.API_GATEWAY_TIMEOUTS,
+            {
+                **params,
+                "api_limit_ms": API_GATEWAY_LIMIT_MS,
+                "max_evidence": MAX_EVIDENCE,
+                "function_names": long_timeouts,
+            },
+        ).dicts()
     return init_failure_findings(inits, first, window) + api_gateway_findings(api, window)
 
 

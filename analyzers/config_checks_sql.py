@@ -1,8 +1,13 @@
 """SQL of the init and configuration checks (:mod:`analyzers.config_checks`).
 
 Parameters: ``since``/``until`` (``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``function_name`` (``''``
-= every function), ``max_rows``, ``max_evidence``. Invocations are read through the
-collector's ``invocations_between`` view, which reads only the window's parts.
+= every function), ``max_rows``, ``max_evidence``, ``function_names`` (the functions whose
+raw rows are read: those with failed inits, or whose rollups show a timeout above API
+Gateway's limit). Invocations are read through the collector's ``invocations_between`` view,
+which reads only the window's parts.
+
+Initialisations are read from ``cold_starts`` directly: one row per environment (not per
+invocation), and there is no rollup of init status.
 """
 
 from __future__ import annotations
@@ -43,9 +48,23 @@ FROM invocations_between(
     -- the window's end plus a minute
     until = {first_until:DateTime64(3, 'UTC')},
     function_name = {function_name:String})
-WHERE has({environment_ids:Array(String)}, environment_id)
+WHERE function_name IN {function_names:Array(String)}
+    AND has({environment_ids:Array(String)}, environment_id)
 GROUP BY environment_id
 ORDER BY first_start
+"""
+
+#: The functions whose spans in the window say an HTTP request triggered them: the screen of
+#: :data:`API_GATEWAY_TIMEOUTS` (with the rollups' longest configured timeout), so raw rows are
+#: read only for an HTTP-triggered function configured above the limit.
+HTTP_FUNCTIONS = """
+SELECT DISTINCT toString(FunctionName) AS function_name
+FROM otel_traces
+WHERE Timestamp >= {since:DateTime64(3, 'UTC')}
+    AND Timestamp < {until:DateTime64(3, 'UTC')}
+    AND ({function_name:String} = '' OR FunctionName = {function_name:String})
+    AND SpanAttributes['faas.trigger'] = 'http'
+ORDER BY function_name
 """
 
 #: Functions whose spans say an HTTP request triggered them (OpenTelemetry's
@@ -67,7 +86,8 @@ FROM invocations_between(
     since = {since:DateTime64(3, 'UTC')},
     until = {until:DateTime64(3, 'UTC')},
     function_name = {function_name:String})
-WHERE function_name IN (
+WHERE function_name IN {function_names:Array(String)}
+    AND function_name IN (
         SELECT FunctionName FROM otel_traces
         WHERE Timestamp >= {since:DateTime64(3, 'UTC')}
             AND Timestamp < {until:DateTime64(3, 'UTC')}

@@ -25,7 +25,17 @@ the window's rate continues):
 Of the savings findings, only the :data:`MAX_SAVINGS_FINDINGS` largest of each kind are kept.
 
 Prices come from :class:`PriceTable` (AWS's us-east-1 list prices by default); override them
-with :func:`configure` and :meth:`PriceTable.from_file`.
+with :func:`configure` and :meth:`PriceTable.from_file`, or the ``[prices]`` table of a
+settings file (:mod:`analyzers.settings`).
+
+Screen (analyzers/rollups.py): the rollups bound each function's cost from both sides
+(:func:`cost_bounds`: billed GB-s, requests, its architectures and regions, the memory sizes
+and peaks), and only a function that could make a finding has its raw rows read
+(:func:`cost_candidates`): one whose upper bound reaches a floor and is not beaten by the
+lower bounds of enough others (the top 3, the 5 largest arm64 savings), whose right-sizing
+saving could reach the floor, or whose last 24 hours could have doubled (the day-over-day
+figures are rollups anyway). The others enter the fleet total (``fleet_share``) at the middle
+of their bounds.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzers import cost_sql as sql
+from analyzers import rollups
 from analyzers._format import percent
 from analyzers.findings import Finding
 from analyzers.memory import suggested_memory_mb
@@ -47,9 +58,13 @@ from analyzers.window import Window
 from lambdascope.query import QueryClient
 
 __all__ = [
+    "CostBounds",
     "CostRow",
     "PriceTable",
+    "PriceTableError",
     "configure",
+    "cost_bounds",
+    "cost_candidates",
     "cost_findings",
     "cost_rows",
     "cost_table",
@@ -95,30 +110,33 @@ class PriceTable:
     def from_dict(cls, data: Mapping[str, Any], source: str = "price table") -> PriceTable:
         """Defaults overridden by ``data``; an unknown key or a bad value names itself."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"{source}: must be a mapping of price names to values")
+            raise PriceTableError(f"{source}: must be a mapping of price names to values", ())
         known = {f.name for f in fields(cls)}
         base = cls()
         changes: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
-                raise ValueError(
-                    f"{source}: unknown key {key!r}; use one of {', '.join(sorted(known))}"
+                raise PriceTableError(
+                    f"{source}: unknown key {key!r}; use one of {', '.join(sorted(known))}",
+                    (str(key),),
                 )
             default = getattr(base, key)
             if isinstance(default, Mapping):
                 if not isinstance(value, Mapping):
-                    raise ValueError(f"{source}: {key} must be a mapping")
+                    raise PriceTableError(f"{source}: {key} must be a mapping", (key,))
                 if key == "regions":
                     value = {
-                        str(region): _region_overrides(overrides, f"{source}: regions.{region}")
+                        str(region): _region_overrides(
+                            overrides, f"{source}: regions.{region}", ("regions", str(region))
+                        )
                         for region, overrides in value.items()
                     }
                 else:
                     for k, v in value.items():
-                        _check_number(v, f"{source}: {key}.{k}")
+                        _check_number(v, f"{source}: {key}.{k}", (key, str(k)))
                     value = {**default, **value} if key.endswith("_usd") else dict(value)
             else:
-                _check_number(value, f"{source}: {key}")
+                _check_number(value, f"{source}: {key}", (key,))
             changes[key] = value
         return replace(base, **changes)
 
@@ -156,6 +174,13 @@ class PriceTable:
     def provisioned_gb_second(self, architecture: str, region: str) -> float:
         return self._price("provisioned_gb_second_usd", region, architecture)
 
+    def highest(self, name: str) -> float:
+        """The highest ``name`` price of any architecture and region in the table."""
+        values: list[Any] = [getattr(self, name)]
+        values += [r[name] for r in self.regions.values() if name in r]
+        flat = [float(p) for v in values for p in (v.values() if isinstance(v, Mapping) else (v,))]
+        return max(flat, default=0.0)
+
 
 _REGIONAL = (
     "gb_second_usd",
@@ -165,28 +190,39 @@ _REGIONAL = (
 )
 
 
-def _region_overrides(overrides: Any, where: str) -> dict[str, Any]:
+class PriceTableError(ValueError):
+    """A price table key or value that cannot be used; ``key`` is its path in the table."""
+
+    def __init__(self, message: str, key: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _region_overrides(overrides: Any, where: str, path: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(overrides, Mapping):
-        raise ValueError(f"{where}: must be a mapping of price names to values")
+        raise PriceTableError(f"{where}: must be a mapping of price names to values", path)
     out: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in _REGIONAL:
-            raise ValueError(f"{where}: unknown key {key!r}; use one of {', '.join(_REGIONAL)}")
+            raise PriceTableError(
+                f"{where}: unknown key {key!r}; use one of {', '.join(_REGIONAL)}",
+                (*path, str(key)),
+            )
         if isinstance(value, Mapping):
             for arch, price in value.items():
-                _check_number(price, f"{where}.{key}.{arch}")
+                _check_number(price, f"{where}.{key}.{arch}", (*path, key, str(arch)))
             out[key] = dict(value)
         else:
-            _check_number(value, f"{where}.{key}")
+            _check_number(value, f"{where}.{key}", (*path, key))
             out[key] = value
     return out
 
 
-def _check_number(value: Any, where: str) -> None:
+def _check_number(value: Any, where: str, path: tuple[str, ...]) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{where}: must be a number, got {value!r}")
+        raise PriceTableError(f"{where}: must be a number, got {value!r}", path)
     if value < 0:
-        raise ValueError(f"{where}: must not be negative, got {value}")
+        raise PriceTableError(f"{where}: must not be negative, got {value}", path)
 
 
 PRICES = PriceTable()
@@ -302,32 +338,199 @@ def cost_table(
     client: QueryClient, window: Window, function_name: str | None = None
 ) -> list[CostRow]:
     """Every function's cost over the window, most expensive first (for reports and the TUI)."""
-    rows = client.query(sql.COST, window.parameters(function_name)).dicts()
+    params = {**window.parameters(function_name), "function_names": []}
+    rows = client.query(sql.COST, params).dicts()
     return sorted(cost_rows(rows, window, PRICES), key=lambda c: -c.total_cost_usd)
+
+
+@dataclass(frozen=True)
+class CostBounds:
+    """What the rollups say one function cost over a window, as bounds in USD (the window's,
+    not monthly), and the figures its spike check is priced with."""
+
+    function_name: str
+    low_usd: float
+    high_usd: float
+    #: Whether the rollups show one architecture and one region: then the function is one
+    #: cost row, and its lower bound may rank it.
+    one_row: bool
+    arm64_saving_low_usd: float
+    arm64_saving_high_usd: float
+    rightsizing_saving_high_usd: float
+    memory_size_mb_low: int
+    memory_size_mb_high: int
+    gb_second_low: float
+    gb_second_high: float
+    request_low: float
+    request_high: float
+
+
+def cost_bounds(
+    rows: Sequence[rollups.VersionScreen], window: Window, prices: PriceTable
+) -> CostBounds:
+    """Pure: one function's cost bounds from its rollup rows (:mod:`analyzers.rollups`): billed
+    GB-s and invocations from the widened window at the highest price of its architectures and
+    regions, and from the minutes certainly inside it at the lowest."""
+    name = rows[0].function_name
+    hours = (window.end - window.start).total_seconds() / 3600
+    archs = sorted({a for r in rows for a in r.architectures}) or sorted(prices.gb_second_usd)
+    # No report yet: any region of the table could be the one its requests are billed in.
+    regions = sorted({g for r in rows for g in r.regions}) or ["", *sorted(prices.regions)]
+    gb = [prices.gb_second(a, g) for a in archs for g in regions]
+    request = [prices.request(g) for g in regions]
+    provisioned = [prices.provisioned_gb_second(a, g) for a in archs for g in regions]
+    size_high = max((r.max_memory_size_mb or 0) for r in rows)
+    size_low = max(r.memory_size_mb_min for r in rows)
+    configured = prices.provisioned_concurrency.get(name, 0) * hours * 3600 / 1024
+    ephemeral_mb = prices.ephemeral_storage_mb.get(name, FREE_EPHEMERAL_MB)
+    duration_low = sum(r.billed_gb_seconds_min for r in rows) * min(gb)
+    duration_high = sum(r.billed_gb_seconds for r in rows) * max(gb)
+    low = (
+        duration_low
+        + sum(r.invocations_min for r in rows) * min(request)
+        + configured * size_low * min(provisioned)
+    )
+    high = (
+        duration_high
+        + sum(r.invocations_max for r in rows) * max(request)
+        + max(0, ephemeral_mb - FREE_EPHEMERAL_MB)
+        / 1024
+        * sum(r.billed_seconds for r in rows)
+        * max(prices.ephemeral_gb_second(g) for g in regions)
+        + configured * size_high * max(provisioned)
+    )
+    one_row = len(archs) == 1 and len(regions) == 1
+    arm_shares = [_arm64_share(prices, g) for g in regions]
+    arm_high = duration_high * max(arm_shares) if "x86_64" in archs else 0.0
+    arm_low = duration_low * min(arm_shares) if archs == ["x86_64"] and one_row else 0.0
+    rightsizing_high = 0.0
+    suggested_low = suggested_memory_mb(max(r.peak_memory_used_mb_min for r in rows))
+    invocations_high = sum(r.invocations_max for r in rows)
+    if invocations_high >= MIN_RIGHTSIZING_INVOCATIONS and suggested_low < size_high:
+        rightsizing_high = duration_high * (1 - suggested_low / size_high)
+    return CostBounds(
+        function_name=name,
+        low_usd=low,
+        high_usd=high,
+        one_row=one_row,
+        arm64_saving_low_usd=arm_low,
+        arm64_saving_high_usd=arm_high,
+        rightsizing_saving_high_usd=rightsizing_high,
+        memory_size_mb_low=size_low,
+        memory_size_mb_high=size_high,
+        gb_second_low=min(gb),
+        gb_second_high=max(gb),
+        request_low=min(request),
+        request_high=max(request),
+    )
+
+
+def _arm64_share(prices: PriceTable, region: str) -> float:
+    """The share of the duration cost arm64 saves over x86_64 in ``region`` (0 if none)."""
+    x86 = prices.gb_second("x86_64", region)
+    arm = prices.gb_second("arm64", region)
+    return 1 - arm / x86 if x86 > 0 and arm < x86 else 0.0
+
+
+def _kth_largest(values: Sequence[float], k: int) -> float:
+    ordered = sorted(values, reverse=True)
+    return ordered[k - 1] if len(ordered) >= k else 0.0
+
+
+def spike_floor_functions(bounds: Sequence[CostBounds], window: Window) -> list[str]:
+    """Pure: the functions whose rate could project to a tenth of the spike floor a day (the
+    exact check's candidates are among them)."""
+    monthly = HOURS_PER_MONTH / ((window.end - window.start).total_seconds() / 3600)
+    floor = MIN_SPIKE_DAILY_USD / 10
+    return sorted(
+        b.function_name for b in bounds if b.high_usd * monthly * 24 / HOURS_PER_MONTH >= floor
+    )
+
+
+def cost_candidates(
+    bounds: Sequence[CostBounds], day_rows: Sequence[Mapping[str, Any]], window: Window
+) -> list[str]:
+    """Pure: the functions that could make a cost finding, so their raw rows must be read.
+
+    A function is left out when its upper bound cannot reach a finding's floor, or when enough
+    functions certainly beat it: the top list needs a cost above the third-largest lower bound
+    (of one-row functions), the arm64 list a saving above the fifth-largest lower bound; a
+    spike needs today's upper bound above twice yesterday's lower bound (``day_rows`` from
+    :data:`analyzers.cost_sql.DAY_OVER_DAY`).
+    """
+    monthly = HOURS_PER_MONTH / ((window.end - window.start).total_seconds() / 3600)
+    third = _kth_largest([b.low_usd for b in bounds if b.one_row], TOP_N)
+    fifth = _kth_largest([b.arm64_saving_low_usd for b in bounds], MAX_SAVINGS_FINDINGS)
+    out = set()
+    for b in bounds:
+        if b.high_usd * monthly >= MIN_TOP_MONTHLY_USD and b.high_usd >= third:
+            out.add(b.function_name)
+        arm64 = b.arm64_saving_high_usd
+        if arm64 * monthly >= MIN_MONTHLY_SAVING_USD and arm64 >= fifth:
+            out.add(b.function_name)
+        if b.rightsizing_saving_high_usd * monthly >= MIN_MONTHLY_SAVING_USD:
+            out.add(b.function_name)
+    by_name = {b.function_name: b for b in bounds}
+    for r in day_rows:
+        found = by_name.get(r["function_name"])
+        if found is None:
+            continue
+        b = found
+        today = (
+            float(r["today_billed_ms"] or 0)
+            / 1000
+            * b.memory_size_mb_high
+            / 1024
+            * (b.gb_second_high)
+            + int(r["today_invocations"] or 0) * b.request_high
+        )
+        yesterday = (
+            float(r["yesterday_billed_ms"] or 0)
+            / 1000
+            * b.memory_size_mb_low
+            / 1024
+            * (b.gb_second_low)
+            + int(r["yesterday_invocations"] or 0) * b.request_low
+        )
+        if today >= MIN_SPIKE_DAILY_USD and today > SPIKE_FACTOR * yesterday:
+            out.add(b.function_name)
+    return sorted(out)
 
 
 @register("cost")
 def detect_cost(
     client: QueryClient, window: Window, function_name: str | None = None
 ) -> list[Finding]:
+    screened = rollups.by_function(rollups.screen(client, window, function_name))
+    bounds = [cost_bounds(rows, window, PRICES) for _, rows in sorted(screened.items())]
     params = window.parameters(function_name)
-    priced = cost_rows(client.query(sql.COST, params).dicts(), window, PRICES)
-    findings = cost_findings(priced, window)
-    # The rollup query runs only for functions whose current rate projects to at least a
-    # tenth of the spike floor a day: a cheaper one cannot have spiked past the floor today
-    # without showing in the window.
-    candidates = sorted(
-        {
-            c.function_name
-            for c in priced
-            if c.monthly_cost_usd * 24 / HOURS_PER_MONTH >= MIN_SPIKE_DAILY_USD / 10
-        }
-    )
-    if candidates:
+    # The day-over-day figures come from the rollups too; they are needed only for functions
+    # whose rate could project to a tenth of the spike floor a day: a cheaper one cannot have
+    # spiked past the floor today without showing in the window.
+    day_rows: list[dict[str, Any]] = []
+    spiky = spike_floor_functions(bounds, window)
+    if spiky:
         day_rows = client.query(
-            sql.DAY_OVER_DAY, {"until": params["until"], "function_names": candidates}
+            sql.DAY_OVER_DAY, {"until": params["until"], "function_names": spiky}
         ).dicts()
-        findings += spike_findings(day_rows, priced, window, PRICES)
+    names = cost_candidates(bounds, day_rows, window)
+    if not names:
+        return []
+    priced = cost_rows(
+        client.query(sql.COST, {**params, "function_names": names}).dicts(), window, PRICES
+    )
+    # The functions not read raw enter the fleet total (fleet_share) at the middle of their
+    # bounds.
+    others = sum((b.low_usd + b.high_usd) / 2 for b in bounds if b.function_name not in names)
+    findings = cost_findings(priced, window, others_usd=others)
+    candidates = {
+        c.function_name
+        for c in priced
+        if c.monthly_cost_usd * 24 / HOURS_PER_MONTH >= MIN_SPIKE_DAILY_USD / 10
+    }
+    findings += spike_findings(
+        [r for r in day_rows if r["function_name"] in candidates], priced, window, PRICES
+    )
     return findings
 
 
@@ -345,10 +548,13 @@ def _common(row: CostRow, window: Window, query: str) -> dict[str, Any]:
     }
 
 
-def cost_findings(priced: Sequence[CostRow], window: Window) -> list[Finding]:
-    """Pure: top spenders, right-sizing and arm64 findings for the priced rows."""
+def cost_findings(
+    priced: Sequence[CostRow], window: Window, *, others_usd: float = 0.0
+) -> list[Finding]:
+    """Pure: top spenders, right-sizing and arm64 findings for the priced rows; ``others_usd``
+    is what the functions not priced here cost (for ``fleet_share``)."""
     hours = (window.end - window.start).total_seconds() / 3600
-    fleet_total = sum(c.total_cost_usd for c in priced)
+    fleet_total = sum(c.total_cost_usd for c in priced) + others_usd
     findings = []
     ranked = sorted(priced, key=lambda c: -c.total_cost_usd)
     for rank, c in enumerate(ranked[:TOP_N], start=1):

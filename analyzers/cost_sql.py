@@ -1,8 +1,9 @@
 """SQL of the cost detector (:mod:`analyzers.cost`).
 
 Parameters: ``since``/``until`` (``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``function_name`` (``''``
-= every function); invocations are read through the collector's ``invocations_between``
-view, which reads only the window's parts.
+= every function), ``function_names`` (the functions the detector's rollup screen flagged;
+``[]`` = every function, for the cost table); invocations are read through the collector's
+``invocations_between`` view, which reads only the window's parts.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ FROM (
         since = {since:DateTime64(3, 'UTC')},
         until = {until:DateTime64(3, 'UTC')},
         function_name = {function_name:String})
+    -- every function (the cost table), or those the detector's screen flagged
+    WHERE empty({function_names:Array(String)}) OR function_name IN {function_names:Array(String)}
 )
 GROUP BY function_name, architecture, region
 ORDER BY function_name, architecture, region

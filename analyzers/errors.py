@@ -5,6 +5,9 @@ error rate of at least 1% -> **warning**; at least 10% -> **critical** (Datadog'
 rates, plus a 3-error floor so one bad request in a quiet function does not page anyone).
 Out-of-memory kills and timeouts are left to their own detectors, so one request never makes
 two findings.
+
+Screen (analyzers/rollups.py): only a function version whose rollups allow at least 3 failures
+and a 1% failure rate has its raw rows read.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from analyzers import sql
+from analyzers import rollups, sql
 from analyzers._format import function_label, percent
 from analyzers.findings import Finding
 from analyzers.registry import register
@@ -32,12 +35,27 @@ CRITICAL_RATE = 0.10
 def detect_errors(
     client: QueryClient, window: Window, function_name: str | None = None
 ) -> list[Finding]:
-    params = {**window.parameters(function_name), "max_evidence": MAX_EVIDENCE}
+    names = rollups.flagged(rollups.screen(client, window, function_name), could_fail)
+    if not names:
+        return []
+    params = {
+        **window.parameters(function_name),
+        "max_evidence": MAX_EVIDENCE,
+        "function_names": names,
+    }
     rows = client.query(sql.ERRORS, params).dicts()
     if not any(r["errors"] >= MIN_ERRORS for r in rows):
         return []
     type_rows = client.query(sql.ERROR_TYPES, {**params, "max_types": MAX_TYPES}).dicts()
     return error_findings(rows, type_rows, window)
+
+
+def could_fail(row: rollups.VersionScreen) -> bool:
+    """Pure: whether the rollups leave room for an ``errors`` finding on this version."""
+    return (
+        row.errors_max >= MIN_ERRORS
+        and rollups.rate_max(row.errors_max, row.invocations_min) >= WARNING_RATE
+    )
 
 
 def error_findings(

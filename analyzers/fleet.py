@@ -42,6 +42,9 @@ class FunctionSummary:
     p99_duration_ms: float | None
     max_memory_pct: float | None
     last_seen: datetime | None
+    #: Invocations that started but whose report never came (crashes, timeouts without a
+    #: report, lost telemetry): counted in ``invocations``, without status or duration.
+    unreported: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,11 @@ def fleet_summary(
     function_name: str | None = None,
     now: datetime | None = None,
 ) -> list[FunctionSummary]:
-    """One row per function that was invoked in the window, sorted by name."""
+    """One row per function that was invoked in the window, sorted by name.
+
+    Read from the per-minute rollups alone (never raw rows), so the window counts the whole
+    minutes it overlaps.
+    """
     window = Window.ending(now, since)
     rows = client.query(sql.FLEET, window.parameters(function_name)).dicts()
     return [fleet_row(r) for r in rows]
@@ -108,6 +115,7 @@ def fleet_row(row: Mapping[str, Any]) -> FunctionSummary:
         p99_duration_ms=_finite(quantiles[1]),
         max_memory_pct=_finite(row["max_memory_pct"]),
         last_seen=row["last_seen"],
+        unreported=int(row.get("unreported") or 0),
     )
 
 

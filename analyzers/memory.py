@@ -9,6 +9,12 @@ Rules (one finding per function and version per window):
 * ``high_memory`` (**warning**, only without OOM): at least 2 invocations (or the only one)
   used >= 95% of the memory size. Datadog warns on any single one; requiring two keeps one
   odd payload quiet.
+
+Screen (analyzers/rollups.py): raw rows are read only for a function whose rollups show an
+``Runtime.OutOfMemory`` error type or Max Memory Used at 95% of the size or more, or which has
+an out-of-memory log line in the window. Log lines have no rollup (a pattern match on every
+ingested line would tax ingest), so that check reads the window's log lines, never invocation
+rows.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from analyzers import sql
+from analyzers import rollups, sql
 from analyzers._format import function_label, percent
 from analyzers.findings import Finding
 from analyzers.registry import register
@@ -41,7 +47,20 @@ def detect_memory_pressure(
         "max_evidence": MAX_EVIDENCE,
         "oom_pattern": sql.OOM_LOG_PATTERN,
     }
+    names = set(rollups.flagged(rollups.screen(client, window, function_name), could_run_out))
+    lines = client.query(sql.OOM_LOG_FUNCTIONS, params).rows
+    names.update(str(r[0]) for r in lines)
+    if not names:
+        return []
+    params["function_names"] = sorted(names)
     return memory_findings(client.query(sql.MEMORY, params).dicts(), window)
+
+
+def could_run_out(row: rollups.VersionScreen) -> bool:
+    """Pure: whether the rollups leave room for an ``out_of_memory`` or ``high_memory``
+    finding (an OOM at the limit is 100% of the size; the log-line signal is checked apart)."""
+    # A hair below the share, so float rounding of used * 100 / size never hides one.
+    return row.oom_errors > 0 or (row.max_memory_used_pct or 0.0) >= HIGH_SHARE * 100 - 1e-6
 
 
 def suggested_memory_mb(max_used_mb: float) -> int:

@@ -3,6 +3,12 @@
 Parameters: ``since``/``until`` (``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``function_name`` (``''``
 = every function), ``min_invocations``, ``min_slope_mb``, ``max_points``. Invocations are read
 through the collector's ``invocations_between`` view, which reads only the window's parts.
+
+This detector genuinely needs raw rows: a leak is Max Memory Used rising across the warm
+invocations of *one execution environment*, in order, and the rollups are per function and
+minute (no environment, no order within a minute). The HAVING clause keeps the result to the
+environments that could leak, so a healthy fleet returns no rows, but the window's rows are
+read.
 """
 
 from __future__ import annotations

@@ -1,16 +1,18 @@
 """Every SQL statement the analyzers and the TUI run, in one place.
 
 All values are bound server-side with ClickHouse ``{name:Type}`` placeholders; nothing is
-formatted into the text. Every statement reads the contract's ``invocations`` rows (through the
-collector's windowed ``invocations_between`` view) and ``logs`` table (docs/architecture.md §2)
-and nothing else, so the same SQL runs through ``CollectorQueryClient`` and
-``DirectQueryClient``.
+formatted into the text. Statements read the per-minute rollups (``invocation_minutes``) where
+they answer the question (the fleet table, the report's series, the detectors' screen), and the
+contract's ``invocations`` rows (through the collector's windowed ``invocations_between`` view)
+and ``logs`` table (docs/architecture.md §2) only for what rollups cannot say, so the same SQL
+runs through ``CollectorQueryClient`` and ``DirectQueryClient``.
 
 Common parameters:
 
 * ``since`` / ``until``: the window, as ``'YYYY-MM-DD HH:MM:SS.fff'`` UTC text (see
   :func:`analyzers.window.window_parameters`); ISO text with ``T`` and an offset does not bind.
 * ``function_name``: ``''`` means every function.
+* ``function_names``: the functions a detector's screen flagged (raw reads only).
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ _WINDOW = """ invocations_between(
         since = {since:DateTime64(3, 'UTC')},
         until = {until:DateTime64(3, 'UTC')},
         function_name = {function_name:String})"""
+
+# Detectors screen with the per-minute rollups first (analyzers/rollups.py) and read the
+# window's raw rows only for the functions the screen flagged: the filter on the view's
+# grouping key reaches the parts_by_time projection, so only those functions' parts are read.
+_FLAGGED = """
+WHERE function_name IN {function_names:Array(String)}"""
 
 #: Timeouts, near-timeouts and the configured limit, one row per function and version.
 #: Evidence arrays are ordered (timeouts by start time, near misses by duration, longest first)
@@ -54,6 +62,7 @@ SELECT
         1, {max_evidence:UInt32}) AS near_timeout_request_ids
 FROM"""
     + _WINDOW
+    + _FLAGGED
     + """
 GROUP BY function_name, function_version
 ORDER BY function_name, function_version
@@ -124,7 +133,7 @@ FROM (
             SELECT request_id FROM logs
             WHERE timestamp >= {since:DateTime64(3, 'UTC')} - INTERVAL 1 MINUTE
                 AND timestamp < {until:DateTime64(3, 'UTC')} + INTERVAL 16 MINUTE
-                AND ({function_name:String} = '' OR function_name = {function_name:String})
+                AND function_name IN {function_names:Array(String)}
                 AND request_id != ''
                 AND match(message, {oom_pattern:String})
         ) AS has_oom_line,
@@ -133,6 +142,7 @@ FROM (
          OR has_oom_line) AS is_oom
     FROM"""
     + _WINDOW
+    + _FLAGGED
     + """
 )
 GROUP BY function_name, function_version
@@ -156,32 +166,122 @@ SELECT
         1, {max_evidence:UInt32}) AS cold_start_request_ids
 FROM"""
     + _WINDOW
+    + _FLAGGED
     + """
 GROUP BY function_name, function_version
 ORDER BY function_name, function_version
 """
 )
 
-#: The fleet table: one row per function over the window.
+# The window of a rollup read: the minutes that overlap [since, until). A rollup cannot split
+# a minute, so the fleet table and the report's charts count whole minutes.
+_MINUTES = """
+WHERE minute >= toStartOfMinute({since:DateTime64(3, 'UTC')})
+    AND minute < {until:DateTime64(3, 'UTC')}
+    AND ({function_name:String} = '' OR function_name = {function_name:String})"""
+
+#: The fleet table: one row per function over the window, from the per-minute rollups alone
+#: (collector/README.md, ``invocation_minutes``). Reported invocations carry the status,
+#: durations and memory; ``started - reported`` are the invocations whose report never came
+#: (``unreported``), counted in ``invocations`` too.
 FLEET = (
     """
 SELECT
     function_name,
-    count() AS invocations,
-    countIf(status IN ('error', 'failure')) AS errors,
-    countIf(status = 'timeout') AS timeouts,
-    countIf(cold_start = 1) AS cold_starts,
-    quantiles(0.5, 0.99)(duration_ms) AS duration_quantiles_ms,
-    max(if(memory_size_mb > 0, max_memory_used_mb * 100.0 / memory_size_mb, NULL))
-        AS max_memory_pct,
-    max(start_time) AS last_seen
-FROM"""
-    + _WINDOW
+    greatest(reported, started_parts) AS invocations,
+    toUInt64(greatest(toInt64(started_parts) - toInt64(reported), 0)) AS unreported,
+    errors,
+    timeouts,
+    cold_starts,
+    [quantiles[1], quantiles[3]] AS duration_quantiles_ms,
+    max_memory_pct,
+    last_seen
+FROM (
+    SELECT
+        function_name,
+        sum(invocations) AS reported,
+        sum(started) AS started_parts,
+        sum(errors) AS errors,
+        sum(timeouts) AS timeouts,
+        sum(cold_starts) AS cold_starts,
+        quantilesMerge(0.5, 0.9, 0.99)(duration_ms_quantiles) AS quantiles,
+        max(max_memory_used_pct) AS max_memory_pct,
+        -- the last platform.start; without start events, the last minute with a report
+        coalesce(max(last_start_time),
+                 toDateTime64(maxIf(minute, invocations > 0), 3, 'UTC')) AS last_seen
+    FROM invocation_minutes"""
+    + _MINUTES
     + """
-GROUP BY function_name
+    GROUP BY function_name
+)
+WHERE invocations > 0
 ORDER BY function_name
 """
 )
+
+#: The detectors' screen (analyzers/rollups.py): per function and version, what the rollups
+#: say about the window, as bounds. ``outer_*`` is the window widened to whole minutes and a
+#: minute of margin (an invocation's rollup minute comes from its report when its start event
+#: is missing), so counts, maxima and minima there bound the window's from above (below for
+#: the minimum); ``inner_*`` is narrowed the same way, so the invocations counted there are
+#: certainly in the window (a lower bound for rates). ``late_until`` reaches Lambda's
+#: 15-minute limit (and a minute) past the window, for the timeouts only a late log line shows.
+SCREEN = """
+SELECT
+    function_name,
+    function_version,
+    sumIf(invocations, outer_minute) AS reported_parts,
+    sumIf(started, outer_minute) AS started_parts,
+    greatest(sumIf(invocations, inner_minute), sumIf(started, inner_minute)) AS invocations_min,
+    sumIf(errors, outer_minute) + sumIf(unreported_errors, outer_minute) AS errors_max,
+    -- a timeout known only from its "Task timed out" line sits in the minute its part arrived,
+    -- up to Lambda's 15-minute limit after the start: those count until the late bound
+    sumIf(timeouts, outer_minute) + sum(unreported_timeouts) AS timeouts_max,
+    sumIf(cold_starts, outer_minute) AS cold_starts_max,
+    sumIf(oom_errors, outer_minute) AS oom_errors_max,
+    maxIf(max_memory_used_pct, outer_minute) AS max_memory_used_pct,
+    greatest(maxIf(max_duration_ms, outer_minute),
+             coalesce(maxIf(max_unreported_duration_ms, outer_minute), 0)) AS max_duration_ms,
+    minIf(min_timeout_ms, outer_minute) AS min_timeout_ms,
+    maxIf(max_timeout_ms, outer_minute) AS max_timeout_ms,
+    maxIf(max_init_duration_ms, outer_minute) AS max_init_duration_ms,
+    sumIf(billed_gb_seconds, outer_minute) AS billed_gb_seconds_max,
+    sumIf(billed_gb_seconds, inner_minute) AS billed_gb_seconds_min,
+    sumIf(billed_duration_ms_sum, outer_minute) / 1000 AS billed_seconds,
+    maxIf(max_memory_size_mb, outer_minute) AS memory_size_mb_max,
+    maxIf(max_memory_size_mb, inner_minute) AS memory_size_mb_min,
+    maxIf(max_memory_used_mb, inner_minute) AS peak_memory_used_mb_min,
+    groupUniqArrayArrayIf(architectures, outer_minute) AS architecture_set,
+    groupUniqArrayArrayIf(regions, outer_minute) AS region_set
+FROM (
+    SELECT
+        *,
+        minute < {outer_until:DateTime64(3, 'UTC')} AS outer_minute,
+        minute >= {inner_since:DateTime64(3, 'UTC')}
+            AND minute < {inner_until:DateTime64(3, 'UTC')} AS inner_minute
+    FROM invocation_minutes
+    WHERE minute >= {outer_since:DateTime64(3, 'UTC')}
+        AND minute < {late_until:DateTime64(3, 'UTC')}
+        AND ({function_name:String} = '' OR function_name = {function_name:String})
+)
+GROUP BY function_name, function_version
+HAVING countIf(outer_minute) > 0 OR timeouts_max > 0
+ORDER BY function_name, function_version
+"""
+
+#: Functions with an out-of-memory log line in the window (the third OOM signal): log lines
+#: have no rollup, so this reads the window's lines (the logs table is ordered by function
+#: and time), never invocation rows.
+OOM_LOG_FUNCTIONS = """
+SELECT DISTINCT function_name
+FROM logs
+WHERE timestamp >= {since:DateTime64(3, 'UTC')} - INTERVAL 1 MINUTE
+    AND timestamp < {until:DateTime64(3, 'UTC')} + INTERVAL 16 MINUTE
+    AND ({function_name:String} = '' OR function_name = {function_name:String})
+    AND request_id != ''
+    AND match(message, {oom_pattern:String})
+ORDER BY function_name
+"""
 
 #: A finding's evidence: the invocations behind its request ids.
 INVOCATIONS_BY_REQUEST_IDS = (
@@ -223,23 +323,36 @@ ORDER BY timestamp
 LIMIT {limit:UInt32}
 """
 
-#: Per-minute series for the HTML report.
+#: Per-minute series for the HTML report, from the per-minute rollups (buckets of whole
+#: minutes, ``bucket_s`` a multiple of 60).
 TIMESERIES = (
     """
 SELECT
     function_name,
-    toStartOfInterval(start_time, INTERVAL {bucket_s:UInt32} SECOND) AS bucket,
-    count() AS invocations,
-    countIf(status IN ('error', 'failure')) AS errors,
-    countIf(status = 'timeout') AS timeouts,
-    countIf(cold_start = 1) AS cold_starts,
-    quantiles(0.5, 0.99)(duration_ms) AS duration_quantiles_ms,
-    max(if(memory_size_mb > 0, max_memory_used_mb * 100.0 / memory_size_mb, NULL))
-        AS max_memory_pct
-FROM"""
-    + _WINDOW
+    bucket,
+    greatest(reported, started_parts) AS invocations,
+    errors,
+    timeouts,
+    cold_starts,
+    [quantiles[1], quantiles[3]] AS duration_quantiles_ms,
+    max_memory_pct
+FROM (
+    SELECT
+        function_name,
+        toStartOfInterval(minute, INTERVAL {bucket_s:UInt32} SECOND) AS bucket,
+        sum(invocations) AS reported,
+        sum(started) AS started_parts,
+        sum(errors) AS errors,
+        sum(timeouts) AS timeouts,
+        sum(cold_starts) AS cold_starts,
+        quantilesMerge(0.5, 0.9, 0.99)(duration_ms_quantiles) AS quantiles,
+        max(max_memory_used_pct) AS max_memory_pct
+    FROM invocation_minutes"""
+    + _MINUTES
     + """
-GROUP BY function_name, bucket
+    GROUP BY function_name, bucket
+)
+WHERE invocations > 0
 ORDER BY function_name, bucket
 """
 )
@@ -266,6 +379,7 @@ SELECT
         1, {max_evidence:UInt32}) AS error_request_ids
 FROM"""
     + _WINDOW
+    + _FLAGGED
     + """
 GROUP BY function_name, function_version
 ORDER BY function_name, function_version
@@ -282,8 +396,9 @@ SELECT
     count() AS errors
 FROM"""
     + _WINDOW
+    + _FLAGGED
     + """
-WHERE """
+    AND """
     + _FAILED
     + """
 GROUP BY function_name, function_version, error_type

@@ -8,6 +8,10 @@ Account-wide points have no dimensions at all.
 
 Parameters: ``since``/``until`` (``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``function_name`` (``''``
 = every function).
+
+No invocation rows are read: CloudWatch's points are already per-minute aggregates (the
+rollup of what no extension sees), and throttling inside the code is found in log lines and
+span events, which have no rollup (a pattern match on every ingested line would tax ingest).
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ Rules (one finding per function and version per window, never one per invocation
 
 The configured timeout comes from ``timeout_ms`` (the INVOKE deadline), else from Lambda's
 "Task timed out after N.NN seconds" log line.
+
+Screen (analyzers/rollups.py): only a function with a possible timeout in the rollups, or an
+invocation there lasting at least 80% of its shortest configured timeout, has its raw rows read.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from analyzers import sql
+from analyzers import rollups, sql
 from analyzers._format import function_label, number, percent, seconds
 from analyzers.findings import Finding
 from analyzers.registry import register
@@ -43,10 +46,14 @@ COLD_CONCENTRATION = 0.5
 def detect_timeouts(
     client: QueryClient, window: Window, function_name: str | None = None
 ) -> list[Finding]:
+    names = rollups.flagged(rollups.screen(client, window, function_name), could_time_out)
+    if not names:
+        return []
     params = {
         **window.parameters(function_name),
         "near_share": NEAR_SHARE,
         "max_evidence": MAX_EVIDENCE,
+        "function_names": names,
     }
     rows = client.query(sql.TIMEOUTS, params).dicts()
     missing = sorted(
@@ -64,6 +71,17 @@ def detect_timeouts(
             if r["timeout_ms"]
         }
     return timeout_findings(rows, log_timeouts, window)
+
+
+def could_time_out(row: rollups.VersionScreen) -> bool:
+    """Pure: whether the rollups leave room for a ``timeout`` or ``timeout_risk`` finding (a
+    p99 at 80% of the timeout needs an invocation that long; a risk without a configured
+    timeout is never reported)."""
+    if row.timeouts_max > 0:
+        return True
+    return bool(row.min_timeout_ms) and row.max_duration_ms >= RISK_P99_SHARE * (
+        row.min_timeout_ms or 0.0
+    )
 
 
 def timeout_findings(

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analyzers import cost
+from analyzers import cost, rollups
 from analyzers import versions_sql as sql
 from analyzers._format import function_label
 from analyzers.findings import Finding
@@ -48,12 +48,30 @@ MAX_EVIDENCE = 20
 def detect_version_regressions(
     client: QueryClient, window: Window, function_name: str | None = None
 ) -> list[Finding]:
+    previous = window.start - (window.end - window.start)
+    both = rollups.by_function(rollups.screen(client, Window(previous, window.end), function_name))
+    names = sorted(name for name, rows in both.items() if could_regress(rows))
+    if not names:
+        return []
     params = {
         **window.parameters(function_name),
-        "previous": ch_time(window.start - (window.end - window.start)),
+        "previous": ch_time(previous),
         "max_evidence": MAX_EVIDENCE,
+        "function_names": names,
     }
     return version_findings(client.query(sql.VERSIONS, params).dicts(), window, cost.PRICES)
+
+
+def could_regress(rows: Sequence[rollups.VersionScreen]) -> bool:
+    """Pure: whether one function's rollups over the window and the one before it show two
+    versions that could each have :data:`MIN_INVOCATIONS` invocations."""
+    busy = {r.function_version for r in rows if r.function_version}
+    busy = {
+        v
+        for v in busy
+        if sum(r.invocations_max for r in rows if r.function_version == v) >= MIN_INVOCATIONS
+    }
+    return len(busy) >= 2
 
 
 @dataclass(frozen=True)

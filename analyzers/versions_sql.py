@@ -2,8 +2,14 @@
 
 Parameters: ``since``/``until`` (the window; ``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``previous``
 (the start of the window before it), ``function_name`` (``''`` = every function),
-``max_evidence``. Invocations are read through the collector's ``invocations_between`` view,
-which reads only the window's parts.
+``max_evidence``, ``function_names`` (the functions the rollup screen flagged). Invocations
+are read through the collector's ``invocations_between`` view, which reads only the window's
+parts.
+
+The raw rows are genuinely needed here: the comparison covers error types (a new one is the
+strongest signal) and p95s of one version against another, and the rollups keep neither error
+types nor quantiles a version pair can be compared on exactly. The screen (two versions, each
+with enough invocations in the rollups) keeps every function that deployed nothing out.
 """
 
 from __future__ import annotations
@@ -40,11 +46,13 @@ FROM invocations_between(
     since = {previous:DateTime64(3, 'UTC')},
     until = {until:DateTime64(3, 'UTC')},
     function_name = {function_name:String})
-WHERE function_name IN (
+WHERE function_name IN {function_names:Array(String)}
+    AND function_name IN (
         SELECT function_name FROM invocations_between(
             since = {previous:DateTime64(3, 'UTC')},
             until = {until:DateTime64(3, 'UTC')},
             function_name = {function_name:String})
+        WHERE function_name IN {function_names:Array(String)}
         GROUP BY function_name
         HAVING uniqExact(function_version) > 1
     )

@@ -12,6 +12,11 @@ lognormal-ish durations, ~1% cold starts (8% on one function), and a few unhealt
 something to report and must fetch evidence. Start times spread uniformly over the last 24 h.
 About one log line per ten invocations, plus the OOM lines.
 
+The last column says what each read touched besides the per-minute rollups: ``rollup only``,
+``rollup + raw for N fns`` (the detector's rollup screen flagged N functions, whose raw
+invocation rows were read), ``raw for all fns``, and how many queries read log lines or spans
+(analyzers/rollups.py ``RecordingClient``, one extra untimed run per detector).
+
 Not a test: figures depend on the machine. Every loop is bounded (``--runs`` timings each).
 """
 
@@ -37,6 +42,7 @@ from analyzers import DETECTORS, Detector, Finding, run_detectors  # noqa: E402
 from analyzers.alerts import DEFAULT_RULES_PATH, AlertEngine, MemoryAlertStateStore  # noqa: E402
 from analyzers.alerts.rules import load_rules  # noqa: E402
 from analyzers.fleet import fleet_summary  # noqa: E402
+from analyzers.rollups import RecordingClient  # noqa: E402
 from analyzers.window import ch_time  # noqa: E402
 from collector.store import Store  # noqa: E402
 from lambdascope.query import QueryClient  # noqa: E402
@@ -186,19 +192,30 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def measure(
-    reader: QueryClient, now: datetime, since: timedelta, runs: int
-) -> list[tuple[str, float, str, float | None]]:
-    """Rows of (name, median ms, what it returned, target ms)."""
-    rows: list[tuple[str, float, str, float | None]] = []
+Row = tuple[str, float, str, float | None, str]
+
+
+def measure(reader: QueryClient, now: datetime, since: timedelta, runs: int) -> list[Row]:
+    """Rows of (name, median ms, what it returned, target ms, what it read)."""
+    rows: list[Row] = []
     ms, result = timed(lambda: reader.query(COUNT_RAW).scalar(), runs)
-    rows.append(("count() invocation_parts", ms, f"{int(result):,} rows", None))
-    ms, fleet = timed(lambda: fleet_summary(reader, since=timedelta(hours=1), now=now), runs)
+    rows.append(("count() invocation_parts", ms, f"{int(result):,} rows", None, "raw"))
+    recorder = RecordingClient(reader)
+    ms, fleet = timed(lambda: fleet_summary(recorder, since=timedelta(hours=1), now=now), runs)
     total = sum(f.invocations for f in fleet)
     rows.append(
-        ("fleet_summary (last 1 h)", ms, f"{len(fleet)} fns, {total:,} inv", FLEET_TARGET_MS)
+        (
+            "fleet_summary (last 1 h)",
+            ms,
+            f"{len(fleet)} fns, {total:,} inv",
+            FLEET_TARGET_MS,
+            recorder.reads.describe(),
+        )
     )
     for name, detector in DETECTORS.items():
+        # What one run reads (the timed runs read the same).
+        recorder = RecordingClient(reader)
+        run_detectors(recorder, since=since, now=now, detectors={name: detector})
 
         def run_one(name: str = name, detector: Detector = detector) -> list[Finding]:
             return run_detectors(reader, since=since, now=now, detectors={name: detector})
@@ -210,6 +227,7 @@ def measure(
                 ms,
                 f"{len(findings)} findings",
                 DETECTOR_TARGET_MS,
+                recorder.reads.describe(),
             )
         )
     rules = load_rules(DEFAULT_RULES_PATH)
@@ -224,7 +242,13 @@ def measure(
     transitions = evaluate()
     ms = (time.perf_counter() - started) * 1000
     rows.append(
-        (f"alerts: default pack ({len(rules.rules)} rules)", ms, f"{transitions} transitions", None)
+        (
+            f"alerts: default pack ({len(rules.rules)} rules)",
+            ms,
+            f"{transitions} transitions",
+            None,
+            "",
+        )
     )
     return rows
 
@@ -234,14 +258,15 @@ def _span(delta: timedelta) -> str:
     return f"{hours:g} h"
 
 
-def print_table(rows: list[tuple[str, float, str, float | None]]) -> None:
+def print_table(rows: list[Row]) -> None:
     base = rows[0][1]
-    print(f"\n{'query':<38} {'median ms':>10} {'x count()':>10} {'target':>8}  result")
-    for name, ms, what, target in rows:
+    print(f"\n{'query':<38} {'median ms':>10} {'x count()':>10} {'target':>8}  {'result':<26} read")
+    for name, ms, what, target, read in rows:
         verdict = "" if target is None else ("ok" if ms <= target else "SLOW")
         ratio = ms / base if base else float("nan")
         target_text = f"{target:.0f}" if target is not None else "-"
-        print(f"{name:<38} {ms:>10.1f} {ratio:>10.1f} {target_text:>8}  {what} {verdict}")
+        result = f"{what} {verdict}"
+        print(f"{name:<38} {ms:>10.1f} {ratio:>10.1f} {target_text:>8}  {result:<26} {read}")
 
 
 def main(argv: list[str] | None = None) -> int:

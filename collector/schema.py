@@ -78,6 +78,8 @@ def migrate(
         if version <= current:
             continue
         for statement in statements:
+            if current > 0:
+                _backfill(client, version, description, statement)
             try:
                 for ddl in rewrite(render(statement, retention_days), cluster, database):
                     client.command(ddl)
@@ -104,3 +106,26 @@ def migrate(
         for ddl in rewrite(modify, cluster, database):
             client.command(ddl, settings={"materialize_ttl_after_modify": 0})
     return CURRENT_VERSION
+
+
+def _backfill(client: Any, version: int, description: str, before: str) -> None:
+    """Run the data statements of :data:`collector.sql.BACKFILLS` due before ``before``.
+
+    Only an upgraded store (one that had a schema) needs them: a new store has no rows. They
+    run unchanged in cluster mode too: an INSERT ... SELECT through the Distributed tables
+    reads every shard and writes by the sharding key. A backfill runs before the
+    materialized view that keeps its table from then on, so a row written by another
+    collector in between is missed rather than counted twice; the check skips it when another
+    collector did it already.
+    """
+    for backfill_version, anchor, statement, check in sql.BACKFILLS:
+        if backfill_version != version or anchor != before:
+            continue
+        try:
+            if int(client.query(check).first_row[0] or 0):
+                continue
+            client.command(statement)
+        except Exception as exc:
+            raise SchemaError(
+                f"schema migration {version} ({description}) failed to backfill: {exc}"
+            ) from exc

@@ -580,6 +580,144 @@ ALTER_PARTS_MATERIALIZE_PROJECTION = (
     "ALTER TABLE invocation_parts MATERIALIZE PROJECTION parts_by_time"
 )
 
+# Migration 8 (issues #5 and #6): what the fleet table and the detectors' screening need from
+# the per-minute rollups besides the reported invocations, kept by a second materialized view
+# over *every* part (invocation_minutes_mv sees only the report parts). A part may carry one
+# event or several (the collector merges a request's events within a batch), so every figure
+# counts by the part's own flags, never "one part = one event":
+#
+# * started: parts with has_start = 1. Per function over a window, started - invocations
+#   (the reported ones) is the invocations whose report never came (crashes, timeouts, lost
+#   telemetry); the fleet counts max(started, reported) invocations.
+# * unreported_errors / unreported_timeouts: parts without the report whose runtimeDone said
+#   error/failure or timeout (or, with no runtimeDone either, the "Task timed out" line).
+#   A request whose report arrives in a later part is counted here *and* in errors/timeouts,
+#   so errors + unreported_errors is an upper bound, which is what a screen needs.
+# * oom_errors: parts whose report or runtimeDone names Runtime.OutOfMemory.
+# * max_memory_used_pct, max_memory_size_mb, min/max_timeout_ms, max_unreported_duration_ms
+#   (a runtimeDone duration without the report), max_init_duration_ms, billed_gb_seconds,
+#   last_start_time (of platform.start events), and the architectures and regions reported
+#   (so costs are priced from the rollups).
+#
+# Each part goes to the minute of the start it implies (its platform.start, else report time
+# minus duration, else runtimeDone time minus duration, else when it arrived), so a merged
+# part counts in its invocation's start minute.
+ALTER_INVOCATION_MINUTES_ADD_EVENTS = """
+ALTER TABLE invocation_minutes
+    ADD COLUMN IF NOT EXISTS started SimpleAggregateFunction(sum, UInt64) DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS unreported_errors SimpleAggregateFunction(sum, UInt64) DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS unreported_timeouts SimpleAggregateFunction(sum, UInt64) DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS oom_errors SimpleAggregateFunction(sum, UInt64) DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS max_memory_used_pct SimpleAggregateFunction(max, Nullable(Float64)),
+    ADD COLUMN IF NOT EXISTS max_memory_size_mb SimpleAggregateFunction(max, Nullable(UInt32)),
+    ADD COLUMN IF NOT EXISTS min_timeout_ms SimpleAggregateFunction(min, Nullable(Float64)),
+    ADD COLUMN IF NOT EXISTS max_timeout_ms SimpleAggregateFunction(max, Nullable(Float64)),
+    ADD COLUMN IF NOT EXISTS max_unreported_duration_ms
+        SimpleAggregateFunction(max, Nullable(Float64)),
+    ADD COLUMN IF NOT EXISTS max_init_duration_ms SimpleAggregateFunction(max, Nullable(Float64)),
+    ADD COLUMN IF NOT EXISTS billed_gb_seconds SimpleAggregateFunction(sum, Float64) DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS last_start_time
+        SimpleAggregateFunction(max, Nullable(DateTime64(3, 'UTC'))) CODEC(ZSTD(1)),
+    ADD COLUMN IF NOT EXISTS architectures
+        SimpleAggregateFunction(groupUniqArrayArray, Array(String)) DEFAULT [],
+    ADD COLUMN IF NOT EXISTS regions
+        SimpleAggregateFunction(groupUniqArrayArray, Array(String)) DEFAULT []
+"""
+
+_INVOCATION_MINUTES_EVENTS_SELECT = """
+SELECT
+    function_name,
+    function_version,
+    toStartOfMinute(part_start) AS minute,
+    countIf(has_start = 1) AS started,
+    countIf(has_report = 0 AND runtime_done_status IN ('error', 'failure')) AS unreported_errors,
+    countIf(has_report = 0 AND (runtime_done_status = 'timeout'
+        OR (runtime_done_status IS NULL AND timed_out_log = 1))) AS unreported_timeouts,
+    countIf(coalesce(report_error_type, runtime_done_error_type, '') = 'Runtime.OutOfMemory')
+        AS oom_errors,
+    max(if(has_report = 1 AND part_memory_size_mb > 0,
+           report_max_memory_used_mb * 100.0 / part_memory_size_mb, NULL)) AS max_memory_used_pct,
+    max(part_memory_size_mb) AS max_memory_size_mb,
+    min(timeout_ms) AS min_timeout_ms,
+    max(timeout_ms) AS max_timeout_ms,
+    max(if(has_report = 0, runtime_done_duration_ms, NULL)) AS max_unreported_duration_ms,
+    max(report_init_duration_ms) AS max_init_duration_ms,
+    sum(if(has_report = 1,
+           coalesce(report_billed_duration_ms, 0) / 1000 * coalesce(part_memory_size_mb, 0) / 1024,
+           0)) AS billed_gb_seconds,
+    max(if(has_start = 1, start_time, NULL)) AS last_start_time,
+    groupUniqArrayIf(if(architecture = '', 'x86_64', toString(architecture)), has_report = 1)
+        AS architectures,
+    groupUniqArrayIf(toString(region), has_report = 1) AS regions
+FROM (
+    SELECT
+        *,
+        coalesce(report_memory_size_mb, env_memory_size_mb) AS part_memory_size_mb,
+        assumeNotNull(coalesce(
+            start_time,
+            fromUnixTimestamp64Milli(toUnixTimestamp64Milli(report_time)
+                - toInt64(round(coalesce(report_duration_ms, 0))), 'UTC'),
+            fromUnixTimestamp64Milli(toUnixTimestamp64Milli(runtime_done_time)
+                - toInt64(round(coalesce(runtime_done_duration_ms, 0))), 'UTC'),
+            received_at,
+            last_sent_at,
+            toDateTime64(event_date, 3, 'UTC')
+        )) AS part_start
+    FROM invocation_parts
+)
+GROUP BY function_name, function_version, minute
+"""
+
+CREATE_INVOCATION_MINUTES_EVENTS_MV = (
+    "\nCREATE MATERIALIZED VIEW IF NOT EXISTS invocation_minutes_events_mv TO invocation_minutes AS"
+    + _INVOCATION_MINUTES_EVENTS_SELECT
+)
+
+_INVOCATION_MINUTES_EVENTS_COLUMNS = (
+    "function_name, function_version, minute, started, unreported_errors, unreported_timeouts, "
+    "oom_errors, max_memory_used_pct, max_memory_size_mb, min_timeout_ms, max_timeout_ms, "
+    "max_unreported_duration_ms, max_init_duration_ms, billed_gb_seconds, last_start_time, "
+    "architectures, regions"
+)
+
+#: A store upgraded from version 7 already holds parts the new view never saw: the same SELECT
+#: over them fills the new columns once (collector/schema.py runs it just before creating the
+#: view, and only on a store that had data, so nothing is counted twice by this collector).
+BACKFILL_INVOCATION_MINUTES_EVENTS = (
+    f"\nINSERT INTO invocation_minutes ({_INVOCATION_MINUTES_EVENTS_COLUMNS})"
+    + _INVOCATION_MINUTES_EVENTS_SELECT
+)
+
+#: Whether the new columns already hold anything (another collector backfilled, or the view
+#: has been running): then the backfill is skipped.
+SELECT_EVENTS_ROLLUP_FILLED = "SELECT count() FROM invocation_minutes WHERE started > 0"
+
+#: Data statements run once while a migration is applied to a store that already had a schema:
+#: (version, the statement of that migration they run before, the statement, the check that
+#: skips it when its result is non-zero).
+BACKFILLS: tuple[tuple[int, str, str, str], ...] = (
+    (
+        8,
+        CREATE_INVOCATION_MINUTES_EVENTS_MV,
+        BACKFILL_INVOCATION_MINUTES_EVENTS,
+        SELECT_EVENTS_ROLLUP_FILLED,
+    ),
+)
+
+# Each function's tags (LAMBDASCOPE_TAGS on the function, carried in the extension batches'
+# environment), for alert rules' tag selectors. A row is written only when a function's tags
+# change (or the collector restarts); readers take the newest per function with argMax.
+CREATE_FUNCTION_TAGS = """
+CREATE TABLE IF NOT EXISTS function_tags (
+    function_name LowCardinality(String),
+    tags Map(String, String),
+    updated_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY function_name
+"""
+
+FUNCTION_TAG_COLUMNS = ("function_name", "tags", "updated_at")
+
 #: Tables whose TTL follows the configured retention: (table, TTL expression).
 TTL_TABLES = (
     ("invocation_parts", "event_date + INTERVAL {retention_days} DAY"),
@@ -642,6 +780,16 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         7,
         "OpenTelemetry metrics (otel_metrics); OTLP rows deduplicated with their batch",
         (CREATE_OTEL_METRICS, ALTER_OTEL_TRACES_DEDUP, ALTER_OTEL_LOGS_DEDUP),
+    ),
+    (
+        8,
+        "rollups of started and unreported invocations, memory %, limits (invocation_minutes)",
+        (ALTER_INVOCATION_MINUTES_ADD_EVENTS, CREATE_INVOCATION_MINUTES_EVENTS_MV),
+    ),
+    (
+        9,
+        "function tags for alert rule selectors (function_tags)",
+        (CREATE_FUNCTION_TAGS,),
     ),
 )
 

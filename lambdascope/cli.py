@@ -49,6 +49,30 @@ def _reader_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _settings_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="analysis settings (TOML): reserved concurrency, account limit, prices",
+    )
+
+
+def _apply_settings(args: argparse.Namespace, command: str) -> bool:
+    """Load ``--settings`` into the detectors; False (after saying why) when it is unusable."""
+    if args.settings is None:
+        return True
+    from analyzers.settings import SettingsError, apply_settings, load_settings
+
+    try:
+        apply_settings(load_settings(args.settings))
+    except SettingsError as exc:
+        print(f"lambdascope {command}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lambdascope",
@@ -101,12 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     collector.add_argument(
         "--sharded", action="store_true", help="with --cluster: Distributed tables over shards"
     )
+    _settings_arg(collector)
 
     analyze = sub.add_parser("analyze", help="run the detectors and print their findings")
     _reader_args(analyze)
     analyze.add_argument("--since", type=parse_duration, default=timedelta(hours=1))
     analyze.add_argument("--function", default=None, help="only this function")
     analyze.add_argument("--json", action="store_true", help="one JSON object per finding")
+    _settings_arg(analyze)
 
     tui = sub.add_parser("tui", help="open the terminal UI on a collector")
     _reader_args(tui)
@@ -141,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     alerts_test.add_argument("rules", type=Path)
     _reader_args(alerts_test)
     alerts_test.add_argument("--since", type=parse_duration, default=timedelta(hours=1))
+    _settings_arg(alerts_test)
 
     emulator = sub.add_parser(
         "emulator", help="serve functions from a config file in the local Lambda emulator"
@@ -199,6 +226,9 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     except ClusterError as exc:
         print(f"lambdascope collector: {exc}", file=sys.stderr)
         return 2
+    # The alert engine runs in this process, so the detectors it runs see these settings.
+    if not _apply_settings(args, "collector"):
+        return 2
 
     run_collector(
         store_url=args.store,
@@ -225,6 +255,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from analyzers import run_detectors
     from lambdascope.query import QueryError
 
+    if not _apply_settings(args, "analyze"):
+        return 2
     try:
         findings = run_detectors(_reader(args), since=args.since, function_name=args.function)
     except QueryError as exc:
@@ -273,6 +305,8 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
 
     if args.alerts_command == "check":
         return alerts_cli.check(args.rules)
+    if not _apply_settings(args, "alerts test"):
+        return 2
     return alerts_cli.test(args.rules, _reader(args), args.since, collector_url=args.collector)
 
 

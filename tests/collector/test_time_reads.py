@@ -147,3 +147,92 @@ def test_a_version_5_store_upgrades_and_reads_its_old_parts(chdb_url: str) -> No
         admin.command(f"DROP DATABASE IF EXISTS `{database}`")
         old.close()
         admin.close()
+
+
+def test_a_version_7_store_upgrades_with_its_rollups_backfilled_once(chdb_url: str) -> None:
+    database = f"t_collector_upgrade7_{os.getpid()}"
+    admin = clickhouse_connect.get_client(dsn=chdb_url)
+    admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    old = clickhouse_connect.get_client(dsn=chdb_url, database=database)
+    try:
+        old.command(sql.CREATE_MIGRATIONS)
+        for version, description, statements in sql.MIGRATIONS:
+            if version > 7:
+                break
+            for statement in statements:
+                old.command(schema.render(statement, 30))
+            old.insert(
+                "schema_migrations",
+                [[version, description]],
+                column_names=["version", "description"],
+            )
+        # As the version-7 collector wrote them: one request's start and report in separate
+        # parts, another whose report never came (the sandbox crashed).
+        old.command(
+            "INSERT INTO invocation_parts (function_name, request_id, event_date, start_time, "
+            "env_memory_size_mb, timeout_ms, has_start) VALUES "
+            "('legacy', 'done', '2026-11-20', '2026-11-20 08:00:10.000', 128, 3000, 1), "
+            "('legacy', 'crashed', '2026-11-20', '2026-11-20 08:00:20.000', 128, 3000, 1)"
+        )
+        old.command(
+            "INSERT INTO invocation_parts (function_name, request_id, event_date, report_time, "
+            "report_status, report_duration_ms, report_billed_duration_ms, "
+            "report_memory_size_mb, report_max_memory_used_mb, has_report) VALUES "
+            "('legacy', 'done', '2026-11-20', '2026-11-20 08:00:11.000', 'success', 1000, "
+            "1000, 128, 96, 1)"
+        )
+        rollup = (
+            "SELECT sum(invocations), sum(started), max(max_memory_used_pct), "
+            "min(min_timeout_ms), max(last_start_time) FROM invocation_minutes "
+            "WHERE function_name = 'legacy'"
+        )
+        store = Store.open(chdb_url, database)
+        try:
+            assert store._client.query(rollup).first_row == (
+                1,
+                2,
+                75.0,
+                3000.0,
+                dt.datetime(2026, 11, 20, 8, 0, 20),
+            )
+            # Opening again does not backfill again; new parts reach the new columns through
+            # the materialized view.
+            Store.open(chdb_url, database).close()
+            store._client.command(
+                "INSERT INTO invocation_parts (function_name, request_id, event_date, "
+                "start_time, has_start) VALUES "
+                "('legacy', 'new', '2026-11-20', '2026-11-20 08:01:00.000', 1)"
+            )
+            assert store._client.query(rollup).first_row[:2] == (1, 3)
+        finally:
+            store.close()
+    finally:
+        admin.command(f"DROP DATABASE IF EXISTS `{database}`")
+        old.close()
+        admin.close()
+
+
+def test_a_new_store_needs_no_backfill() -> None:
+    calls: list[str] = []
+
+    class Client:
+        database = "x"
+
+        def command(self, statement: str, **_: Any) -> None:
+            calls.append(statement)
+
+        def query(self, statement: str, **_: Any) -> Any:
+            calls.append(statement)
+
+            class Result:
+                first_row = (0,)
+                result_rows: list[Any] = []
+
+            return Result()
+
+        def insert(self, *_: Any, **__: Any) -> None:
+            pass
+
+    schema.migrate(Client())
+    assert sql.BACKFILL_INVOCATION_MINUTES_EVENTS not in calls
+    assert sql.SELECT_EVENTS_ROLLUP_FILLED not in calls
