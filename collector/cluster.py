@@ -72,6 +72,7 @@ SHARDING_KEYS: dict[str, str] = {
     "otel_metrics": "cityHash64(ServiceName, MetricName)",
     "invocation_minutes": "cityHash64(function_name)",
     "cloudwatch_metrics": "cityHash64(namespace, metric_name, function_name)",
+    "function_tags": "cityHash64(function_name)",
     # analyzers/alerts creates these on the same store; alert_state is read with FINAL, so
     # the versions of one (rule, function) must share a shard.
     "alert_state": "cityHash64(rule, function_name)",

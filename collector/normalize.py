@@ -87,6 +87,8 @@ class Environment:
     memory_size_mb: int | None
     initialization_type: str
     architecture: str
+    #: The function's tags (LAMBDASCOPE_TAGS on the function), sorted; () when it sent none.
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -468,7 +470,25 @@ def _environment(batch: dict[str, Any]) -> Environment:
         memory_size_mb=memory,
         initialization_type=_str(env, "initialization_type", "environment") or "",
         architecture=_str(env, "architecture", "environment") or "",
+        tags=_tags(env.get("tags")),
     )
+
+
+#: Lambda's own limits on tags (50 per function, keys 128 and values 256 characters).
+MAX_TAGS = 50
+
+
+def _tags(value: Any) -> tuple[tuple[str, str], ...]:
+    """The batch's `environment.tags` object, kept within Lambda's limits; tags are optional
+    metadata, so a malformed one is skipped rather than costing the batch."""
+    if not isinstance(value, dict):
+        return ()
+    tags = [
+        (k, v)
+        for k, v in value.items()
+        if isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 128 and len(v) <= 256
+    ]
+    return tuple(sorted(tags)[:MAX_TAGS])
 
 
 #: How the store merges each column of ``invocation_parts`` (collector/sql.py); the parts of

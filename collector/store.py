@@ -21,6 +21,7 @@ import threading
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,9 @@ class Store:
         # Serialises the "seen this batch?" check with the inserts, so a retried batch racing
         # its original is answered duplicate once the first commit landed.
         self._write_lock = threading.Lock()
+        #: The tags last written per function: a batch carrying the same ones writes nothing
+        #: (most batches do), so tags cost an insert only when they change or at start.
+        self._tags_written: dict[str, tuple[tuple[str, str], ...]] = {}
         #: A second write handle and its thread, for inserting two tables at once.
         self._side: tuple[Any, concurrent.futures.ThreadPoolExecutor] | None = None
 
@@ -298,6 +302,7 @@ class Store:
                 self._client.insert(
                     table, data, column_names=columns, column_oriented=True, settings=settings
                 )
+        self._insert_tags(batches, settings)
         self._client.insert(
             "batches",
             [
@@ -316,6 +321,25 @@ class Store:
             column_names=sql.BATCH_COLUMNS,
             settings=settings,
         )
+
+    def _insert_tags(self, batches: list[NormalizedBatch], settings: dict[str, Any]) -> None:
+        """The functions' tags (function_tags), when a batch carries new ones; before the
+        batches row, like every other row of the batch."""
+        changed: dict[str, tuple[tuple[str, str], ...]] = {}
+        for b in batches:
+            env = b.environment
+            if env.tags and self._tags_written.get(env.function_name) != env.tags:
+                changed[env.function_name] = env.tags
+        if not changed:
+            return
+        now = datetime.now(UTC)
+        self._client.insert(
+            "function_tags",
+            [[name, dict(tags), now] for name, tags in sorted(changed.items())],
+            column_names=sql.FUNCTION_TAG_COLUMNS,
+            settings=settings,
+        )
+        self._tags_written.update(changed)
 
     def _side_writer(self) -> tuple[Any, concurrent.futures.ThreadPoolExecutor] | None:
         """A second write handle and its thread (opened on first use), or None when this store
