@@ -40,11 +40,10 @@ class Recording:
     def lines(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                out.append(json.loads(line))
-        return out
+        text = self.path.read_text(encoding="utf-8")
+        # The recorder may be writing right now: a last line without its newline is not whole.
+        whole = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in whole.splitlines() if line.strip()]
 
     def telemetry(self) -> list[dict[str, Any]]:
         return [x["event"] for x in self.lines() if x["kind"] == "telemetry"]
