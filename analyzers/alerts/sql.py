@@ -19,12 +19,15 @@ __all__ = [
     "TRAFFIC",
 ]
 
-#: Invocations per function in ``[since, until)``: the ``min_invocations`` guard. The
-#: collector's windowed view reads only the window's parts (collector/README.md).
+#: Invocations per function in ``[since, until)``: the ``min_invocations`` guard, from the
+#: per-minute rollups (collector/README.md, ``invocation_minutes``) so the guard reads no raw
+#: rows: the minutes that overlap the window, reported or only started (their report never
+#: came), whichever is more.
 TRAFFIC = """
-SELECT function_name, count() AS invocations
-FROM invocations_between(
-    since = {since:DateTime64(3, 'UTC')}, until = {until:DateTime64(3, 'UTC')}, function_name = '')
+SELECT function_name, greatest(sum(invocations), sum(started)) AS invocations
+FROM invocation_minutes
+WHERE minute >= toStartOfMinute({since:DateTime64(3, 'UTC')})
+    AND minute < {until:DateTime64(3, 'UTC')}
 GROUP BY function_name
 """
 
