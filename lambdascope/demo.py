@@ -41,6 +41,8 @@ class DemoFunction:
     memory_size_mb: int
     weight: int
     reserved_concurrency: int | None = None
+    #: LAMBDASCOPE_TAGS: what alert rules can select on (``tags: {team: shop}``).
+    tags: str = "team=shop"
 
     def payload(self, rng: random.Random, nth: int) -> dict[str, Any]:
         """The ``nth`` (0-based) event this worker sends to this function."""
@@ -53,7 +55,14 @@ class DemoFunction:
 
 
 FLEET = (
-    DemoFunction("checkout", "checkout.handler", timeout_s=3.0, memory_size_mb=256, weight=5),
+    DemoFunction(
+        "checkout",
+        "checkout.handler",
+        timeout_s=3.0,
+        memory_size_mb=256,
+        weight=5,
+        tags="team=shop,tier=critical",
+    ),
     DemoFunction(
         "report-export", "report_export.handler", timeout_s=1.0, memory_size_mb=512, weight=3
     ),
@@ -91,6 +100,7 @@ def run_demo(
         client = CollectorQueryClient(collector_url)
         _wait_for_ingest(client, expected=sum(sent.values()), console=console)
         since = datetime.now(UTC) - started_at + timedelta(minutes=1)
+        _configure_analyzers()
         if open_tui:
             from tui.app import LambdascopeApp
 
@@ -108,6 +118,15 @@ def run_demo(
         collector.stop()
         signal.signal(signal.SIGTERM, previous_sigterm)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _configure_analyzers() -> None:
+    """The demo knows its fleet's reserved concurrency, as a user's settings file would say
+    (``--settings``): the throttle finding then names the limit instead of guessing."""
+    from analyzers import throttles
+
+    reserved = {f.name: f.reserved_concurrency for f in FLEET if f.reserved_concurrency}
+    throttles.configure(throttles.ConcurrencyLimits(reserved=reserved))
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -135,7 +154,7 @@ def _drive_fleet(
             memory_size_mb=fn.memory_size_mb,
             timeout_s=fn.timeout_s,
             layers=(layer,),
-            environment={"LAMBDASCOPE_COLLECTOR_URL": collector_url},
+            environment={"LAMBDASCOPE_COLLECTOR_URL": collector_url, "LAMBDASCOPE_TAGS": fn.tags},
             reserved_concurrency=fn.reserved_concurrency,
         )
         for fn in FLEET
