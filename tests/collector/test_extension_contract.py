@@ -16,6 +16,7 @@ def test_a_batch_built_by_the_extension_normalises() -> None:
         {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_REGION": "eu-west-1"},
         "ab" * 16,
         "aarch64",
+        tags={"team": "payments"},
     )
     invoke = {
         "eventType": "INVOKE",
@@ -48,6 +49,7 @@ def test_a_batch_built_by_the_extension_normalises() -> None:
     assert batch.batch_id == "cd" * 16
     assert (batch.environment.function_name, batch.environment.memory_size_mb) == ("checkout", 256)
     assert batch.environment.architecture == "arm64"
+    assert batch.environment.tags == (("team", "payments"),)
     invoke_part = next(p for p in batch.invocation_rows if p.has_invoke)
     assert (invoke_part.request_id, invoke_part.timeout_ms) == (RID, 3000)
     assert invoke_part.trace_id == "Root=1-abc;Parent=def;Sampled=1"
