@@ -3,8 +3,10 @@ and a store created before it (schema version 5) upgrades and reads its old part
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import clickhouse_connect
@@ -96,23 +98,34 @@ def test_parts_carry_their_event_time(store: Store) -> None:
     assert rows == [("long", dt.datetime(2026, 11, 24, 10, 0))]
 
 
-def test_a_version_5_store_upgrades_and_reads_its_old_parts(chdb_url: str) -> None:
-    database = f"t_collector_upgrade_{os.getpid()}"
+@contextlib.contextmanager
+def store_at_version(chdb_url: str, database: str, version: int) -> Iterator[Any]:
+    """A client on a store as the collector of schema ``version`` left it (dropped after)."""
     admin = clickhouse_connect.get_client(dsn=chdb_url)
     admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     old = clickhouse_connect.get_client(dsn=chdb_url, database=database)
     try:
         old.command(sql.CREATE_MIGRATIONS)
-        for version, description, statements in sql.MIGRATIONS:
-            if version > 5:
+        for number, description, statements in sql.MIGRATIONS:
+            if number > version:
                 break
             for statement in statements:
                 old.command(schema.render(statement, 30))
             old.insert(
                 "schema_migrations",
-                [[version, description]],
+                [[number, description]],
                 column_names=["version", "description"],
             )
+        yield old
+    finally:
+        admin.command(f"DROP DATABASE IF EXISTS `{database}`")
+        old.close()
+        admin.close()
+
+
+def test_a_version_5_store_upgrades_and_reads_its_old_parts(chdb_url: str) -> None:
+    database = f"t_collector_upgrade_{os.getpid()}"
+    with store_at_version(chdb_url, database, 5) as old:
         # A part as the version-5 collector wrote it: no event_time column yet.
         old.command(
             "INSERT INTO invocation_parts (function_name, request_id, event_date, start_time, "
@@ -143,29 +156,11 @@ def test_a_version_5_store_upgrades_and_reads_its_old_parts(chdb_url: str) -> No
             assert versions[0] == schema.CURRENT_VERSION
         finally:
             store.close()
-    finally:
-        admin.command(f"DROP DATABASE IF EXISTS `{database}`")
-        old.close()
-        admin.close()
 
 
 def test_a_version_7_store_upgrades_with_its_rollups_backfilled_once(chdb_url: str) -> None:
     database = f"t_collector_upgrade7_{os.getpid()}"
-    admin = clickhouse_connect.get_client(dsn=chdb_url)
-    admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-    old = clickhouse_connect.get_client(dsn=chdb_url, database=database)
-    try:
-        old.command(sql.CREATE_MIGRATIONS)
-        for version, description, statements in sql.MIGRATIONS:
-            if version > 7:
-                break
-            for statement in statements:
-                old.command(schema.render(statement, 30))
-            old.insert(
-                "schema_migrations",
-                [[version, description]],
-                column_names=["version", "description"],
-            )
+    with store_at_version(chdb_url, database, 7) as old:
         # As the version-7 collector wrote them: one request's start and report in separate
         # parts, another whose report never came (the sandbox crashed).
         old.command(
@@ -206,10 +201,6 @@ def test_a_version_7_store_upgrades_with_its_rollups_backfilled_once(chdb_url: s
             assert store._client.query(rollup).first_row[:2] == (1, 3)
         finally:
             store.close()
-    finally:
-        admin.command(f"DROP DATABASE IF EXISTS `{database}`")
-        old.close()
-        admin.close()
 
 
 def test_a_new_store_needs_no_backfill() -> None:
