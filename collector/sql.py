@@ -624,47 +624,46 @@ ALTER TABLE invocation_minutes
         SimpleAggregateFunction(groupUniqArrayArray, Array(String)) DEFAULT []
 """
 
+# The view runs on every insert into invocation_parts, and its cost there is almost all per
+# insert, not per row (analysing and planning the SELECT, writing a part): about the same for
+# 100 rows as for 3,000. So it reads the inserted columns directly (no subquery re-selecting
+# every column), takes each part's start minute in whole milliseconds with one integer
+# division (the same minute as toStartOfMinute of the start time), and filters with -If
+# combinators instead of if(..., NULL) per figure.
 _INVOCATION_MINUTES_EVENTS_SELECT = """
+WITH coalesce(report_memory_size_mb, env_memory_size_mb) AS part_memory_size_mb
 SELECT
     function_name,
     function_version,
-    toStartOfMinute(part_start) AS minute,
+    toDateTime(intDiv(coalesce(
+        toUnixTimestamp64Milli(start_time),
+        toUnixTimestamp64Milli(report_time) - toInt64(round(coalesce(report_duration_ms, 0))),
+        toUnixTimestamp64Milli(runtime_done_time)
+            - toInt64(round(coalesce(runtime_done_duration_ms, 0))),
+        toUnixTimestamp64Milli(received_at),
+        toUnixTimestamp64Milli(last_sent_at),
+        toInt64(toUnixTimestamp(event_date, 'UTC')) * 1000
+    ), 60000) * 60, 'UTC') AS minute,
     countIf(has_start = 1) AS started,
     countIf(has_report = 0 AND runtime_done_status IN ('error', 'failure')) AS unreported_errors,
     countIf(has_report = 0 AND (runtime_done_status = 'timeout'
         OR (runtime_done_status IS NULL AND timed_out_log = 1))) AS unreported_timeouts,
     countIf(coalesce(report_error_type, runtime_done_error_type, '') = 'Runtime.OutOfMemory')
         AS oom_errors,
-    max(if(has_report = 1 AND part_memory_size_mb > 0,
-           report_max_memory_used_mb * 100.0 / part_memory_size_mb, NULL)) AS max_memory_used_pct,
+    maxIf(report_max_memory_used_mb * 100.0 / part_memory_size_mb,
+        has_report = 1 AND part_memory_size_mb > 0) AS max_memory_used_pct,
     max(part_memory_size_mb) AS max_memory_size_mb,
     min(timeout_ms) AS min_timeout_ms,
     max(timeout_ms) AS max_timeout_ms,
-    max(if(has_report = 0, runtime_done_duration_ms, NULL)) AS max_unreported_duration_ms,
+    maxIf(runtime_done_duration_ms, has_report = 0) AS max_unreported_duration_ms,
     max(report_init_duration_ms) AS max_init_duration_ms,
-    sum(if(has_report = 1,
-           coalesce(report_billed_duration_ms, 0) / 1000 * coalesce(part_memory_size_mb, 0) / 1024,
-           0)) AS billed_gb_seconds,
-    max(if(has_start = 1, start_time, NULL)) AS last_start_time,
+    sumIf(coalesce(report_billed_duration_ms, 0) / 1000 * coalesce(part_memory_size_mb, 0) / 1024,
+        has_report = 1) AS billed_gb_seconds,
+    maxIf(start_time, has_start = 1) AS last_start_time,
     groupUniqArrayIf(if(architecture = '', 'x86_64', toString(architecture)), has_report = 1)
         AS architectures,
     groupUniqArrayIf(toString(region), has_report = 1) AS regions
-FROM (
-    SELECT
-        *,
-        coalesce(report_memory_size_mb, env_memory_size_mb) AS part_memory_size_mb,
-        assumeNotNull(coalesce(
-            start_time,
-            fromUnixTimestamp64Milli(toUnixTimestamp64Milli(report_time)
-                - toInt64(round(coalesce(report_duration_ms, 0))), 'UTC'),
-            fromUnixTimestamp64Milli(toUnixTimestamp64Milli(runtime_done_time)
-                - toInt64(round(coalesce(runtime_done_duration_ms, 0))), 'UTC'),
-            received_at,
-            last_sent_at,
-            toDateTime64(event_date, 3, 'UTC')
-        )) AS part_start
-    FROM invocation_parts
-)
+FROM invocation_parts
 GROUP BY function_name, function_version, minute
 """
 

@@ -1,12 +1,15 @@
-"""The generated DDL, checked without a store (the server path cannot run on this machine)."""
+"""The generated DDL, checked without a store (the server path cannot run on this machine), and
+the per-minute events rollup on the embedded store."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
 
 from collector import schema, sql
+from collector.store import Store
 
 
 def all_statements(retention_days: int = 30) -> list[str]:
@@ -60,3 +63,47 @@ def test_database_names_accepted(name: str) -> None:
 @pytest.mark.parametrize("name", ["", "1db", "a-b", "a`b", "a b", "x" * 64])
 def test_database_names_refused(name: str) -> None:
     assert not sql.IDENTIFIER.match(name)
+
+
+def test_the_events_rollup_counts_each_part_in_the_minute_its_invocation_started(
+    store: Store,
+) -> None:
+    """The view's start minute, taken in whole milliseconds, at the edges of a minute: the
+    start when there is one, else report or runtimeDone time minus the rounded duration, else
+    when the part arrived or was last sent, else its day."""
+    day = dt.date(2026, 11, 24)
+
+    def at(minute: int, second: int, ms: int) -> dt.datetime:
+        return dt.datetime(2026, 11, 24, 12, minute, second, ms * 1000, tzinfo=dt.UTC)
+
+    none = None
+    # (version, start, report time, report ms, runtimeDone time, runtimeDone ms, received,
+    #  last sent, expected minute)
+    cases = [
+        ("start", at(0, 59, 999), at(1, 5, 0), 100.0, none, none, none, none, at(0, 0, 0)),
+        ("report-rounds-down", none, at(1, 0, 0), 0.4, none, none, none, none, at(1, 0, 0)),
+        ("report-rounds-up", none, at(1, 0, 0), 0.6, none, none, none, none, at(0, 0, 0)),
+        ("runtime-done", none, none, none, at(2, 0, 500), 500.7, none, none, at(1, 0, 0)),
+        ("received", none, none, none, none, none, at(3, 30, 0), at(9, 0, 0), at(3, 0, 0)),
+        ("last-sent", none, none, none, none, none, none, at(4, 0, 0), at(4, 0, 0)),
+        ("day", none, none, none, none, none, none, none, dt.datetime(2026, 11, 24, tzinfo=dt.UTC)),
+    ]
+    names = (
+        "function_name", "request_id", "event_date", "function_version", "start_time",
+        "report_time", "report_duration_ms", "runtime_done_time", "runtime_done_duration_ms",
+        "received_at", "last_sent_at", "has_start", "has_report",
+    )  # fmt: skip
+    rows = [
+        ["fn", f"req-{i}", day, version, start, report, report_ms, done, done_ms, received,
+         sent, 1, int(report is not None)]
+        for i, (version, start, report, report_ms, done, done_ms, received, sent, _) in enumerate(
+            cases
+        )
+    ]  # fmt: skip
+    store._client.insert("invocation_parts", rows, column_names=names)
+    got = store._client.query(
+        "SELECT function_version, minute FROM invocation_minutes GROUP BY ALL"
+        " HAVING sum(started) > 0 ORDER BY ALL"
+    ).result_rows
+    expected = sorted((case[0], case[-1].replace(tzinfo=None)) for case in cases)
+    assert sorted((str(v), m.replace(tzinfo=None)) for v, m in got) == expected
