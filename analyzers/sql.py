@@ -180,6 +180,16 @@ WHERE minute >= toStartOfMinute({since:DateTime64(3, 'UTC')})
     AND minute < {until:DateTime64(3, 'UTC')}
     AND ({function_name:String} = '' OR function_name = {function_name:String})"""
 
+# What the fleet table and its time series sum from the rollups, per function (and bucket).
+_ROLLUP_FIGURES = """
+        sum(invocations) AS reported,
+        sum(started) AS started_parts,
+        sum(errors) AS errors,
+        sum(timeouts) AS timeouts,
+        sum(cold_starts) AS cold_starts,
+        quantilesMerge(0.5, 0.9, 0.99)(duration_ms_quantiles) AS quantiles,
+        max(max_memory_used_pct) AS max_memory_pct"""
+
 #: The fleet table: one row per function over the window, from the per-minute rollups alone
 #: (collector/README.md, ``invocation_minutes``). Reported invocations carry the status,
 #: durations and memory; ``started - reported`` are the invocations whose report never came
@@ -199,13 +209,9 @@ SELECT
 FROM (
     SELECT
         function_name,
-        sum(invocations) AS reported,
-        sum(started) AS started_parts,
-        sum(errors) AS errors,
-        sum(timeouts) AS timeouts,
-        sum(cold_starts) AS cold_starts,
-        quantilesMerge(0.5, 0.9, 0.99)(duration_ms_quantiles) AS quantiles,
-        max(max_memory_used_pct) AS max_memory_pct,
+"""
+    + _ROLLUP_FIGURES
+    + """,
         -- the last platform.start; without start events, the last minute with a report
         coalesce(max(last_start_time),
                  toDateTime64(maxIf(minute, invocations > 0), 3, 'UTC')) AS last_seen
@@ -340,13 +346,9 @@ FROM (
     SELECT
         function_name,
         toStartOfInterval(minute, INTERVAL {bucket_s:UInt32} SECOND) AS bucket,
-        sum(invocations) AS reported,
-        sum(started) AS started_parts,
-        sum(errors) AS errors,
-        sum(timeouts) AS timeouts,
-        sum(cold_starts) AS cold_starts,
-        quantilesMerge(0.5, 0.9, 0.99)(duration_ms_quantiles) AS quantiles,
-        max(max_memory_used_pct) AS max_memory_pct
+"""
+    + _ROLLUP_FIGURES
+    + """
     FROM invocation_minutes"""
     + _MINUTES
     + """
