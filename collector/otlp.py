@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from collector.normalize import clean_text
@@ -343,7 +343,28 @@ def parse_traces(data: Any) -> ParsedSpans:
             rows.append(_span(span, path, at.resource, at.service, at.function, at.scope))
         except ValueError as exc:
             rejected.add(exc)
-    return ParsedSpans(rows, rejected.count, rejected.errors)
+    return ParsedSpans(inherit_request_ids(rows), rejected.count, rejected.errors)
+
+
+def inherit_request_ids(rows: list[OtlpSpanRow]) -> list[OtlpSpanRow]:
+    """Give a span without a request id the one of its nearest ancestor in the same export.
+
+    Only the invocation span carries ``faas.invocation_id``; the handler's own spans are its
+    descendants, and without this they would depend on the extension's guess of the open
+    invocation, which a handler exporting within a millisecond of its INVOKE can beat."""
+    known = {(r.TraceId, r.SpanId): r for r in rows}
+    out = []
+    for row in rows:
+        if not row.RequestId and row.ParentSpanId:
+            parent = known.get((row.TraceId, row.ParentSpanId))
+            for _ in range(len(rows)):  # a cycle of bad parent ids ends here
+                if parent is None or parent.RequestId:
+                    break
+                parent = known.get((parent.TraceId, parent.ParentSpanId))
+            if parent is not None and parent.RequestId:
+                row = replace(row, RequestId=parent.RequestId)
+        out.append(row)
+    return out
 
 
 def _span(

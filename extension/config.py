@@ -55,7 +55,8 @@ TELEMETRY_MAX_ITEMS = "LAMBDASCOPE_TELEMETRY_MAX_ITEMS"
 TELEMETRY_MAX_BYTES = "LAMBDASCOPE_TELEMETRY_MAX_BYTES"
 """Telemetry API buffering maxBytes (262144-1048576, default 262144)."""
 TELEMETRY_TIMEOUT_MS = "LAMBDASCOPE_TELEMETRY_TIMEOUT_MS"
-"""Telemetry API buffering timeoutMs (25-30000, default 25)."""
+"""Telemetry API buffering timeoutMs (25-30000; default 100, or 25 with the `end` flush policy,
+which waits for each invocation's runtimeDone before calling `next`)."""
 SPOOL_DIR = "LAMBDASCOPE_SPOOL_DIR"
 """Folder for batches the collector did not take (default `$TMPDIR` or /tmp, then
 `lambdascope-spool/<function name>`: emulated environments on one machine share /tmp)."""
@@ -149,7 +150,7 @@ class Config:
         self.batch_max_bytes = 1024 * 1024
         self.telemetry_max_items = 1000
         self.telemetry_max_bytes = 262144
-        self.telemetry_timeout_ms = 25
+        self.telemetry_timeout_ms = 100
         self.spool_dir: str | None = None  # None: default_spool_dir()
         self.spool_max_bytes = 16 * 1024 * 1024
         self.proc_sample_interval_ms = 100
@@ -272,8 +273,16 @@ def load_config(environ: Mapping[str, str]) -> tuple[Config, list[str]]:
     c.telemetry_max_bytes = _int_setting(
         environ, TELEMETRY_MAX_BYTES, c.telemetry_max_bytes, 262144, 1048576, problems
     )
+    # Each delivery is an HTTP POST the platform makes into the sandbox while the function
+    # runs: the background policy ships at most once a second, so it takes them 4x less often.
+    # The end policy waits for runtimeDone before `next`: its delivery delay is billed.
     c.telemetry_timeout_ms = _int_setting(
-        environ, TELEMETRY_TIMEOUT_MS, c.telemetry_timeout_ms, 25, 30000, problems
+        environ,
+        TELEMETRY_TIMEOUT_MS,
+        25 if c.flush_policy == "end" else c.telemetry_timeout_ms,
+        25,
+        30000,
+        problems,
     )
     c.spool_dir = (environ.get(SPOOL_DIR) or "").strip() or None
     c.spool_max_bytes = _int_setting(

@@ -237,21 +237,31 @@ class ProcSampler:
         self._wake.set()
         self._thread.join(timeout=1.0)
 
-    def _drain(self) -> None:
+    def _drain(self) -> bool:
+        """Close the open invocation and open each queued one; True when any was opened.
+        One reading of /proc serves as the end of one invocation and the start of the next:
+        it is taken at an INVOKE, beside the handler that just started."""
+        opened = False
         with self._process:
             for _ in range(100000):
                 with self._lock:
                     if not self._queue:
-                        return
+                        return opened
                     record = self._queue.popleft()
-                finished = self._end()
+                counters, levels = sample_counters(), sample_levels()
+                finished = self._end(counters, levels)
                 if finished is not None:
                     self._sink(finished)
-                self._begin(record)
+                self._begin(record, counters, levels)
+                opened = True
+        return opened
 
-    def _begin(self, record: dict[str, Any]) -> None:
-        counters = sample_counters()
-        levels = sample_levels()
+    def _begin(
+        self,
+        record: dict[str, Any],
+        counters: dict[str, int | None],
+        levels: dict[str, int | None],
+    ) -> None:
         with self._lock:
             self._record = record
             self._start = counters
@@ -259,12 +269,16 @@ class ProcSampler:
             merge_maxima(self._maxima, levels)
             self._samples = 1
 
-    def _end(self) -> dict[str, Any] | None:
+    def _end(
+        self,
+        counters: dict[str, int | None] | None = None,
+        levels: dict[str, int | None] | None = None,
+    ) -> dict[str, Any] | None:
         with self._lock:
             if self._record is None:
                 return None
-        counters = sample_counters()
-        levels = sample_levels()
+        if counters is None or levels is None:
+            counters, levels = sample_counters(), sample_levels()
         with self._lock:
             record = self._record
             if record is None:
@@ -292,7 +306,8 @@ class ProcSampler:
             if self._stopped:
                 return
             try:
-                self._drain()
+                if self._drain():
+                    continue  # the invocation just opened was sampled as it opened
                 levels = sample_levels()
                 with self._lock:
                     if self._record is not None:

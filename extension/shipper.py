@@ -2,10 +2,13 @@
 the function.
 
 Flush policy (default):
-* right after each INVOKE wake-up, on this thread, while the function runs. It first waits up
+* right after an INVOKE wake-up, on this thread, while the function runs, when the last flush
+  is at least `flush_interval_ms` old (or a batch is full): a function invoked rarely sends at
+  every wake-up, a busy one once per interval, not beside every invocation. It first waits up
   to `invoke_report_wait_ms` for the previous invocation's `platform.report` (which Lambda
   produces only after that invocation ended) so it rides along; `next` is never delayed;
-* every `flush_interval_ms` of buffered data during long invocations;
+* when buffered data is `flush_interval_ms` old while the environment runs (long invocations,
+  or the emulator, which never freezes an environment);
 * at SHUTDOWN: wait up to `shutdown_report_wait_ms` for the last report, then send what is
   left within the deadline.
 A batch the collector did not take is kept, with its batch_id, and retried with backoff at later
@@ -125,6 +128,9 @@ class Shipper:
         self._current_request_id: str | None = None
         self._shutdown_deadline_ms: int | None = None
         self._next_attempt = 0.0  # monotonic; backoff after a failed send
+        # When the last flush began: INVOKE wake-ups send at most once per flush interval.
+        self._last_flush_monotonic = -1e9
+        self._last_flush_wall = 0.0
         self._backoff_s = 0.0
         self._failing_since_error: str | None = None
         self._thread: threading.Thread | None = None
@@ -192,14 +198,33 @@ class Shipper:
                     self._final_flush(shutdown_deadline, last)
                     return
                 if woken:
-                    self.buffer.wait_for_report(
-                        previous, self.config.invoke_report_wait_ms / 1000.0
-                    )
-                    self.flush()
+                    if self._flush_due(interval_s):
+                        self.buffer.wait_for_report(
+                            previous, self.config.invoke_report_wait_ms / 1000.0
+                        )
+                        self.flush()
                 elif self.buffer.oldest_age_s() >= interval_s or self._pending:
                     self.flush()
             except Exception as exc:  # noqa: BLE001 - the sender must outlive its own bugs
                 log.error("sender error (data kept for the next attempt): %r" % (exc,))
+
+    def _flush_due(self, interval_s: float) -> bool:
+        """Whether an INVOKE wake-up should send now. A busy function is woken hundreds of
+        times a second; one send per wake-up would put a gzip and a POST beside nearly every
+        invocation, so wake-ups send at most once per `flush_interval_ms` unless a batch is
+        full. Both clocks are checked: a frozen sandbox may not advance the monotonic one, and
+        after a long freeze the data waiting is old whatever it says."""
+        if self._pending:
+            return True  # a retry is due or backing off: flush() knows which
+        if (
+            time.monotonic() - self._last_flush_monotonic >= interval_s
+            or abs(time.time() - self._last_flush_wall) >= interval_s
+        ):
+            return True
+        return (
+            len(self.buffer) >= self.config.batch_max_events
+            or self.buffer.buffered_bytes >= self.config.batch_max_bytes
+        )
 
     def _final_flush(self, deadline_ms: int, last_request_id: str | None) -> None:
         budget_s = deadline_ms / 1000.0 - time.time()
@@ -229,6 +254,8 @@ class Shipper:
             self._send_lock.release()
 
     def _flush_locked(self, deadline_monotonic: float | None, force: bool) -> bool:
+        self._last_flush_monotonic = time.monotonic()
+        self._last_flush_wall = time.time()
         self._cut_batches()
         if not force and time.monotonic() < self._next_attempt:
             return not self._pending

@@ -53,6 +53,18 @@ def test_spans_keep_ids_times_kinds_status_and_attributes() -> None:
     assert child.ParentSpanId == "eee19b7ec3c1b174"
 
 
+def test_descendants_of_the_invocation_span_inherit_its_request_id() -> None:
+    raw = load_event("otlp_traces")
+    root, child = spans(raw)
+    grandchild = {**child, "spanId": "0a0b0c0d0e0f1011", "parentSpanId": child["spanId"]}
+    orphan = {**child, "spanId": "1112131415161718", "parentSpanId": "ffffffffffffffff"}
+    other_trace = {**child, "spanId": "2122232425262728", "traceId": "1" * 32}
+    looped = {**child, "spanId": "3132333435363738", "parentSpanId": "3132333435363738"}
+    spans(raw).extend([grandchild, orphan, other_trace, looped])
+    parsed = parse_traces(raw)
+    assert [row.RequestId for row in parsed.rows] == [RID, RID, RID, "", "", ""]
+
+
 def test_base64_ids_from_protobuf_minded_sdks_are_converted_to_hex() -> None:
     raw = load_event("otlp_traces")
     spans(raw)[1]["spanId"] = "AQIDBAUGBwg="
@@ -144,7 +156,7 @@ def test_traces_endpoint_stores_spans_readable_with_the_otel_schema(
     ).rows
     assert rows == [
         ("app.handler", 20_500_000, "Error", RID, ["exception"]),
-        ("DynamoDB.PutItem", 8_000_000, "Unset", "", []),
+        ("DynamoDB.PutItem", 8_000_000, "Unset", RID, []),  # its parent's request
     ]
     # The trace-id lookup table is kept by a materialized view.
     lookup = client.query(

@@ -84,10 +84,11 @@ def test_items_in_both_encodings_decode_under_the_batchs_function() -> None:
     assert decoded.rejected == []
     spans = decoded.rows["otel_traces"]
     assert {row.FunctionName for row in spans} == {"checkout-fn"}
-    # A span's own faas.invocation_id wins; an untagged one gets the item's request id.
+    # A span's own faas.invocation_id wins, then its parent's; a span without either gets the
+    # item's request id (the extension's guess of the open invocation).
     assert [(row.SpanId, row.RequestId) for row in spans] == [
         ("eee19b7ec3c1b174", RID),  # tagged, the item said OTHER_RID
-        ("0102030405060708", OTHER_RID),
+        ("0102030405060708", RID),  # its child, untagged: the parent's, not the guess
         ("eee19b7ec3c1b174", RID),  # untagged, the item said RID
         ("0102030405060708", RID),
     ]

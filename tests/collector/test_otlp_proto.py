@@ -308,7 +308,7 @@ def test_protobuf_traces_are_stored_and_answered_in_protobuf(server: CollectorSe
     assert rows == [
         (ROOT_SPAN, "", "Server", "Error", RID, "checkout", ["exception"],
          ["0af7651916cd43dd8448eb211c80319c"]),
-        (CHILD_SPAN, ROOT_SPAN, "Client", "Unset", "", "checkout", [], []),
+        (CHILD_SPAN, ROOT_SPAN, "Client", "Unset", RID, "checkout", [], []),
     ]  # fmt: skip
 
 

@@ -47,7 +47,7 @@ def test_registers_under_its_name_and_subscribes_to_telemetry(
         assert sub_headers["Lambda-Extension-Identifier"] == EXTENSION_ID
         assert subscription["schemaVersion"] == "2022-12-13"
         assert subscription["types"] == ["platform", "function", "extension"]
-        assert subscription["buffering"] == {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25}
+        assert subscription["buffering"] == {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 100}
         assert re.fullmatch(r"http://sandbox\.localdomain:\d+/", subscription["destination"]["URI"])
         assert subscription["destination"]["protocol"] == "HTTP"
         assert lambda_api.next_headers[0]["Lambda-Extension-Identifier"] == EXTENSION_ID

@@ -15,7 +15,17 @@ def test_defaults_without_any_variable() -> None:
     assert config.log_level == "WARNING"
     assert config.flush_interval_ms == 1000
     assert (config.telemetry_max_items, config.telemetry_max_bytes) == (1000, 262144)
+    assert config.telemetry_timeout_ms == 100
+
+
+def test_the_end_policy_keeps_telemetry_deliveries_prompt() -> None:
+    # It waits for each invocation's runtimeDone before `next`: the delay is billed.
+    config, _ = load_config({"LAMBDASCOPE_FLUSH_POLICY": "end"})
     assert config.telemetry_timeout_ms == 25
+    config, _ = load_config(
+        {"LAMBDASCOPE_FLUSH_POLICY": "end", "LAMBDASCOPE_TELEMETRY_TIMEOUT_MS": "500"}
+    )
+    assert config.telemetry_timeout_ms == 500
 
 
 def test_valid_values_are_used() -> None:
@@ -50,7 +60,7 @@ def test_valid_values_are_used() -> None:
         ("LAMBDASCOPE_TELEMETRY_PORT", "70000", "telemetry_port", 4243, "outside 0..65535"),
         ("LAMBDASCOPE_FLUSH_INTERVAL_MS", "-5", "flush_interval_ms", 1000, "outside"),
         ("LAMBDASCOPE_TELEMETRY_MAX_ITEMS", "10", "telemetry_max_items", 1000, "outside"),
-        ("LAMBDASCOPE_TELEMETRY_TIMEOUT_MS", "5", "telemetry_timeout_ms", 25, "outside"),
+        ("LAMBDASCOPE_TELEMETRY_TIMEOUT_MS", "5", "telemetry_timeout_ms", 100, "outside"),
         ("LAMBDASCOPE_LOG_LEVEL", "loud", "log_level", "WARNING", "not one of"),
         ("LAMBDASCOPE_FLUSH_POLICY", "sometimes", "flush_policy", "background", "not one of"),
         ("LAMBDASCOPE_COLLECTOR_URL", "collector:4320", "collector_url", None, "http://"),

@@ -191,3 +191,81 @@ def test_parse_url() -> None:
     assert parse_url("http://127.0.0.1:4320") == (False, "127.0.0.1", 4320, "")
     assert parse_url("https://c.example/x/") == (True, "c.example", 443, "/x")
     assert parse_url("http://[::1]:8080/a") == (False, "::1", 8080, "/a")
+
+
+def _wait_for_calls(post: RecordingPost, count: int, timeout_s: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if len(post.calls) >= count:
+            return True
+        time.sleep(0.01)
+    return len(post.calls) >= count
+
+
+def test_a_busy_function_sends_once_per_interval_not_at_every_wake_up() -> None:
+    import time
+
+    post = RecordingPost([])
+    shipper, buffer = make_shipper(
+        post, LAMBDASCOPE_FLUSH_INTERVAL_MS="700", LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0"
+    )
+    shipper.start()
+    try:
+        buffer.append_events(invocation_events("r0"))
+        shipper.notify_invoke("r0")
+        assert _wait_for_calls(post, 1, 2.0)  # the first wake-up sends at once
+        started = time.monotonic()
+        for k in range(1, 6):  # five more invocations within the interval
+            buffer.append_events(invocation_events(f"r{k}"))
+            shipper.notify_invoke(f"r{k}")
+            time.sleep(0.02)
+        time.sleep(0.1)
+        assert len(post.calls) == 1, "a wake-up within the interval must not send"
+        # The data waiting goes once it is an interval old, in one batch, nothing lost.
+        assert _wait_for_calls(post, 2, 3.0)
+        assert time.monotonic() - started >= 0.5
+        sent = [e for call in post.calls for e in call[1]["telemetry"]]
+        assert sent == [e for k in range(6) for e in invocation_events(f"r{k}")]
+    finally:
+        shipper.shutdown(deadline_ms=_now_ms() + 1000)
+
+
+def test_a_full_batch_is_sent_at_the_next_wake_up_within_the_interval() -> None:
+    post = RecordingPost([])
+    shipper, buffer = make_shipper(
+        post,
+        LAMBDASCOPE_FLUSH_INTERVAL_MS="60000",
+        LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0",
+        LAMBDASCOPE_BATCH_MAX_EVENTS="3",
+    )
+    shipper.start()
+    try:
+        buffer.append_events(invocation_events("r0")[:1])
+        shipper.notify_invoke("r0")
+        assert _wait_for_calls(post, 1, 2.0)
+        buffer.append_events(invocation_events("r1"))  # three events: a full batch
+        shipper.notify_invoke("r1")
+        assert _wait_for_calls(post, 2, 2.0)
+    finally:
+        shipper.shutdown(deadline_ms=_now_ms() + 1000)
+
+
+def test_a_wake_up_after_a_long_freeze_sends_even_if_the_monotonic_clock_stood_still() -> None:
+    post = RecordingPost([])
+    shipper, buffer = make_shipper(
+        post, LAMBDASCOPE_FLUSH_INTERVAL_MS="60000", LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0"
+    )
+    shipper.start()
+    try:
+        buffer.append_events(invocation_events("r0")[:1])
+        shipper.notify_invoke("r0")
+        assert _wait_for_calls(post, 1, 2.0)
+        buffer.append_events(invocation_events("r1"))
+        # A sandbox frozen for an hour: the wall clock moved on, the monotonic one need not.
+        shipper._last_flush_wall -= 3600
+        shipper.notify_invoke("r1")
+        assert _wait_for_calls(post, 2, 2.0)
+    finally:
+        shipper.shutdown(deadline_ms=_now_ms() + 1000)
