@@ -154,7 +154,9 @@ class Shipper:
         with self._cond:
             self._previous_request_id = self._current_request_id
             self._current_request_id = request_id
-            if wake:
+            # Waking the thread only to find nothing due would still cost a context switch
+            # beside the handler that just started.
+            if wake and self._flush_due(self.config.flush_interval_ms / 1000.0):
                 self._invoke_woken = True
                 self._cond.notify_all()
 
@@ -198,11 +200,10 @@ class Shipper:
                     self._final_flush(shutdown_deadline, last)
                     return
                 if woken:
-                    if self._flush_due(interval_s):
-                        self.buffer.wait_for_report(
-                            previous, self.config.invoke_report_wait_ms / 1000.0
-                        )
-                        self.flush()
+                    self.buffer.wait_for_report(
+                        previous, self.config.invoke_report_wait_ms / 1000.0
+                    )
+                    self.flush()
                 elif self.buffer.oldest_age_s() >= interval_s or self._pending:
                     self.flush()
             except Exception as exc:  # noqa: BLE001 - the sender must outlive its own bugs
