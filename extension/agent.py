@@ -226,6 +226,7 @@ class Agent:
             self.config.proc_sample_interval_ms / 1000.0,
             sink=self.buffer.add_invocation,
             niceness=self.config.background_nice,
+            finished=self.buffer.runtime_done_arrived,
         ).start()
 
     def self_stats(self) -> dict[str, Any]:

@@ -196,6 +196,10 @@ class TelemetryBuffer:
         with self._cond:
             return self._cond.wait_for(lambda: request_id in self._reports, timeout=timeout_s)
 
+    def runtime_done_arrived(self, request_id: str) -> bool:
+        with self._cond:
+            return request_id in self._runtime_done
+
     def wait_for_runtime_done(self, request_id: str, timeout_s: float) -> bool:
         """Wait until the `platform.runtimeDone` of `request_id` arrived, at most `timeout_s`."""
         with self._cond:

@@ -196,11 +196,18 @@ class ProcSampler:
     """
 
     def __init__(
-        self, interval_s: float, sink: Callable[[dict[str, Any]], None], niceness: int = 0
+        self,
+        interval_s: float,
+        sink: Callable[[dict[str, Any]], None],
+        niceness: int = 0,
+        finished: Callable[[str], bool] | None = None,
     ) -> None:
         self.interval_s = interval_s
         self._niceness = niceness
         self._sink = sink
+        #: Whether a request's runtime is done (its platform.runtimeDone arrived): samples
+        #: after that describe no invocation, and would only take CPU from the next one.
+        self._finished = finished
         self._lock = threading.Lock()  # guards the queue and the open invocation's figures
         self._process = threading.RLock()  # one closer/opener at a time (thread or finish())
         self._queue: deque[dict[str, Any]] = deque()
@@ -236,6 +243,14 @@ class ProcSampler:
         self._stopped = True
         self._wake.set()
         self._thread.join(timeout=1.0)
+
+    def _running(self) -> bool:
+        """An invocation is open and its runtime not known to be done."""
+        with self._lock:
+            record = self._record
+        if record is None:
+            return False
+        return self._finished is None or not self._finished(str(record.get("request_id")))
 
     def _drain(self) -> bool:
         """Close the open invocation and open each queued one; True when any was opened.
@@ -299,15 +314,15 @@ class ProcSampler:
         for _ in range(10**12):
             if self._stopped:
                 return
-            with self._lock:
-                active = self._record is not None
-            self._wake.wait(self.interval_s if active else None)
+            self._wake.wait(self.interval_s if self._running() else None)
             self._wake.clear()
             if self._stopped:
                 return
             try:
                 if self._drain():
                     continue  # the invocation just opened was sampled as it opened
+                if not self._running():
+                    continue
                 levels = sample_levels()
                 with self._lock:
                     if self._record is not None:

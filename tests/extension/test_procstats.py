@@ -65,6 +65,31 @@ def test_sampler_attaches_proc_to_each_finished_invocation() -> None:
         sampler.stop()
 
 
+def test_sampling_stops_once_the_runtime_is_done_with_the_invocation() -> None:
+    import time
+
+    finished: list[dict[str, Any]] = []
+    done: set[str] = set()
+    sampler = procstats.ProcSampler(
+        interval_s=0.01, sink=finished.append, finished=done.__contains__
+    ).start()
+    try:
+        sampler.rollover({"request_id": "a"})
+        time.sleep(0.15)  # about 15 periodic samples while "a" runs
+        done.add("a")  # its platform.runtimeDone arrived
+        time.sleep(0.05)
+        sampler.finish()
+        while_running = finished[0]["proc"]["samples"]
+        assert while_running >= 4
+        sampler.rollover({"request_id": "b"})
+        done.add("b")
+        time.sleep(0.15)  # no periodic samples: b's runtime is done
+        sampler.finish()
+        assert finished[1]["proc"]["samples"] == 2  # its opening and closing readings
+    finally:
+        sampler.stop()
+
+
 def test_self_usage_reports_peak_memory_and_cpu() -> None:
     usage = procstats.self_usage()
     assert usage["peak_rss_kb"] > 1000
