@@ -737,25 +737,6 @@ SELECT_TABLE_ENGINES = (
 
 MODIFY_TTL = "ALTER TABLE {table} MODIFY TTL {expression}"
 
-# Ingest writes a few thousand rows per insert (one group commit), so these tables get a part
-# per commit; ClickHouse's default merge selector merges every handful of small parts, writing
-# each row again and again: a quarter of the collector's CPU under load went to background
-# merges. Waiting for 20 parts writes each row fewer times; reads still see every part.
-WIDER_MERGES_TABLES = (
-    "invocation_parts",
-    "cold_start_parts",
-    "logs",
-    "batches",
-    "invocation_minutes",
-    "otel_traces",
-    "otel_logs",
-    "otel_metrics",
-)
-ALTER_WIDER_MERGES = tuple(
-    f"ALTER TABLE {table} MODIFY SETTING min_parts_to_merge_at_once = 20"
-    for table in WIDER_MERGES_TABLES
-)
-
 #: The schema, as ordered migrations: (version, description, statements). Each statement is
 #: idempotent, so two collectors starting together on one server do no harm.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
@@ -808,11 +789,6 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         9,
         "function tags for alert rule selectors (function_tags)",
         (CREATE_FUNCTION_TAGS,),
-    ),
-    (
-        10,
-        "merges of 20 parts at once for the tables ingest writes a part to per commit",
-        ALTER_WIDER_MERGES,
     ),
 )
 

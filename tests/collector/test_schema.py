@@ -107,18 +107,3 @@ def test_the_events_rollup_counts_each_part_in_the_minute_its_invocation_started
     ).result_rows
     expected = sorted((case[0], case[-1].replace(tzinfo=None)) for case in cases)
     assert sorted((str(v), m.replace(tzinfo=None)) for v, m in got) == expected
-
-
-def test_the_ingest_tables_merge_twenty_parts_at_once(store: Store) -> None:
-    # A part per group commit; merging every handful of them cost a quarter of the CPU.
-    rows = (
-        store.reader()
-        .query(
-            "SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
-            {"db": store.database},
-        )
-        .rows
-    )
-    engines = dict(rows)
-    for table in sql.WIDER_MERGES_TABLES:
-        assert "min_parts_to_merge_at_once = 20" in engines[table], table
