@@ -71,10 +71,20 @@ class Subscriber:
                 self.dropped_records += 1
                 self.dropped_bytes += size
                 return
+            was_empty = not self._buffer
             if self.dropped_records and len(self._buffer) < MAX_BUFFERED_EVENTS:
                 self._append_dropped_notice()
             self._append(event, size)
-            self._cv.notify_all()
+            # The sender thread sleeps until the buffering timeout of the first event: wake it
+            # only when that starts or a size limit is reached, not for every event a busy
+            # function emits (each wake-up is GIL time taken from the invocation being served).
+            sub = self.subscription
+            if (
+                was_empty
+                or len(self._buffer) >= sub.max_items
+                or self._buffered_bytes >= sub.max_bytes
+            ):
+                self._cv.notify_all()
 
     def _append_dropped_notice(self) -> None:
         dropped = events.logs_dropped(time.time(), self.dropped_records, self.dropped_bytes)
