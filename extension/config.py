@@ -23,15 +23,18 @@ TELEMETRY_PORT = "LAMBDASCOPE_TELEMETRY_PORT"
 LOG_LEVEL = "LAMBDASCOPE_LOG_LEVEL"
 """DEBUG, INFO, WARNING (default) or ERROR. Each line written becomes `extension` telemetry."""
 FLUSH_POLICY = "LAMBDASCOPE_FLUSH_POLICY"
-"""`background` (default): send on a background thread at each INVOKE wake-up, periodically
-and at SHUTDOWN; costs no post-runtime time, but an invocation's data waits for the next
-wake-up (hours, for a rarely invoked function). `end`: after the runtime finished
-(platform.runtimeDone), send before calling `next`; data leaves at once, and each invocation
-pays that send (bounded by LAMBDASCOPE_END_FLUSH_TIMEOUT_MS) as post-runtime duration."""
+"""`background` (default): send on a background thread at an INVOKE wake-up (at most once per
+LAMBDASCOPE_FLUSH_INTERVAL_MS), periodically and at SHUTDOWN; costs no post-runtime time, but
+an invocation's data waits for a later wake-up (hours, for a rarely invoked function).
+`end`: after the runtime finished (platform.runtimeDone), send before calling `next`; data
+leaves at once, and each invocation pays that send (bounded by
+LAMBDASCOPE_END_FLUSH_TIMEOUT_MS) as post-runtime duration."""
 END_FLUSH_TIMEOUT_MS = "LAMBDASCOPE_END_FLUSH_TIMEOUT_MS"
 """With the `end` policy, the most post-runtime time one flush may take (default 300)."""
 FLUSH_INTERVAL_MS = "LAMBDASCOPE_FLUSH_INTERVAL_MS"
-"""How long buffered data may wait during a long invocation before it is sent (default 1000)."""
+"""The background policy's send interval (default 1000): INVOKE wake-ups send only when the last
+send is this old (or a batch is full), and data buffered this long while the environment runs
+is sent then (long invocations)."""
 INVOKE_REPORT_WAIT_MS = "LAMBDASCOPE_INVOKE_REPORT_WAIT_MS"
 """At an INVOKE wake-up, how long the background sender waits for the previous invocation's
 `platform.report` before it sends (default 50). Costs the function nothing: `next` is not
