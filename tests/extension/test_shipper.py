@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +149,6 @@ def test_final_flush_spools_what_could_not_be_sent(tmp_path: Path) -> None:
 
 
 def test_shutdown_returns_within_the_deadline_when_the_collector_hangs() -> None:
-    import time
-
     class HangingPost(RecordingPost):
         def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Any:
             time.sleep(min(timeout_s, 5))
@@ -165,8 +166,6 @@ def test_shutdown_returns_within_the_deadline_when_the_collector_hangs() -> None
 
 
 def _now_ms() -> int:
-    import time
-
     return int(time.time() * 1000)
 
 
@@ -194,8 +193,6 @@ def test_parse_url() -> None:
 
 
 def _wait_for_calls(post: RecordingPost, count: int, timeout_s: float) -> bool:
-    import time
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if len(post.calls) >= count:
@@ -205,8 +202,6 @@ def _wait_for_calls(post: RecordingPost, count: int, timeout_s: float) -> bool:
 
 
 def test_a_busy_function_sends_once_per_interval_not_at_every_wake_up() -> None:
-    import time
-
     post = RecordingPost([])
     shipper, buffer = make_shipper(
         post, LAMBDASCOPE_FLUSH_INTERVAL_MS="700", LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0"
@@ -232,40 +227,37 @@ def test_a_busy_function_sends_once_per_interval_not_at_every_wake_up() -> None:
         shipper.shutdown(deadline_ms=_now_ms() + 1000)
 
 
-def test_a_full_batch_is_sent_at_the_next_wake_up_within_the_interval() -> None:
+@contextlib.contextmanager
+def _after_a_first_send(**env: str) -> Iterator[tuple[Shipper, TelemetryBuffer, RecordingPost]]:
+    """A running sender with a 60 s interval whose first wake-up has sent a batch."""
     post = RecordingPost([])
     shipper, buffer = make_shipper(
-        post,
-        LAMBDASCOPE_FLUSH_INTERVAL_MS="60000",
-        LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0",
-        LAMBDASCOPE_BATCH_MAX_EVENTS="3",
+        post, LAMBDASCOPE_FLUSH_INTERVAL_MS="60000", LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0", **env
     )
     shipper.start()
     try:
         buffer.append_events(invocation_events("r0")[:1])
         shipper.notify_invoke("r0")
         assert _wait_for_calls(post, 1, 2.0)
+        yield shipper, buffer, post
+    finally:
+        shipper.shutdown(deadline_ms=_now_ms() + 1000)
+
+
+def test_a_full_batch_is_sent_at_the_next_wake_up_within_the_interval() -> None:
+    with _after_a_first_send(LAMBDASCOPE_BATCH_MAX_EVENTS="3") as (shipper, buffer, post):
         buffer.append_events(invocation_events("r1"))  # three events: a full batch
         shipper.notify_invoke("r1")
         assert _wait_for_calls(post, 2, 2.0)
-    finally:
-        shipper.shutdown(deadline_ms=_now_ms() + 1000)
 
 
 def test_a_wake_up_after_a_long_freeze_sends_even_if_the_monotonic_clock_stood_still() -> None:
-    post = RecordingPost([])
-    shipper, buffer = make_shipper(
-        post, LAMBDASCOPE_FLUSH_INTERVAL_MS="60000", LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0"
-    )
-    shipper.start()
-    try:
-        buffer.append_events(invocation_events("r0")[:1])
-        shipper.notify_invoke("r0")
-        assert _wait_for_calls(post, 1, 2.0)
+    with _after_a_first_send() as (shipper, buffer, post):
         buffer.append_events(invocation_events("r1"))
+        shipper.notify_invoke("r1")
+        time.sleep(0.1)
+        assert len(post.calls) == 1  # within the interval: nothing sent
         # A sandbox frozen for an hour: the wall clock moved on, the monotonic one need not.
         shipper._last_flush_wall -= 3600
-        shipper.notify_invoke("r1")
+        shipper.notify_invoke("r2")
         assert _wait_for_calls(post, 2, 2.0)
-    finally:
-        shipper.shutdown(deadline_ms=_now_ms() + 1000)
