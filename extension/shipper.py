@@ -215,8 +215,8 @@ class Shipper:
         invocation, so wake-ups send at most once per `flush_interval_ms` unless a batch is
         full. Both clocks are checked: a frozen sandbox may not advance the monotonic one, and
         after a long freeze the data waiting is old whatever it says."""
-        if self._pending:
-            return True  # a retry is due or backing off: flush() knows which
+        if self._pending and time.monotonic() >= self._next_attempt:
+            return True  # a batch the collector did not take is due for its retry
         if (
             time.monotonic() - self._last_flush_monotonic >= interval_s
             or abs(time.time() - self._last_flush_wall) >= interval_s

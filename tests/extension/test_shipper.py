@@ -261,3 +261,28 @@ def test_a_wake_up_after_a_long_freeze_sends_even_if_the_monotonic_clock_stood_s
         shipper._last_flush_wall -= 3600
         shipper.notify_invoke("r2")
         assert _wait_for_calls(post, 2, 2.0)
+
+
+def test_while_the_collector_is_down_wake_ups_retry_only_when_the_backoff_ends() -> None:
+    post = RecordingPost([OSError("down"), OSError("down")])
+    shipper, buffer = make_shipper(
+        post, LAMBDASCOPE_FLUSH_INTERVAL_MS="60000", LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0"
+    )
+    shipper.start()
+    try:
+        buffer.append_events(invocation_events("r0"))
+        shipper.notify_invoke("r0")
+        assert _wait_for_calls(post, 1, 2.0)  # failed: kept, retried after 1 s
+        for k in range(1, 6):
+            buffer.append_events(invocation_events(f"r{k}"))
+            shipper.notify_invoke(f"r{k}")
+        time.sleep(0.3)
+        assert len(post.calls) == 1, "a wake-up during the backoff must not try again"
+        # ... nor cut what arrived into a batch per invocation: it waits in the buffer.
+        assert shipper.pending_batches == 1
+        time.sleep(1.0)
+        shipper.notify_invoke("r6")
+        assert _wait_for_calls(post, 2, 2.0)
+        assert post.calls[1][1]["batch_id"] == post.calls[0][1]["batch_id"]  # the same batch
+    finally:
+        shipper.shutdown(deadline_ms=_now_ms() + 1000)
