@@ -102,6 +102,8 @@ class Emulator:
         self.async_dropped: list[str] = []  # request ids given up on
         self._lock = threading.Condition()
         self._envs: dict[str, list[ExecutionEnvironment]] = {name: [] for name in self.functions}
+        # Per function: the /tmp of reset environments, for their successors.
+        self._tmp_after_reset = {name: sandboxfs.TmpAfterReset() for name in self.functions}
         self._all_envs: list[ExecutionEnvironment] = []
         self._background: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -146,6 +148,7 @@ class Emulator:
             self._cloudwatch_line,
             "provisioned-concurrency",
             namespaced=self.namespaced,
+            tmp_after_reset=self._tmp_after_reset[fn.name],
         )
         env.on_report = self._on_report
         with self._lock:
@@ -210,6 +213,8 @@ class Emulator:
         for env in envs:
             env.kill()
             env.view.cleanup()  # also when a shutdown did not finish in time
+        for kept in self._tmp_after_reset.values():
+            kept.clear()
         if self._reaper is not None:
             self._reaper.join(2.0)
         if self.metric_stream is not None:
@@ -385,7 +390,11 @@ class Emulator:
             if busy_all >= self.account_concurrency:
                 return None, "ConcurrentInvocationLimitExceeded"
             env = ExecutionEnvironment(
-                fn, self._finished, self._cloudwatch_line, namespaced=self.namespaced
+                fn,
+                self._finished,
+                self._cloudwatch_line,
+                namespaced=self.namespaced,
+                tmp_after_reset=self._tmp_after_reset[fn.name],
             )
             env.on_report = self._on_report
             envs.append(env)

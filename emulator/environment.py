@@ -210,8 +210,12 @@ class ExecutionEnvironment:
         initialization_type: str = "on-demand",
         *,
         namespaced: bool = False,
+        tmp_after_reset: sandboxfs.TmpAfterReset | None = None,
     ) -> None:
         self.fn = fn
+        # The function's /tmp kept across resets (namespaced only; see sandboxfs).
+        self._tmp_after_reset = tmp_after_reset if namespaced else None
+        self._resetting = False
         # Private /opt, /var/task, /tmp and /etc/hosts (see sandboxfs); set at init.
         self.namespaced = namespaced
         self.view = sandboxfs.SandboxView(False, fn.code_dir, fn.layers)
@@ -348,9 +352,12 @@ class ExecutionEnvironment:
         with _used_lock:
             _used_addresses.add(self.address)
         self._server.start()
+        kept_tmp = None
+        if self._tmp_after_reset is not None:
+            kept_tmp = self._tmp_after_reset.take(SHUTDOWN_BUDGET_S + 1.0)
         try:
             self.view = sandboxfs.prepare(
-                self.fn.code_dir, self.fn.layers, self.address, self.namespaced
+                self.fn.code_dir, self.fn.layers, self.address, self.namespaced, kept_tmp
             )
         except OSError as exc:
             log.warning(
@@ -563,6 +570,7 @@ class ExecutionEnvironment:
         try:
             self._shutdown(reason)
         finally:
+            self._end_reset(None)  # a shutdown that failed part-way keeps nothing
             self.view.cleanup()
             self._shutdown_done.set()
 
@@ -938,7 +946,20 @@ class ExecutionEnvironment:
         self._on_finished(self, False)
         self.shutdown(reason)
 
+    def _begin_reset(self) -> None:
+        """A timeout or crash during an invocation resets the environment: its /tmp goes to
+        the next one (announced before the caller is answered, so it waits for it)."""
+        if self._tmp_after_reset is not None and not self._resetting:
+            self._resetting = True
+            self._tmp_after_reset.begin()
+
+    def _end_reset(self, kept_tmp: Path | None) -> None:
+        if self._resetting and self._tmp_after_reset is not None:
+            self._resetting = False
+            self._tmp_after_reset.put(kept_tmp)
+
     def _timed_out(self, inv: _Invocation, *, runtime_done_emitted: bool) -> None:
+        self._begin_reset()
         at = inv.deadline_mono
         self._max_memory_used_mb()  # read the runtime's peak before it is gone
         if self._runtime is not None:
@@ -955,6 +976,7 @@ class ExecutionEnvironment:
         self._retire("timeout")
 
     def _runtime_failed(self, inv: _Invocation, exit_code: int, oom: bool) -> None:
+        self._begin_reset()
         at = time.monotonic()
         self._sync_runtime_logs()
         error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
@@ -1019,6 +1041,8 @@ class ExecutionEnvironment:
         self.hub.stop()
         if self._server is not None:
             self._server.stop()
+        if self._resetting:
+            self._end_reset(self.view.keep_tmp())
         self.view.cleanup()
         with _used_lock:
             _used_addresses.discard(self.address)

@@ -141,6 +141,61 @@ class SandboxView:
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def keep_tmp(self) -> Path | None:
+        """Move this environment's /tmp out of its folders (before :meth:`cleanup`), for the
+        environment that takes over after a reset; None when /tmp is shared or gone."""
+        if self.root is None or not (self.root / "tmp").is_dir():
+            return None
+        kept = Path(tempfile.mkdtemp(prefix="lambdascope-reset-tmp-"))
+        try:
+            (self.root / "tmp").rename(kept / "tmp")
+        except OSError:
+            shutil.rmtree(kept, ignore_errors=True)
+            return None
+        return kept
+
+
+class TmpAfterReset:
+    """The /tmp of a function's environments that were reset, for the next one to start with.
+
+    A timeout or a crash during an invocation resets the environment: Lambda restarts its
+    runtime and extensions but keeps its disk, so what a handler or an extension left in /tmp
+    (a cache, an extension's spool of unsent data) is still there afterwards. The emulator
+    replaces a reset environment with a new one; that one starts with this /tmp. A reset is
+    announced (:meth:`begin`) before the caller is answered, so a new environment created
+    right after waits for the reset's shutdown to finish (bounded) instead of starting empty.
+    """
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._resetting = 0
+        self._kept: list[Path] = []
+
+    def begin(self) -> None:
+        with self._cv:
+            self._resetting += 1
+
+    def put(self, kept: Path | None) -> None:
+        """End one reset begun with :meth:`begin`, with the /tmp it kept (or None)."""
+        with self._cv:
+            self._resetting = max(0, self._resetting - 1)
+            if kept is not None:
+                self._kept.append(kept)
+            self._cv.notify_all()
+
+    def take(self, timeout_s: float) -> Path | None:
+        """A kept /tmp folder (its parent holds it as ``tmp``), waiting up to ``timeout_s``
+        for resets still shutting down; None when there is none."""
+        with self._cv:
+            self._cv.wait_for(lambda: self._kept or not self._resetting, timeout=timeout_s)
+            return self._kept.pop(0) if self._kept else None
+
+    def clear(self) -> None:
+        with self._cv:
+            kept, self._kept = self._kept, []
+        for folder in kept:
+            shutil.rmtree(folder, ignore_errors=True)
+
 
 def outermost_under_tmp(paths: list[str]) -> list[str]:
     """Pure: the paths below /tmp (not /tmp itself), without those inside another one."""
@@ -172,14 +227,23 @@ def merge_layers(layers: tuple[Path, ...], dest: Path) -> None:
 
 
 def prepare(
-    fn_code_dir: Path, layers: tuple[Path, ...], address: str, namespaced: bool
+    fn_code_dir: Path,
+    layers: tuple[Path, ...],
+    address: str,
+    namespaced: bool,
+    kept_tmp: Path | None = None,
 ) -> SandboxView:
-    """The folders of one environment's view (namespaced), or the shared view."""
+    """The folders of one environment's view (namespaced), or the shared view. ``kept_tmp``
+    (from :meth:`SandboxView.keep_tmp`) becomes its /tmp: the environment follows a reset."""
     if not namespaced:
         return SandboxView(False, fn_code_dir, layers)
     root = Path(tempfile.mkdtemp(prefix="lambdascope-env-"))
     try:
-        (root / "tmp").mkdir()
+        if kept_tmp is not None:
+            (kept_tmp / "tmp").rename(root / "tmp")
+            shutil.rmtree(kept_tmp, ignore_errors=True)
+        else:
+            (root / "tmp").mkdir()
         (root / "tmp").chmod(0o1777)
         for path in host_tmp_paths():  # mount points for what is carried into the private /tmp
             (root / "tmp" / Path(path).relative_to("/tmp")).mkdir(parents=True, exist_ok=True)

@@ -105,6 +105,26 @@ def test_each_environment_has_its_own_tmp_and_sees_layers_under_opt(make_emulato
 
 
 @needs_namespaces
+def test_tmp_survives_the_reset_after_a_timeout_as_in_lambda(make_emulator, recording):
+    emu = make_emulator(
+        [function("reset", "app.filesystem", recording=recording, timeout_s=1.0)],
+        isolation="namespace",
+    )
+    name = f"cache-{uuid.uuid4().hex}"
+    timed_out = emu.invoke("reset", json.dumps({"write": name, "hang": True}).encode())
+    assert json.loads(timed_out.payload)["errorType"] == "Sandbox.Timedout"
+    # The reset restarts the runtime and extensions (a new init) on the same disk.
+    after = emu.invoke("reset", b"{}")
+    assert name in json.loads(after.payload)["tmp"]
+    assert "initDurationMs" in recording.report_for(after.request_id)["metrics"]
+    (env,) = [e for e in emu.environments("reset") if e.state != "dead"]
+    tmp_dir = env.view.tmp_dir
+    assert tmp_dir is not None
+    emu.stop()
+    assert not tmp_dir.exists()
+
+
+@needs_namespaces
 def test_sandbox_localdomain_resolves_to_the_environment_address(make_emulator, recording):
     emu = make_emulator(
         [function("dns", "app.filesystem", recording=recording)], isolation="namespace"

@@ -151,7 +151,7 @@ class FakeCollector:
     """Records every batch POST; answers the scripted statuses first, then 200.
     Stores a batch id once, as the real collector does."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, port: int = 0) -> None:
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.stored: dict[str, dict[str, Any]] = {}
         self.statuses = list(statuses or [])
@@ -181,9 +181,10 @@ class FakeCollector:
                 else:
                     self._reply(status, b'{"error":"store unavailable"}', {"Retry-After": "0"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> FakeCollector:

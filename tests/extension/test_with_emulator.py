@@ -153,3 +153,97 @@ def test_helper_spans_reach_the_collector_once_tagged_with_their_invocation(
         assert attributes["faas.instance"]["stringValue"]
     assert roots[1][1]["status"]["code"] == 2  # the failed invocation's span is an error
     assert [e["name"] for e in roots[1][1]["events"]] == ["exception"]
+
+
+FAULTY_HANDLER = """
+import time
+
+def handler(event, context):
+    print("working on", event["n"], event["mode"])
+    if event["mode"] == "error":
+        raise ValueError("bad input")
+    if event["mode"] == "timeout":
+        time.sleep(5)
+    if event["mode"] == "oom":
+        blocks = []
+        for _ in range(400):
+            blocks.append(bytearray(1024 * 1024))
+            time.sleep(0.002)
+    return {"n": event["n"]}
+"""
+
+
+def test_every_outcome_reaches_the_collector_once_across_an_outage(tmp_path: Path) -> None:
+    """Cold, warm, error, timeout and out-of-memory invocations, the last three while the
+    collector is down (the timeout and the OOM kill reset the environment, so their records
+    leave at SHUTDOWN, into the spool, and the next extension process sends them)."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(FAULTY_HANDLER)
+    layer = tmp_path / "layer"
+    build_layer_dir(layer)
+    first = FakeCollector().start()
+    second: FakeCollector | None = None
+    fn = FunctionConfig(
+        name="orders",
+        handler="app.handler",
+        code_dir=code,
+        memory_size_mb=128,
+        timeout_s=1.0,
+        layers=(layer,),
+        # The spool is the default one under /tmp, which survives the resets.
+        environment={"LAMBDASCOPE_COLLECTOR_URL": first.url},
+    )
+    plan = ["ok", "ok", "error", "timeout", "oom", "ok", "ok"]
+    results = []
+    try:
+        with Emulator([fn]) as emu:
+            for n, mode in enumerate(plan):
+                if n == 2:
+                    first.stop()  # the collector goes away
+                if n == 6:  # and comes back on the same address
+                    second = FakeCollector(port=first.port).start()
+                payload = json.dumps({"n": n, "mode": mode}).encode()
+                results.append(emu.invoke("orders", payload))
+        # leaving the emulator shuts the environment down: the SHUTDOWN flush runs
+    finally:
+        first.stop() if second is None else second.stop()
+
+    errors = [r.function_error for r in results]
+    assert errors == [None, None, "Unhandled", "Unhandled", "Unhandled", None, None]
+    assert second is not None
+    batches = {**first.stored, **second.stored}
+    assert len(batches) == len(first.stored) + len(second.stored)  # no batch stored twice
+    telemetry = [event for batch in batches.values() for event in batch["telemetry"]]
+    counts = Counter(
+        (e["type"], e["record"].get("requestId"))
+        for e in telemetry
+        if isinstance(e["record"], dict)
+    )
+    statuses = {
+        e["record"]["requestId"]: e["record"]["status"]
+        for e in telemetry
+        if e["type"] == "platform.report"
+    }
+    for result in results:
+        for kind in ("platform.start", "platform.runtimeDone", "platform.report"):
+            assert counts[(kind, result.request_id)] == 1, (kind, result.request_id)
+    assert [statuses[r.request_id] for r in results] == [
+        "success",
+        "success",
+        "error",
+        "timeout",
+        "error",
+        "success",
+        "success",
+    ]
+    lines = [str(e["record"]) for e in telemetry if e["type"] == "function"]
+    for n, mode in enumerate(plan):
+        assert sum(f"working on {n} {mode}" in line for line in lines) == 1, (n, mode)
+    # Three environments (the timeout and the OOM kill reset it), and nothing dropped.
+    assert counts[("platform.initStart", None)] == 3
+    invocations = [r for batch in batches.values() for r in batch["invocations"]]
+    assert sorted(r["request_id"] for r in invocations) == sorted(r.request_id for r in results)
+    for batch in batches.values():
+        stats = batch["extension_stats"]
+        assert (stats["dropped_events"], stats["spool_dropped_events"]) == (0, 0)
