@@ -169,6 +169,7 @@ class TmpAfterReset:
     def __init__(self) -> None:
         self._cv = threading.Condition()
         self._resetting = 0
+        self._waiting = 0  # new environments waiting for a reset in progress
         self._kept: list[Path] = []
 
     def begin(self) -> None:
@@ -185,9 +186,15 @@ class TmpAfterReset:
 
     def take(self, timeout_s: float) -> Path | None:
         """A kept /tmp folder (its parent holds it as ``tmp``), waiting up to ``timeout_s``
-        for resets still shutting down; None when there is none."""
+        for a reset still shutting down; None when there is none. Each reset in progress is
+        waited for by one new environment only: the others start at once."""
         with self._cv:
-            self._cv.wait_for(lambda: self._kept or not self._resetting, timeout=timeout_s)
+            if not self._kept and self._resetting > self._waiting:
+                self._waiting += 1
+                try:
+                    self._cv.wait_for(lambda: self._kept or not self._resetting, timeout_s)
+                finally:
+                    self._waiting -= 1
             return self._kept.pop(0) if self._kept else None
 
     def clear(self) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from emulator.environment import build_environment
 from emulator.sandboxfs import (
     IsolationError,
     SandboxView,
+    TmpAfterReset,
     hosts_text,
     merge_layers,
     mount_script,
@@ -161,3 +164,22 @@ def test_isolation_none_keeps_the_real_paths(make_emulator):
     seen = json.loads(emu.invoke("plain", b"{}").payload)
     assert seen["task_root"] == seen["cwd"] != "/var/task"
     assert seen["opt_extensions"] != ["recorder"]
+
+
+def test_a_kept_tmp_goes_to_one_successor_which_waits_for_the_reset(tmp_path):
+
+    carry = TmpAfterReset()
+    assert carry.take(0.5) is None  # nothing reset: no wait
+    carry.begin()
+    kept = tmp_path / "kept"
+    (kept / "tmp").mkdir(parents=True)
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(carry.take(5.0)))
+    waiter.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert carry.take(5.0) is None  # a second new environment does not wait for it
+    assert time.monotonic() - started < 0.5
+    carry.put(kept)
+    waiter.join(5.0)
+    assert got == [kept]
