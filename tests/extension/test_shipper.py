@@ -201,42 +201,21 @@ def _wait_for_calls(post: RecordingPost, count: int, timeout_s: float) -> bool:
     return len(post.calls) >= count
 
 
-def test_a_busy_function_sends_once_per_interval_not_at_every_wake_up() -> None:
-    post = RecordingPost([])
+@contextlib.contextmanager
+def _after_a_first_send(
+    outcomes: list[Any] | None = None, interval_ms: int = 60000, **env: str
+) -> Iterator[tuple[Shipper, TelemetryBuffer, RecordingPost]]:
+    """A running sender whose first wake-up (invocation r0) has tried to send a batch."""
+    post = RecordingPost(outcomes or [])
     shipper, buffer = make_shipper(
-        post, LAMBDASCOPE_FLUSH_INTERVAL_MS="700", LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0"
+        post,
+        LAMBDASCOPE_FLUSH_INTERVAL_MS=str(interval_ms),
+        LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0",
+        **env,
     )
     shipper.start()
     try:
         buffer.append_events(invocation_events("r0"))
-        shipper.notify_invoke("r0")
-        assert _wait_for_calls(post, 1, 2.0)  # the first wake-up sends at once
-        started = time.monotonic()
-        for k in range(1, 6):  # five more invocations within the interval
-            buffer.append_events(invocation_events(f"r{k}"))
-            shipper.notify_invoke(f"r{k}")
-            time.sleep(0.02)
-        time.sleep(0.1)
-        assert len(post.calls) == 1, "a wake-up within the interval must not send"
-        # The data waiting goes once it is an interval old, in one batch, nothing lost.
-        assert _wait_for_calls(post, 2, 3.0)
-        assert time.monotonic() - started >= 0.5
-        sent = [e for call in post.calls for e in call[1]["telemetry"]]
-        assert sent == [e for k in range(6) for e in invocation_events(f"r{k}")]
-    finally:
-        shipper.shutdown(deadline_ms=_now_ms() + 1000)
-
-
-@contextlib.contextmanager
-def _after_a_first_send(**env: str) -> Iterator[tuple[Shipper, TelemetryBuffer, RecordingPost]]:
-    """A running sender with a 60 s interval whose first wake-up has sent a batch."""
-    post = RecordingPost([])
-    shipper, buffer = make_shipper(
-        post, LAMBDASCOPE_FLUSH_INTERVAL_MS="60000", LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0", **env
-    )
-    shipper.start()
-    try:
-        buffer.append_events(invocation_events("r0")[:1])
         shipper.notify_invoke("r0")
         assert _wait_for_calls(post, 1, 2.0)
         yield shipper, buffer, post
@@ -244,17 +223,34 @@ def _after_a_first_send(**env: str) -> Iterator[tuple[Shipper, TelemetryBuffer, 
         shipper.shutdown(deadline_ms=_now_ms() + 1000)
 
 
+def _invocations(shipper: Shipper, buffer: TelemetryBuffer, numbers: range) -> None:
+    for k in numbers:
+        buffer.append_events(invocation_events(f"r{k}"))
+        shipper.notify_invoke(f"r{k}")
+
+
+def test_a_busy_function_sends_once_per_interval_not_at_every_wake_up() -> None:
+    with _after_a_first_send(interval_ms=700) as (shipper, buffer, post):
+        started = time.monotonic()  # the first wake-up sent at once
+        _invocations(shipper, buffer, range(1, 6))  # five more within the interval
+        time.sleep(0.2)
+        assert len(post.calls) == 1, "a wake-up within the interval must not send"
+        # The data waiting goes once it is an interval old, in one batch, nothing lost.
+        assert _wait_for_calls(post, 2, 3.0)
+        assert time.monotonic() - started >= 0.5
+        sent = [e for call in post.calls for e in call[1]["telemetry"]]
+        assert sent == [e for k in range(6) for e in invocation_events(f"r{k}")]
+
+
 def test_a_full_batch_is_sent_at_the_next_wake_up_within_the_interval() -> None:
     with _after_a_first_send(LAMBDASCOPE_BATCH_MAX_EVENTS="3") as (shipper, buffer, post):
-        buffer.append_events(invocation_events("r1"))  # three events: a full batch
-        shipper.notify_invoke("r1")
+        _invocations(shipper, buffer, range(1, 2))  # three events: a full batch
         assert _wait_for_calls(post, 2, 2.0)
 
 
 def test_a_wake_up_after_a_long_freeze_sends_even_if_the_monotonic_clock_stood_still() -> None:
     with _after_a_first_send() as (shipper, buffer, post):
-        buffer.append_events(invocation_events("r1"))
-        shipper.notify_invoke("r1")
+        _invocations(shipper, buffer, range(1, 2))
         time.sleep(0.1)
         assert len(post.calls) == 1  # within the interval: nothing sent
         # A sandbox frozen for an hour: the wall clock moved on, the monotonic one need not.
@@ -264,18 +260,9 @@ def test_a_wake_up_after_a_long_freeze_sends_even_if_the_monotonic_clock_stood_s
 
 
 def test_while_the_collector_is_down_wake_ups_retry_only_when_the_backoff_ends() -> None:
-    post = RecordingPost([OSError("down"), OSError("down")])
-    shipper, buffer = make_shipper(
-        post, LAMBDASCOPE_FLUSH_INTERVAL_MS="60000", LAMBDASCOPE_INVOKE_REPORT_WAIT_MS="0"
-    )
-    shipper.start()
-    try:
-        buffer.append_events(invocation_events("r0"))
-        shipper.notify_invoke("r0")
-        assert _wait_for_calls(post, 1, 2.0)  # failed: kept, retried after 1 s
-        for k in range(1, 6):
-            buffer.append_events(invocation_events(f"r{k}"))
-            shipper.notify_invoke(f"r{k}")
+    down = [OSError("down"), OSError("down")]
+    with _after_a_first_send(down) as (shipper, buffer, post):  # kept, retried after 1 s
+        _invocations(shipper, buffer, range(1, 6))
         time.sleep(0.3)
         assert len(post.calls) == 1, "a wake-up during the backoff must not try again"
         # ... nor cut what arrived into a batch per invocation: it waits in the buffer.
@@ -284,5 +271,3 @@ def test_while_the_collector_is_down_wake_ups_retry_only_when_the_backoff_ends()
         shipper.notify_invoke("r6")
         assert _wait_for_calls(post, 2, 2.0)
         assert post.calls[1][1]["batch_id"] == post.calls[0][1]["batch_id"]  # the same batch
-    finally:
-        shipper.shutdown(deadline_ms=_now_ms() + 1000)

@@ -6,6 +6,7 @@ import base64
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from emulator import Emulator, FunctionConfig
 from extension.layer import build_layer_dir
@@ -20,25 +21,38 @@ def handler(event, context):
 """
 
 
-def test_every_invocation_reaches_the_collector_once(tmp_path: Path) -> None:
+def with_extension(
+    tmp_path: Path,
+    name: str,
+    source: str,
+    environment: dict[str, str],
+    *,
+    python_packages: bool = False,
+    **config: Any,
+) -> FunctionConfig:
+    """A function whose app.py is ``source``, with the layer as `build_layer_dir` makes it."""
     code = tmp_path / "code"
     code.mkdir()
-    (code / "app.py").write_text(HANDLER)
+    (code / "app.py").write_text(source)
     layer = tmp_path / "layer"
-    build_layer_dir(layer)
-    collector = FakeCollector().start()
-    fn = FunctionConfig(
-        name="checkout",
+    build_layer_dir(layer, python_packages=python_packages)
+    return FunctionConfig(
+        name=name,
         handler="app.handler",
         code_dir=code,
-        memory_size_mb=128,
-        timeout_s=3.0,
         layers=(layer,),
-        environment={
-            "LAMBDASCOPE_COLLECTOR_URL": collector.url,
-            "LAMBDASCOPE_SPOOL_DIR": str(tmp_path / "spool"),
-        },
+        environment=environment,
+        **config,
     )
+
+
+def test_every_invocation_reaches_the_collector_once(tmp_path: Path) -> None:
+    collector = FakeCollector().start()
+    env = {
+        "LAMBDASCOPE_COLLECTOR_URL": collector.url,
+        "LAMBDASCOPE_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    fn = with_extension(tmp_path, "checkout", HANDLER, env, memory_size_mb=128, timeout_s=3.0)
     try:
         with Emulator([fn]) as emu:
             results = [emu.invoke("checkout", b'{"n": %d}' % n) for n in range(3)]
@@ -111,23 +125,19 @@ def _spans(batches: list[dict]) -> list[tuple[str | None, dict]]:
 def test_helper_spans_reach_the_collector_once_tagged_with_their_invocation(
     tmp_path: Path,
 ) -> None:
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "app.py").write_text(TRACED_HANDLER)
-    layer = tmp_path / "layer"
-    build_layer_dir(layer, python_packages=True)
     collector = FakeCollector().start()
-    fn = FunctionConfig(
-        name="checkout",
-        handler="app.handler",
-        code_dir=code,
+    env = {
+        "LAMBDASCOPE_COLLECTOR_URL": collector.url,
+        "LAMBDASCOPE_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    fn = with_extension(
+        tmp_path,
+        "checkout",
+        TRACED_HANDLER,
+        env,
+        python_packages=True,
         memory_size_mb=256,
         timeout_s=3.0,
-        layers=(layer,),
-        environment={
-            "LAMBDASCOPE_COLLECTOR_URL": collector.url,
-            "LAMBDASCOPE_SPOOL_DIR": str(tmp_path / "spool"),
-        },
     )
     events = [b'{"n": 0}', b'{"fail": true}', b'{"n": 2}']
     try:
@@ -177,23 +187,11 @@ def test_every_outcome_reaches_the_collector_once_across_an_outage(tmp_path: Pat
     """Cold, warm, error, timeout and out-of-memory invocations, the last three while the
     collector is down (the timeout and the OOM kill reset the environment, so their records
     leave at SHUTDOWN, into the spool, and the next extension process sends them)."""
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "app.py").write_text(FAULTY_HANDLER)
-    layer = tmp_path / "layer"
-    build_layer_dir(layer)
     first = FakeCollector().start()
     second: FakeCollector | None = None
-    fn = FunctionConfig(
-        name="orders",
-        handler="app.handler",
-        code_dir=code,
-        memory_size_mb=128,
-        timeout_s=1.0,
-        layers=(layer,),
-        # The spool is the default one under /tmp, which survives the resets.
-        environment={"LAMBDASCOPE_COLLECTOR_URL": first.url},
-    )
+    # The spool is the default one under /tmp, which survives the resets.
+    env = {"LAMBDASCOPE_COLLECTOR_URL": first.url}
+    fn = with_extension(tmp_path, "orders", FAULTY_HANDLER, env, memory_size_mb=128, timeout_s=1.0)
     plan = ["ok", "ok", "error", "timeout", "oom", "ok", "ok"]
     results = []
     try:
