@@ -266,6 +266,8 @@ def prepare(
         (root / "hosts").write_text(hosts_text(host_hosts, address), encoding="utf-8")
     except OSError:
         shutil.rmtree(root, ignore_errors=True)
+        if kept_tmp is not None:
+            shutil.rmtree(kept_tmp, ignore_errors=True)
         raise
     return SandboxView(True, fn_code_dir, layers, root)
 
