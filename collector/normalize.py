@@ -31,7 +31,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "COLD_START_COLUMNS",
@@ -189,6 +189,13 @@ LOG_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LogRow))
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _MS_PER_DAY = 86_400_000
+#: What the store's columns can hold: a Date (UInt16 days) ends on 2149-06-06, memory sizes
+#: are UInt32, byte and record counts UInt64. A value past them would fail the whole insert on
+#: every retry, so the event carrying it is rejected instead (by name, the rest kept).
+_MAX_STORED_MS = 65_536 * _MS_PER_DAY - 1
+_STORED_TIMES = "1970-01-01 to 2149-06-06"
+_UINT32_MAX = 2**32 - 1
+_UINT64_MAX = 2**64 - 1
 #: Columns held as epoch milliseconds (DateTime64(3)) / epoch days (Date) in the column form.
 _INVOCATION_TIMES = frozenset(
     ("event_time", "start_time", "runtime_done_time", "report_time", "received_at", "deadline")
@@ -268,6 +275,11 @@ def _obj(value: Any, path: str) -> dict[str, Any]:
     return value
 
 
+def _join(prefix: str, field: str) -> str:
+    """The path of ``field`` relative to ``prefix`` (either may be "": the other one)."""
+    return f"{prefix}.{field}" if prefix and field else prefix or field
+
+
 def clean_text(text: str) -> str:
     """``text`` as valid UTF-8: lone surrogates (legal in JSON escapes) become U+FFFD.
 
@@ -298,23 +310,24 @@ def _kind(value: Any) -> str:
 
 def _str(obj: dict[str, Any], key: str, path: str, *, required: bool = False) -> str | None:
     value = obj.get(key)
+    if type(value) is str:
+        return value if value.isascii() else clean_text(value)
     if value is None:
         if required:
-            raise BatchError(f"{path}.{key}" if path else key, "is required")
+            raise BatchError(_join(path, key), "is required")
         return None
     if not isinstance(value, str):
-        raise BatchError(f"{path}.{key}" if path else key, f"must be a string, got {_kind(value)}")
+        raise BatchError(_join(path, key), f"must be a string, got {_kind(value)}")
     return clean_text(value)
 
 
 def _id(obj: dict[str, Any], key: str, path: str) -> str:
     value = _str(obj, key, path, required=True)
     assert value is not None
-    where = f"{path}.{key}" if path else key
     if not value.strip():
-        raise BatchError(where, "must not be empty")
+        raise BatchError(_join(path, key), "must not be empty")
     if len(value) > _MAX_ID_LENGTH:
-        raise BatchError(where, f"is longer than {_MAX_ID_LENGTH} characters")
+        raise BatchError(_join(path, key), f"is longer than {_MAX_ID_LENGTH} characters")
     return value
 
 
@@ -322,15 +335,38 @@ def _num(obj: dict[str, Any], key: str, path: str) -> float | None:
     value = obj.get(key)
     if value is None:
         return None
+    if type(value) is float:
+        if math.isfinite(value):
+            return value
     # bool is an int subclass; True is not a duration.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BatchError(f"{path}.{key}", f"must be a number, got {_kind(value)}")
-    return float(value)
+    elif type(value) is int or (isinstance(value, int | float) and not isinstance(value, bool)):
+        try:
+            number = float(value)
+        except OverflowError:  # JSON integers have no bound; a float does
+            raise BatchError(_join(path, key), "is too large for a number") from None
+        if math.isfinite(number):
+            return number
+    raise BatchError(_join(path, key), f"must be a number, got {_kind(value)}")
 
 
-def _int(obj: dict[str, Any], key: str, path: str) -> int | None:
+def _int(obj: dict[str, Any], key: str, path: str, maximum: int = _UINT32_MAX) -> int | None:
     value = _num(obj, key, path)
-    return None if value is None else int(round(value))
+    if value is None:
+        return None
+    number = int(round(value))
+    if not 0 <= number <= maximum:
+        raise BatchError(_join(path, key), f"must be between 0 and {maximum}, got {number}")
+    return number
+
+
+def _epoch_ms(obj: dict[str, Any], key: str, path: str) -> float | None:
+    """A time in epoch milliseconds the store can hold."""
+    value = _num(obj, key, path)
+    if value is not None and not 0 <= value <= _MAX_STORED_MS:
+        raise BatchError(
+            _join(path, key), f"is outside the times the store holds ({_STORED_TIMES})"
+        )
+    return value
 
 
 def parse_time(text: Any, path: str = "time") -> dt.datetime:
@@ -374,8 +410,14 @@ def _parse_ms(text: Any, path: str, seconds: dict[str, int]) -> int:
                 base = (parsed.replace(tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(seconds=1)
                 seconds[prefix] = base
         if base is not None:
-            return base * 1000 + int(text[20:23])
-    return _datetime_to_ms(parse_time(text, path))
+            ms = base * 1000 + int(text[20:23])
+            if 0 <= ms <= _MAX_STORED_MS:
+                return ms
+            raise BatchError(path, f"is outside the times the store holds ({_STORED_TIMES})")
+    ms = _datetime_to_ms(parse_time(text, path))
+    if not 0 <= ms <= _MAX_STORED_MS:
+        raise BatchError(path, f"is outside the times the store holds ({_STORED_TIMES})")
+    return ms
 
 
 def _datetime_to_ms(value: dt.datetime) -> int:
@@ -394,8 +436,7 @@ def _lower(value: str | None) -> str | None:
 # Text lines
 
 
-@dataclass(frozen=True)
-class TextLine:
+class TextLine(NamedTuple):
     level: str
     request_id: str | None
     message: str
@@ -413,7 +454,11 @@ def parse_text_line(raw: str) -> TextLine:
         # awslambdaric joins a stack trace's lines with \r to keep them in one record.
         message = match.group("msg").replace("\r", "\n")
         return TextLine(match.group("level").upper(), match.group("rid") or None, message)
-    match = _TIMEOUT_LINE.match(line) or _REQUEST_ID_ERROR_LINE.match(line)
+    # Most lines are print output: test for the two Lambda lines' fixed words before the
+    # regular expressions (this runs for every function line).
+    match = _TIMEOUT_LINE.match(line) if "Task timed out after" in line else None
+    if match is None and line.startswith("RequestId: "):
+        match = _REQUEST_ID_ERROR_LINE.match(line)
     if match:
         return TextLine("", match.group("rid"), line)
     return TextLine("", None, line.replace("\r", "\n"))
@@ -648,7 +693,7 @@ def normalize_batch(batch: Any) -> NormalizedBatch:
             "upgrade the collector",
         )
     batch_id = _id(batch, "batch_id", "")
-    sent_at_ms = _num(batch, "sent_at_ms", "batch")
+    sent_at_ms = _epoch_ms(batch, "sent_at_ms", "batch")
     sent_at = _from_ms(sent_at_ms) if sent_at_ms is not None else None
     sent_at_whole_ms = math.floor(sent_at_ms) if sent_at_ms is not None else None
     env = _environment(batch)
@@ -663,38 +708,41 @@ def normalize_batch(batch: Any) -> NormalizedBatch:
         raise BatchError("invocations", f"must be a list, got {_kind(invocations)}")
 
     out = _Builder(batch_id, env, sent_at_whole_ms)
-    counts: Counter[str] = Counter()
+    counts: dict[str, int] = {}
     ignored = 0
     dropped = 0
     rejected: list[tuple[str, str]] = []
-    for index, raw_event in enumerate(telemetry):
-        path = f"telemetry[{index}]"
+    # Errors are raised with the field's path relative to where they were found and prefixed
+    # on the way out (telemetry[3] + record + metrics.durationMs): most batches have none, so
+    # no path is formatted for the events that are fine.
+    for index, event in enumerate(telemetry):
         try:
-            event = _obj(raw_event, path)
+            if type(event) is not dict:
+                raise BatchError("", f"must be a JSON object, got {_kind(event)}")
             kind = event.get("type")
-            if not isinstance(kind, str) or not kind:
-                raise BatchError(f"{path}.type", f"must be a non-empty string, got {_kind(kind)}")
-            when = _parse_ms(event.get("time"), f"{path}.time", out.seconds)
+            if type(kind) is not str or not kind:
+                raise BatchError("type", f"must be a non-empty string, got {_kind(kind)}")
+            when = _parse_ms(event.get("time"), "time", out.seconds)
             handler = _HANDLERS.get(kind)
             if handler is not None:
-                window, dropped_now = handler(
-                    out, event.get("record"), when, f"{path}.record", window
-                )
+                try:
+                    window, dropped_now = handler(out, event.get("record"), when, window)
+                except BatchError as exc:
+                    raise BatchError(_join("record", exc.field), exc.message) from None
         except BatchError as exc:
-            rejected.append((exc.field, exc.message))
+            rejected.append((_join(f"telemetry[{index}]", exc.field), exc.message))
             continue
-        counts[kind] += 1
+        counts[kind] = counts.get(kind, 0) + 1
         if handler is None:
             ignored += 1
         else:
             dropped += dropped_now
 
-    for index, raw_entry in enumerate(invocations):
-        path = f"invocations[{index}]"
+    for index, entry in enumerate(invocations):
         try:
-            _invoke_entry(out, _obj(raw_entry, path), path)
+            _invoke_entry(out, _obj(entry, ""))
         except BatchError as exc:
-            rejected.append((exc.field, exc.message))
+            rejected.append((_join(f"invocations[{index}]", exc.field), exc.message))
 
     for request_id, count in out.log_lines.items():
         out.part(
@@ -713,16 +761,16 @@ def normalize_batch(batch: Any) -> NormalizedBatch:
         cold_start_rows=out.cold_starts,
         accepted_events=sum(counts.values()),
         ignored_events=ignored,
-        event_counts=dict(counts),
+        event_counts=counts,
         dropped_records=dropped,
         rejected=tuple(rejected),
     )
 
 
-def _invoke_entry(out: _Builder, entry: dict[str, Any], path: str) -> None:
-    request_id = _id(entry, "request_id", path)
-    deadline_ms = _num(entry, "deadline_ms", path)
-    received_ms = _num(entry, "received_at_ms", path)
+def _invoke_entry(out: _Builder, entry: dict[str, Any]) -> None:
+    request_id = _id(entry, "request_id", "")
+    deadline_ms = _epoch_ms(entry, "deadline_ms", "")
+    received_ms = _epoch_ms(entry, "received_at_ms", "")
     timeout_ms = None
     if deadline_ms is not None and received_ms is not None:
         # deadline - receipt is the configured timeout minus the INVOKE's delivery delay (tens of
@@ -732,46 +780,45 @@ def _invoke_entry(out: _Builder, entry: dict[str, Any], path: str) -> None:
     anchor = received_ms if received_ms is not None else deadline_ms
     when = math.floor(anchor) if anchor is not None else out.sent_at_ms
     if when is None:
-        raise BatchError(f"{path}.received_at_ms", "is required when sent_at_ms is missing")
+        raise BatchError("received_at_ms", "is required when sent_at_ms is missing")
     out.part(
         request_id,
         when,
         received_at=math.floor(received_ms) if received_ms is not None else None,
         deadline=math.floor(deadline_ms) if deadline_ms is not None else None,
         timeout_ms=timeout_ms,
-        invoked_function_arn=_str(entry, "invoked_function_arn", path),
-        trace_id=_str(entry, "trace_id", path),
+        invoked_function_arn=_str(entry, "invoked_function_arn", ""),
+        trace_id=_str(entry, "trace_id", ""),
         has_invoke=1,
     )
 
 
-# Each handler gets (builder, record, time, path, open window) and returns (window, dropped).
+# Each handler gets (builder, record, time, open window) and returns (window, dropped); a
+# BatchError it raises names the field relative to the record ("" for the record itself).
 _Result = tuple[str | None, int]
 
 
-def _platform_start(out: _Builder, record: Any, when: int, path: str, w: Any) -> _Result:
-    record = _obj(record, path)
-    request_id = _id(record, "requestId", path)
+def _platform_start(out: _Builder, record: Any, when: int, w: Any) -> _Result:
+    record = _obj(record, "")
+    request_id = _id(record, "requestId", "")
     out.part(request_id, when, start_time=when, has_start=1)
-    version = _str(record, "version", path) or out.env.function_version
+    version = _str(record, "version", "") or out.env.function_version
     out.log(when, request_id, "platform", "", f"START RequestId: {request_id} Version: {version}")
     return request_id, 0
 
 
-def _platform_runtime_done(
-    out: _Builder, record: Any, when: int, path: str, window: str | None
-) -> _Result:
-    record = _obj(record, path)
-    request_id = _id(record, "requestId", path)
-    metrics = _obj(record.get("metrics") or {}, f"{path}.metrics")
+def _platform_runtime_done(out: _Builder, record: Any, when: int, window: str | None) -> _Result:
+    record = _obj(record, "")
+    request_id = _id(record, "requestId", "")
+    metrics = _obj(record.get("metrics") or {}, "metrics")
     out.part(
         request_id,
         when,
         runtime_done_time=when,
-        runtime_done_status=_lower(_str(record, "status", path)),
-        runtime_done_error_type=_str(record, "errorType", path),
-        runtime_done_duration_ms=_num(metrics, "durationMs", f"{path}.metrics"),
-        runtime_done_produced_bytes=_int(metrics, "producedBytes", f"{path}.metrics"),
+        runtime_done_status=_lower(_str(record, "status", "")),
+        runtime_done_error_type=_str(record, "errorType", ""),
+        runtime_done_duration_ms=_num(metrics, "durationMs", "metrics"),
+        runtime_done_produced_bytes=_int(metrics, "producedBytes", "metrics", _UINT64_MAX),
         has_runtime_done=1,
     )
     out.log(when, request_id, "platform", "", f"END RequestId: {request_id}")
@@ -780,48 +827,43 @@ def _platform_runtime_done(
     return (None if window in (None, request_id) else window), 0
 
 
-def _platform_report(
-    out: _Builder, record: Any, when: int, path: str, window: str | None
-) -> _Result:
-    record = _obj(record, path)
-    request_id = _id(record, "requestId", path)
-    metrics = _obj(record.get("metrics") or {}, f"{path}.metrics")
-    mpath = f"{path}.metrics"
+def _platform_report(out: _Builder, record: Any, when: int, window: str | None) -> _Result:
+    record = _obj(record, "")
+    request_id = _id(record, "requestId", "")
+    metrics = _obj(record.get("metrics") or {}, "metrics")
     out.part(
         request_id,
         when,
         report_time=when,
-        report_status=_lower(_str(record, "status", path)),
-        report_error_type=_str(record, "errorType", path),
-        report_duration_ms=_num(metrics, "durationMs", mpath),
-        report_billed_duration_ms=_num(metrics, "billedDurationMs", mpath),
-        report_memory_size_mb=_int(metrics, "memorySizeMB", mpath),
-        report_max_memory_used_mb=_int(metrics, "maxMemoryUsedMB", mpath),
-        report_init_duration_ms=_num(metrics, "initDurationMs", mpath),
-        report_restore_duration_ms=_num(metrics, "restoreDurationMs", mpath),
+        report_status=_lower(_str(record, "status", "")),
+        report_error_type=_str(record, "errorType", ""),
+        report_duration_ms=_num(metrics, "durationMs", "metrics"),
+        report_billed_duration_ms=_num(metrics, "billedDurationMs", "metrics"),
+        report_memory_size_mb=_int(metrics, "memorySizeMB", "metrics"),
+        report_max_memory_used_mb=_int(metrics, "maxMemoryUsedMB", "metrics"),
+        report_init_duration_ms=_num(metrics, "initDurationMs", "metrics"),
+        report_restore_duration_ms=_num(metrics, "restoreDurationMs", "metrics"),
         has_report=1,
     )
     out.log(when, request_id, "platform", "", _render_report(request_id, record, metrics))
     return window, 0
 
 
-def _phase(record: dict[str, Any], path: str, restore: bool) -> str:
+def _phase(record: dict[str, Any], restore: bool) -> str:
     # SnapStart restores have no phase field; they are their own kind of initialisation.
     if restore:
         return "restore"
-    return _lower(_str(record, "phase", path)) or "init"
+    return _lower(_str(record, "phase", "")) or "init"
 
 
-def _init_start(
-    out: _Builder, record: Any, when: int, path: str, w: Any, *, restore: bool = False
-) -> _Result:
-    record = _obj(record, path)
-    phase = _phase(record, path, restore)
-    runtime_version = _str(record, "runtimeVersion", path)
+def _init_start(out: _Builder, record: Any, when: int, w: Any, *, restore: bool = False) -> _Result:
+    record = _obj(record, "")
+    phase = _phase(record, restore)
+    runtime_version = _str(record, "runtimeVersion", "")
     out.cold_start(
         phase,
         when,
-        initialization_type=_str(record, "initializationType", path),
+        initialization_type=_str(record, "initializationType", ""),
         init_start_time=when,
         runtime_version=runtime_version,
         has_init_start=1,
@@ -836,34 +878,34 @@ def _init_start(
 
 
 def _init_runtime_done(
-    out: _Builder, record: Any, when: int, path: str, w: Any, *, restore: bool = False
+    out: _Builder, record: Any, when: int, w: Any, *, restore: bool = False
 ) -> _Result:
-    record = _obj(record, path)
+    record = _obj(record, "")
     out.cold_start(
-        _phase(record, path, restore),
+        _phase(record, restore),
         when,
-        initialization_type=_str(record, "initializationType", path),
+        initialization_type=_str(record, "initializationType", ""),
         runtime_done_time=when,
-        runtime_done_status=_lower(_str(record, "status", path)),
-        runtime_done_error_type=_str(record, "errorType", path),
+        runtime_done_status=_lower(_str(record, "status", "")),
+        runtime_done_error_type=_str(record, "errorType", ""),
         has_runtime_done=1,
     )
     return w, 0
 
 
 def _init_report(
-    out: _Builder, record: Any, when: int, path: str, w: Any, *, restore: bool = False
+    out: _Builder, record: Any, when: int, w: Any, *, restore: bool = False
 ) -> _Result:
-    record = _obj(record, path)
-    metrics = _obj(record.get("metrics") or {}, f"{path}.metrics")
-    phase = _phase(record, path, restore)
-    status = _lower(_str(record, "status", path))
-    error_type = _str(record, "errorType", path)
-    duration = _num(metrics, "durationMs", f"{path}.metrics")
+    record = _obj(record, "")
+    metrics = _obj(record.get("metrics") or {}, "metrics")
+    phase = _phase(record, restore)
+    status = _lower(_str(record, "status", ""))
+    error_type = _str(record, "errorType", "")
+    duration = _num(metrics, "durationMs", "metrics")
     out.cold_start(
         phase,
         when,
-        initialization_type=_str(record, "initializationType", path),
+        initialization_type=_str(record, "initializationType", ""),
         report_time=when,
         report_status=status,
         report_error_type=error_type,
@@ -882,13 +924,13 @@ def _init_report(
     return w, 0
 
 
-def _extension_state(out: _Builder, record: Any, when: int, path: str, w: Any) -> _Result:
-    record = _obj(record, path)
+def _extension_state(out: _Builder, record: Any, when: int, w: Any) -> _Result:
+    record = _obj(record, "")
     events = record.get("events")
     names = ", ".join(str(e) for e in events) if isinstance(events, list) else ""
     line = (
-        f"EXTENSION\tName: {_str(record, 'name', path) or '?'}"
-        f"\tState: {_str(record, 'state', path) or '?'}\tEvents: [{names}]"
+        f"EXTENSION\tName: {_str(record, 'name', '') or '?'}"
+        f"\tState: {_str(record, 'state', '') or '?'}\tEvents: [{names}]"
     )
     if isinstance(record.get("errorType"), str):
         line += f"\tError Type: {record['errorType']}"
@@ -896,8 +938,8 @@ def _extension_state(out: _Builder, record: Any, when: int, path: str, w: Any) -
     return w, 0
 
 
-def _subscription(out: _Builder, record: Any, when: int, path: str, w: Any) -> _Result:
-    record = _obj(record, path)
+def _subscription(out: _Builder, record: Any, when: int, w: Any) -> _Result:
+    record = _obj(record, "")
     types = record.get("types")
     names = ", ".join(str(x).title() for x in types) if isinstance(types, list) else ""
     out.log(
@@ -905,17 +947,17 @@ def _subscription(out: _Builder, record: Any, when: int, path: str, w: Any) -> _
         None,
         "platform",
         "",
-        f"TELEMETRY\tName: {_str(record, 'name', path) or '?'}"
-        f"\tState: {_str(record, 'state', path) or '?'}\tTypes: [{names}]",
+        f"TELEMETRY\tName: {_str(record, 'name', '') or '?'}"
+        f"\tState: {_str(record, 'state', '') or '?'}\tTypes: [{names}]",
     )
     return w, 0
 
 
-def _logs_dropped(out: _Builder, record: Any, when: int, path: str, w: Any) -> _Result:
-    record = _obj(record, path)
-    dropped = _int(record, "droppedRecords", path) or 0
-    dropped_bytes = _int(record, "droppedBytes", path) or 0
-    reason = _str(record, "reason", path) or ""
+def _logs_dropped(out: _Builder, record: Any, when: int, w: Any) -> _Result:
+    record = _obj(record, "")
+    dropped = _int(record, "droppedRecords", "", _UINT64_MAX) or 0
+    dropped_bytes = _int(record, "droppedBytes", "", _UINT64_MAX) or 0
+    reason = _str(record, "reason", "") or ""
     out.log(
         when,
         None,
@@ -962,7 +1004,7 @@ def _log_structured(
 
 
 def _log_line(stream: str) -> Any:
-    def handle(out: _Builder, record: Any, when: int, path: str, window: str | None) -> _Result:
+    def handle(out: _Builder, record: Any, when: int, window: str | None) -> _Result:
         if isinstance(record, str):
             structured = _structured_text(record)
             if structured is not None:
@@ -977,9 +1019,7 @@ def _log_line(stream: str) -> Any:
         if isinstance(record, dict):
             _log_structured(out, stream, record, when, window)
             return window, 0
-        raise BatchError(
-            path, f"must be a log line string or a JSON log object, got {_kind(record)}"
-        )
+        raise BatchError("", f"must be a log line string or a JSON log object, got {_kind(record)}")
 
     return handle
 

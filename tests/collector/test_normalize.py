@@ -458,6 +458,8 @@ def _delete(path: list[Any]) -> Mutation:
         (_set(["telemetry"], {"type": "function"}), "telemetry"),
         (_delete(["telemetry"]), "telemetry"),
         (_set(["invocations"], "none"), "invocations"),
+        (_set(["sent_at_ms"], 1e20), "batch.sent_at_ms"),
+        (_set(["environment", "memory_size_mb"], 2**40), "environment.memory_size_mb"),
     ],
 )
 def test_malformed_batches_raise_batch_error_naming_the_field(mutate: Mutation, field: str) -> None:
@@ -490,6 +492,19 @@ def test_malformed_batches_raise_batch_error_naming_the_field(mutate: Mutation, 
         (_set(["telemetry", 8, "record"], 12), "telemetry[8].record"),
         (_delete(["invocations", 0, "request_id"]), "invocations[0].request_id"),
         (_set(["invocations", 1, "deadline_ms"], "soon"), "invocations[1].deadline_ms"),
+        # Values the store's columns cannot hold would fail the insert on every retry.
+        (_set(["telemetry", 7, "time"], "2200-01-01T00:00:00.000Z"), "telemetry[7].time"),
+        (_set(["telemetry", 7, "time"], "1969-12-31T23:59:59.999Z"), "telemetry[7].time"),
+        (
+            _set(["telemetry", 9, "record", "metrics", "durationMs"], 10**400),
+            "telemetry[9].record.metrics.durationMs",
+        ),
+        (
+            _set(["telemetry", 9, "record", "metrics", "producedBytes"], -1),
+            "telemetry[9].record.metrics.producedBytes",
+        ),
+        (_set(["invocations", 1, "deadline_ms"], 1e30), "invocations[1].deadline_ms"),
+        (_set(["invocations", 0, "received_at_ms"], -5), "invocations[0].received_at_ms"),
     ],
 )
 def test_a_malformed_event_is_rejected_alone_and_the_rest_is_kept(

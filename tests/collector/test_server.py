@@ -192,6 +192,29 @@ def test_one_malformed_event_is_named_and_the_rest_of_the_batch_is_stored(
     assert client.query("SELECT count() FROM logs").scalar() > 0
 
 
+def test_values_the_store_cannot_hold_are_named_and_the_rest_is_stored(
+    server: CollectorServer,
+) -> None:
+    # Each of these used to fail the whole insert, so the batch was answered 503 (or 500) on
+    # every retry and none of it was ever stored.
+    batch = load_event("text_batch_1")
+    batch["telemetry"][7]["time"] = "9999-12-31T23:59:59.999Z"
+    batch["telemetry"][9]["record"]["metrics"]["producedBytes"] = -1
+    batch["invocations"][1]["deadline_ms"] = 1e30
+    status, _, body = post_json(server.url, INGEST, batch)
+    assert status == 200
+    assert [e["field"] for e in body["rejected_events"]] == [
+        "telemetry[7].time",
+        "telemetry[9].record.metrics.producedBytes",
+        "invocations[1].deadline_ms",
+    ]
+    client = CollectorQueryClient(server.url)
+    assert client.query("SELECT count() FROM logs").scalar() > 0
+    status, _, body = post_json(server.url, INGEST, {**batch, "sent_at_ms": 1e20})
+    assert status == 400
+    assert body["field"] == "batch.sent_at_ms"
+
+
 def test_bad_gzip_is_400(server: CollectorServer) -> None:
     status, _, body = request(
         server.url, "POST", INGEST, b"not gzip at all", {"Content-Encoding": "gzip"}
