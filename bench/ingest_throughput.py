@@ -1,13 +1,16 @@
 """Ingest at scale: HTTP request to committed rows, against a raw clickhouse-connect insert of the
 same rows into the same embedded store, and the collector's memory under sustained load (#5).
 
-    python bench/ingest_throughput.py [--quick] [--events N] [--clients 16] [--sustain-s 60]
+    python bench/ingest_throughput.py [--quick] [--events N] [--clients 16,64] [--sustain-s 60]
 
 1. *End to end*: a client process POSTs realistic gzip extension batches (docs/architecture.md
    §1: per invocation an INVOKE entry and platform.start, two function lines, runtimeDone and
-   report) from ``--clients`` threads to a ``CollectorServer`` on 127.0.0.1, each request
+   report) from N client threads to a ``CollectorServer`` on 127.0.0.1, each request
    answered only after its rows are committed. Events/s = telemetry events / wall time from the
-   first request to the last acknowledgement.
+   first request to the last acknowledgement. One run per ``--clients`` count: each sender
+   waits for its acknowledgement before sending again, so N bounds the batches one insert can
+   group, and the rate depends on it. 16 senders is a small fleet; 64 is closer to the ~200
+   busy environments (each flushing about once a second) that send 100,000 events/s.
 2. *Raw*: the same batches normalised (untimed), the rows the collector writes (one merged
    invocation row per request and batch, the log lines) inserted with plain
    ``clickhouse-connect`` column-oriented inserts (100,000 rows per insert) into a second
@@ -208,13 +211,15 @@ def client_main(url: str, run: str, batches: int, clients: int, seconds: float) 
             conn.close()
 
     started = time.perf_counter()
+    cpu_before = time.process_time()
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    print(json.dumps({**state, "seconds": elapsed}), flush=True)
+    cpu_s = time.process_time() - cpu_before
+    print(json.dumps({**state, "seconds": elapsed, "cpu_s": cpu_s}), flush=True)
 
 
 def run_clients(url: str, run: str, batches: int, clients: int, seconds: float = 0.0) -> Any:
@@ -299,17 +304,33 @@ def committed_rows(store: Any) -> int:
     return int(store._client.query("SELECT count() FROM invocation_parts").first_row[0])
 
 
+def _client_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers") from None
+    if not counts or any(n <= 0 or n > 256 for n in counts):
+        raise argparse.ArgumentTypeError("client counts must be between 1 and 256")
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="200,000 events, 10 s sustained")
     parser.add_argument("--events", type=int, default=None, help="default 1,000,000")
-    parser.add_argument("--clients", type=int, default=16, help="client threads (default 16)")
+    parser.add_argument(
+        "--clients",
+        type=_client_counts,
+        default=[16, 64],
+        help="concurrent senders, one end-to-end run each (default 16,64; the first also "
+        "runs the sustained load)",
+    )
     parser.add_argument("--sustain-s", type=float, default=None, help="default 60 (quick: 10)")
     args = parser.parse_args(argv)
     events = args.events or (200_000 if args.quick else 1_000_000)
     sustain_s = args.sustain_s or (10.0 if args.quick else 60.0)
-    if events <= 0 or args.clients <= 0 or not 0 < sustain_s <= 600:
-        parser.error("--events and --clients must be positive, --sustain-s in (0, 600]")
+    if events <= 0 or not 0 < sustain_s <= 600:
+        parser.error("--events must be positive, --sustain-s in (0, 600]")
     batches = max(1, events // EVENTS_PER_BATCH)
 
     from collector.server import CollectorServer
@@ -322,40 +343,66 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(
             f"{batches:,} batches x {EVENTS_PER_BATCH} events "
-            f"({batches * EVENTS_PER_BATCH:,} telemetry events), {args.clients} client threads",
+            f"({batches * EVENTS_PER_BATCH:,} telemetry events) per run",
             flush=True,
         )
-        go = run_clients(server.url, "e2e", batches, args.clients)
-        cpu_before = os.times()
-        result = go()
-        cpu_after = os.times()
-        cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
-        e2e_events_s = result["ok"] * EVENTS_PER_BATCH / result["seconds"]
-        stats = server.writer.stats
-        print(
-            f"  end to end: {result['seconds']:.2f} s, {e2e_events_s:,.0f} events/s "
-            f"({result['ok']} ok, {result['refused']} 503, {result['failed']} failed; "
-            f"{stats.groups} inserts, {stats.batches / max(1, stats.groups):.1f} batches each)"
-        )
-        print(
-            f"  collector CPU: {cpu_s:.2f} s, "
-            f"{cpu_s / max(1, result['ok'] * EVENTS_PER_BATCH) * 1e6:.1f} us per event"
-        )
-        rows = committed_rows(store)
+        runs: list[dict[str, Any]] = []
+        for clients in args.clients:
+            # Each run sends batches of its own (new batch and request ids).
+            run = f"c{clients}"
+            before = (server.writer.stats.groups, server.writer.stats.batches)
+            rows_before = committed_rows(store)
+            go = run_clients(server.url, run, batches, clients)
+            cpu_before = os.times()
+            result = go()
+            cpu_after = os.times()
+            cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+            stats = server.writer.stats
+            groups, grouped = stats.groups - before[0], stats.batches - before[1]
+            ok_events = result["ok"] * EVENTS_PER_BATCH
+            runs.append(
+                {
+                    "clients": clients,
+                    "events_s": ok_events / result["seconds"],
+                    "cpu_us": cpu_s / max(1, ok_events) * 1e6,
+                    "per_insert": grouped / max(1, groups),
+                    "rows": committed_rows(store) - rows_before,
+                }
+            )
+            print(
+                f"  end to end, {clients} clients: {result['seconds']:.2f} s, "
+                f"{runs[-1]['events_s']:,.0f} events/s ({result['ok']} ok, "
+                f"{result['refused']} 503, {result['failed']} failed; {groups} inserts, "
+                f"{runs[-1]['per_insert']:.1f} batches each)"
+            )
+            print(
+                f"  collector CPU: {cpu_s:.2f} s, {runs[-1]['cpu_us']:.1f} us per event; "
+                f"client CPU {result['cpu_s'] / result['seconds']:.2f} cores",
+                flush=True,
+            )
 
         raw_store = Store.open(f"chdb://{tmp}/store", "bench_raw")
-        raw_s, raw_rows = raw_insert(raw_store, batches, "e2e")
+        raw_s, raw_rows = raw_insert(raw_store, batches, f"c{args.clients[0]}")
         raw_events_s = batches * EVENTS_PER_BATCH / raw_s
         print(f"  raw insert: {raw_s:.2f} s for {raw_rows:,} rows, {raw_events_s:,.0f} events/s")
-        share = e2e_events_s / raw_events_s
+        print()
         print(
-            f"  end to end / raw = {share:.0%} (target >= {RAW_SHARE_TARGET:.0%}); "
-            f"{e2e_events_s:,.0f} events/s (target >= {EVENTS_TARGET:,.0f}); "
-            f"{rows:,} invocation parts committed"
+            f"| clients | events/s (target >= {EVENTS_TARGET:,.0f}) "
+            f"| end to end / raw (target >= {RAW_SHARE_TARGET:.0%}) "
+            "| collector CPU per event | batches per insert | invocation parts committed |"
         )
+        print("|---|---|---|---|---|---|")
+        for r in runs:
+            print(
+                f"| {r['clients']} | {r['events_s']:,.0f} | {r['events_s'] / raw_events_s:.0%} "
+                f"| {r['cpu_us']:.1f} us | {r['per_insert']:.1f} | {r['rows']:,} |"
+            )
+        print(f"| raw insert | {raw_events_s:,.0f} | 100% | | {RAW_CHUNK_ROWS:,} rows | |")
+        print()
 
-        print(f"sustained load for {sustain_s:.0f} s: collector RSS", flush=True)
-        go = run_clients(server.url, "sus", 0, args.clients, sustain_s)
+        clients = args.clients[0]
+        print(f"sustained load for {sustain_s:.0f} s, {clients} clients: collector RSS", flush=True)
+        go = run_clients(server.url, "sus", 0, clients, sustain_s)
         samples: list[float] = []
         stop = threading.Event()
 
