@@ -797,3 +797,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 VIEWS = (CREATE_INVOCATIONS_VIEW, CREATE_INVOCATIONS_BETWEEN_VIEW, CREATE_COLD_STARTS_VIEW)
 
 SELECT_ONE = "SELECT 1"
+
+#: The read user's grants, checked at start (collector.access.grant_problems): with FINAL
+#: (what its roles grant folded in) where the server knows it, else plain.
+SHOW_GRANTS = ("SHOW GRANTS FINAL", "SHOW GRANTS")

@@ -17,6 +17,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import os
+import queue
 import threading
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,7 @@ from typing import Any
 import clickhouse_connect
 
 from collector import firehose, otlp, schema, sql
+from collector.access import grant_problems
 from collector.cluster import ClusterConfig, ClusterError, check_store_url, insert_settings, rewrite
 from collector.normalize import (
     COLD_START_COLUMNS,
@@ -35,12 +37,15 @@ from collector.normalize import (
     LOG_COLUMNS,
     NormalizedBatch,
 )
+from collector.readguard import GuardedRead, QueryRefused, ReadPolicy, ReadRefused, guard_read
 from lambdascope.query import DirectQueryClient, QueryError, QueryResult
 
 __all__ = ["DEFAULT_STORE_URL", "Store", "StoreError", "WriteResult", "redact_url"]
 
 DEFAULT_STORE_PATH = Path("~/.lambdascope/store")
 DEFAULT_STORE_URL = "chdb://" + str(DEFAULT_STORE_PATH.expanduser())
+#: Idle read handles kept open (the collector runs at most a few reads at once).
+READ_POOL_SIZE = 8
 
 
 class StoreError(Exception):
@@ -132,6 +137,10 @@ class Store:
         self._connect = connect
         self._connect_writer: Any | None = None  # set by open(): writes wait for every shard
         self._read_client = connect() if connect is not None else client
+        #: Idle read handles, for reads running at once (see read_client).
+        self._read_pool: queue.LifoQueue[Any] = queue.LifoQueue(maxsize=READ_POOL_SIZE)
+        self.is_server = False
+        self.has_read_user = False
         self._read_lock = threading.Lock()
         # Serialises the "seen this batch?" check with the inserts, so a retried batch racing
         # its original is answered duplicate once the first commit landed.
@@ -152,16 +161,28 @@ class Store:
         *,
         retention_days: int = schema.DEFAULT_RETENTION_DAYS,
         cluster: ClusterConfig | None = None,
+        read_url: str | None = None,
     ) -> Store:
         """Open the store at ``url``, create ``database`` if needed and migrate its schema.
 
         A server URL with a path (``http://host:8123/mydb``) names the database itself.
         ``cluster`` (a server only) creates the schema in its cluster form: collector/cluster.py.
+        ``read_url`` (a server only) is the same server as the user that reads run as, one
+        that may only read ``database`` (docs/architecture.md §3).
         """
         try:
             check_store_url(url, cluster)
         except ClusterError as exc:
             raise StoreError(str(exc)) from exc
+        read_dsn: tuple[str, dict[str, Any]] | None = None
+        if read_url:
+            servers = ("http://", "https://")
+            if not (url.startswith(servers) and read_url.startswith(servers)):
+                raise StoreError(
+                    "a separate read user (--read-store) needs a ClickHouse server store: the "
+                    "embedded store has no users, its reads are sandboxed by the collector"
+                )
+            read_dsn = resolve_url(read_url)
         database = database_in_url(url) or database
         if not sql.IDENTIFIER.match(database):
             raise StoreError(
@@ -198,6 +219,11 @@ class Store:
             raise StoreError(f"cannot prepare the schema in {shown} ({database}): {exc}") from exc
 
         def connect() -> Any:
+            if read_dsn is not None:
+                read_url_dsn, read_extra = read_dsn
+                return clickhouse_connect.get_client(
+                    dsn=read_url_dsn, database=database, **read_extra
+                )
             return clickhouse_connect.get_client(dsn=dsn, database=database, **extra)
 
         def connect_writer() -> Any:
@@ -210,6 +236,8 @@ class Store:
             client.close()
             raise StoreError(_open_failure(shown, exc)) from exc
         store.cluster = cluster
+        store.is_server = dsn.startswith(("http://", "https://"))
+        store.has_read_user = read_dsn is not None
         return store
 
     def write(self, batch: NormalizedBatch) -> WriteResult:
@@ -492,6 +520,89 @@ class Store:
         with contextlib.suppress(Exception):
             broken.close()
 
+    def read_client(self) -> Any:
+        """Take a read handle from the pool (or open one); give it back with
+        :meth:`release_read_client`. Each concurrent read has its own handle: queries on one
+        handle run one after another, so a shared one would let a slow read hold up the rest."""
+        try:
+            return self._read_pool.get_nowait()
+        except queue.Empty:
+            pass
+        if self._connect is None:
+            return self._read_client
+        return self._connect()
+
+    def release_read_client(self, client: Any, *, broken: bool = False) -> None:
+        """Return a handle to the pool; a broken one (or one past the pool's size) is closed."""
+        if self._connect is None or client is self._read_client and not broken:
+            return
+        if not broken:
+            try:
+                self._read_pool.put_nowait(client)
+                return
+            except queue.Full:
+                pass
+        with contextlib.suppress(Exception):
+            client.close()
+
+    def read_access_warnings(self) -> list[str]:
+        """What a platform team should know about who reads run as, checked at start: on a
+        ClickHouse server, reads should run as a user that may only read this database."""
+        if not self.is_server:
+            return []
+        fix = (
+            f"create a user that may only read it (CREATE USER lambdascope_reader ...; GRANT "
+            f"SELECT ON {self.database}.* TO lambdascope_reader) and give it with --read-store "
+            "or LAMBDASCOPE_READ_STORE_URL"
+        )
+        if not self.has_read_user:
+            return [
+                "WARNING: the read API runs as the store's write user, which may change "
+                f"{self.database}; {fix}"
+            ]
+        client = self.read_client()
+        lines: list[str] | None = None
+        failure: Exception | None = None
+        try:
+            for statement in sql.SHOW_GRANTS:
+                try:
+                    lines = [str(row[0]) for row in client.query(statement).result_rows]
+                    break
+                except Exception as exc:  # an older server without FINAL: try the plain form
+                    failure = exc
+        finally:
+            self.release_read_client(client, broken=lines is None)
+        if lines is None:
+            return [f"WARNING: cannot check the read user's grants ({failure}); {fix}"]
+        problems = grant_problems(lines, self.database)
+        if not problems:
+            return []
+        listed = "; ".join(problems)
+        return [
+            f"WARNING: the read user may do more than read {self.database}: {listed}. Revoke "
+            f"these, or {fix}"
+        ]
+
+    def read_policy(self, *, refresh: bool = False) -> ReadPolicy:
+        """What reads may reach (collector/readguard.py): this database's tables and views,
+        asked of the store on first use and kept. ``refresh`` asks again, for a query naming a
+        table the kept list lacks: another package may have created it since (the alert
+        tables)."""
+        policy: ReadPolicy | None = getattr(self, "_read_policy", None)
+        if policy is None or refresh:
+            # On the write handle: an internal question, never a user's read through the
+            # sandbox (which refuses system.tables). Its database is this store's.
+            rows = self._client.query(sql.SELECT_TABLE_ENGINES).result_rows
+            policy = ReadPolicy(
+                self.database,
+                frozenset(str(row[0]) for row in rows),
+                # DESCRIBE / EXISTS / SHOW CREATE of these tables: how the read contract is
+                # checked (tests/collector/test_store.py); they show nothing but definitions.
+                metadata_statements=True,
+            )
+            self._read_policy = policy
+        return policy
+
     def ping(self) -> bool:
         """True when the store answers a trivial query."""
         try:
@@ -507,9 +618,16 @@ class Store:
             executor.shutdown(wait=True)
             with contextlib.suppress(Exception):
                 side_client.close()
+        idle = []
+        while True:
+            try:
+                idle.append(self._read_pool.get_nowait())
+            except queue.Empty:
+                break
         for client in {
             id(self._client): self._client,
             id(self._read_client): self._read_client,
+            **{id(c): c for c in idle},
         }.values():
             # Closing a dead connection has nothing left to report.
             with contextlib.suppress(Exception):
@@ -530,20 +648,61 @@ _OTLP_TABLES = {
 
 
 class _StoreReader(DirectQueryClient):
-    """DirectQueryClient on the store's current read handle, renewing it after a refused write."""
+    """DirectQueryClient on the store's current read handle, renewing it after a refused write.
+
+    Every query passes the read sandbox first (collector/readguard.py): the store runs the SQL
+    the sandbox regenerated, bound with only the parameters that SQL names, and a refusal raises
+    :class:`~collector.readguard.QueryRefused` (a QueryError carrying the HTTP status)."""
+
+    #: Refusals a newer table list may lift: the table (or parameterized view) was created
+    #: after the list was read.
+    _MAYBE_NEW_TABLE = frozenset({"table", "table_function"})
 
     def __init__(self, store: Store) -> None:
         super().__init__(store._read_client)
         self._store = store
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        guarded = self._guard(sql)
+        bound = self._bound(parameters, guarded.parameters)
         self._client = client = self._store._read_client
         try:
-            return super().query(sql, parameters)
+            return super().query(guarded.sql, bound)
         except QueryError as exc:
             if "READONLY" in str(exc):
                 self._store._reset_read_client(client)
             raise
+
+    def _guard(self, sql: str) -> GuardedRead:
+        try:
+            policy = self._store.read_policy()
+            try:
+                return guard_read(sql, policy)
+            except ReadRefused as refusal:
+                if refusal.reason not in self._MAYBE_NEW_TABLE:
+                    raise QueryRefused.from_refusal(refusal) from refusal
+                fresh = self._store.read_policy(refresh=True)
+                try:
+                    return guard_read(sql, fresh)
+                except ReadRefused as again:
+                    raise QueryRefused.from_refusal(again) from again
+        except QueryError:
+            raise
+        except Exception as exc:  # the table list could not be read: the store is at fault
+            raise QueryError(f"query failed: cannot list the store's tables: {exc}") from exc
+
+    @staticmethod
+    def _bound(parameters: Mapping[str, Any] | None, names: frozenset[str]) -> dict[str, Any]:
+        """Only the parameters the checked SQL names. With none left nothing is bound, and with
+        some the SQL holds their {name:Type} placeholders, so clickhouse-connect binds them
+        server-side: it never falls back to formatting values into the text (its %(name)s
+        binding), which would splice them into a query after it was checked. The ``_64``
+        suffix is clickhouse-connect's DateTime64 hint for the name without it."""
+        return {
+            name: value
+            for name, value in (parameters or {}).items()
+            if name in names or (name.endswith("_64") and name[:-3] in names)
+        }
 
 
 def _open_failure(shown_url: str, exc: Exception) -> str:

@@ -21,6 +21,31 @@ if TYPE_CHECKING:
 DEFAULT_COLLECTOR_URL = "http://127.0.0.1:4320"
 DEFAULT_STORE_URL = "chdb://" + str(Path("~/.lambdascope/store").expanduser())
 
+COLLECTOR_EPILOG = """\
+tokens:
+  Functions send with the ingest token, readers (analyze, tui, query) with the read token.
+  Pass them in the environment (LAMBDASCOPE_TOKEN, LAMBDASCOPE_READ_TOKEN) or in files
+  (--token-file, --read-token-file), never as flags: every user of the machine can read a
+  command line. Listening beyond loopback (--host 0.0.0.0) needs both tokens.
+
+TLS:
+  --tls-cert cert.pem --tls-key key.pem serves every endpoint over HTTPS; give functions
+  LAMBDASCOPE_COLLECTOR_URL=https://... (and LAMBDASCOPE_CA_BUNDLE for a private CA).
+
+read API:
+  Only single SELECT queries over the lambdascope database's tables and views run, with
+  limits on rows, bytes, time and memory. On a ClickHouse server, let reads run as a user
+  that may only read that database (--read-store / LAMBDASCOPE_READ_STORE_URL):
+    CREATE USER lambdascope_reader IDENTIFIED WITH sha256_password BY '...';
+    GRANT SELECT ON lambdascope.* TO lambdascope_reader;
+  The collector checks that user's grants at start and warns if it may do more.
+
+examples:
+  LAMBDASCOPE_TOKEN=... LAMBDASCOPE_READ_TOKEN=... lambdascope collector --host 0.0.0.0
+  lambdascope collector --host 0.0.0.0 --token-file /run/secrets/ingest \\
+      --read-token-file /run/secrets/read --tls-cert cert.pem --tls-key key.pem
+"""
+
 
 def parse_duration(text: str) -> timedelta:
     """Parse ``90s``, ``15m``, ``1h``, ``2d`` (a bare number is seconds)."""
@@ -43,9 +68,14 @@ def _reader_args(parser: argparse.ArgumentParser) -> None:
         help="base URL of a collector's read API (default: %(default)s)",
     )
     parser.add_argument(
+        "--read-token-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the collector's read token (else LAMBDASCOPE_READ_TOKEN)",
+    )
+    parser.add_argument(
         "--read-token",
-        default=os.environ.get("LAMBDASCOPE_READ_TOKEN"),
-        help="bearer token of the collector's read API",
+        help="the read token itself (visible in the process list: prefer the file or variable)",
     )
 
 
@@ -98,24 +128,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="store URL to keep the demo's data (default: a temporary embedded store)",
     )
 
-    collector = sub.add_parser("collector", help="run the collector (ingest and read API)")
+    collector = sub.add_parser(
+        "collector",
+        help="run the collector (ingest and read API)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=COLLECTOR_EPILOG,
+    )
     collector.add_argument(
         "--store",
         default=os.environ.get("LAMBDASCOPE_STORE_URL", DEFAULT_STORE_URL),
-        help="chdb:///path (embedded) or http(s)://user:pass@host:8123 (default: %(default)s)",
+        help="chdb:///path (embedded) or http(s)://user:pass@host:8123; a URL with a password "
+        "belongs in LAMBDASCOPE_STORE_URL, not on the command line (default: %(default)s)",
     )
-    collector.add_argument("--database", default="lambdascope")
-    collector.add_argument("--host", default="127.0.0.1")
-    collector.add_argument("--port", type=int, default=4320)
-    collector.add_argument("--token", default=os.environ.get("LAMBDASCOPE_TOKEN"))
-    collector.add_argument("--read-token", default=os.environ.get("LAMBDASCOPE_READ_TOKEN"))
+    collector.add_argument(
+        "--read-store",
+        default=os.environ.get("LAMBDASCOPE_READ_STORE_URL"),
+        metavar="URL",
+        help="ClickHouse server only: the same server as the read-only user the read API "
+        "runs as (see below); default LAMBDASCOPE_READ_STORE_URL",
+    )
+    collector.add_argument("--database", default="lambdascope", help="(default: %(default)s)")
+    collector.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; beyond loopback both tokens are required "
+        "(default: %(default)s)",
+    )
+    collector.add_argument("--port", type=int, default=4320, help="(default: %(default)s)")
+    collector.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the ingest token (else LAMBDASCOPE_TOKEN)",
+    )
+    collector.add_argument(
+        "--token", help="the ingest token itself (visible in the process list: avoid)"
+    )
+    collector.add_argument(
+        "--read-token-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the read API token (else LAMBDASCOPE_READ_TOKEN)",
+    )
+    collector.add_argument(
+        "--read-token", help="the read token itself (visible in the process list: avoid)"
+    )
+    collector.add_argument(
+        "--read-open",
+        action="store_true",
+        help="serve the read API without a token on a non-loopback address (only behind an "
+        "authenticating proxy)",
+    )
+    collector.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="PEM certificate (chain): serve HTTPS"
+    )
+    collector.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM key of --tls-cert")
     collector.add_argument(
         "--retention-days", type=int, default=30, help="keep raw data this many days"
     )
     collector.add_argument(
         "--rules", type=Path, default=None, help="alert rules file (YAML), hot-reloaded"
     )
-    collector.add_argument("--alert-interval", type=parse_duration, default=timedelta(minutes=1))
+    collector.add_argument(
+        "--alert-interval",
+        type=parse_duration,
+        default=timedelta(minutes=1),
+        help="how often alert rules are evaluated (default: 1m)",
+    )
     collector.add_argument(
         "--cluster",
         default=None,
@@ -219,6 +298,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_collector(args: argparse.Namespace) -> int:
     from collector.cluster import ClusterError, cluster_from_args
+    from collector.httpserver import TlsFiles
     from collector.server import run_collector
 
     try:
@@ -226,6 +306,31 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     except ClusterError as exc:
         print(f"lambdascope collector: {exc}", file=sys.stderr)
         return 2
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("lambdascope collector: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    from lambdascope.tokens import INGEST_TOKEN_ENV, READ_TOKEN_ENV, TokenError, resolve_token
+
+    try:
+        ingest_token, ingest_warnings = resolve_token(
+            flag_value=args.token,
+            file=args.token_file,
+            env=os.environ,
+            env_name=INGEST_TOKEN_ENV,
+            flag="--token",
+        )
+        read_token, read_warnings = resolve_token(
+            flag_value=args.read_token,
+            file=args.read_token_file,
+            env=os.environ,
+            env_name=READ_TOKEN_ENV,
+            flag="--read-token",
+        )
+    except TokenError as exc:
+        print(f"lambdascope collector: {exc}", file=sys.stderr)
+        return 2
+    for warning in ingest_warnings + read_warnings:
+        print(f"lambdascope collector: {warning}", file=sys.stderr)
     # The alert engine runs in this process, so the detectors it runs see these settings.
     if not _apply_settings(args, "collector"):
         return 2
@@ -235,20 +340,37 @@ def _cmd_collector(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         database=args.database,
-        ingest_token=args.token,
-        read_token=args.read_token,
+        ingest_token=ingest_token,
+        read_token=read_token,
         retention_days=args.retention_days,
         rules_path=args.rules,
         alert_interval=args.alert_interval,
         cluster=cluster,
+        read_open=args.read_open,
+        tls=TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert else None,
+        read_store_url=args.read_store,
     )
     return 0
 
 
 def _reader(args: argparse.Namespace) -> CollectorQueryClient:
     from lambdascope.query import CollectorQueryClient
+    from lambdascope.tokens import READ_TOKEN_ENV, TokenError, resolve_token
 
-    return CollectorQueryClient(args.collector, token=args.read_token)
+    try:
+        token, warnings = resolve_token(
+            flag_value=args.read_token,
+            file=args.read_token_file,
+            env=os.environ,
+            env_name=READ_TOKEN_ENV,
+            flag="--read-token",
+        )
+    except TokenError as exc:
+        print(f"lambdascope {args.command}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for warning in warnings:
+        print(f"lambdascope {args.command}: {warning}", file=sys.stderr)
+    return CollectorQueryClient(args.collector, token=token)
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:

@@ -24,6 +24,8 @@ import datetime as dt
 import decimal
 import ipaddress
 import json
+import os
+import ssl
 import urllib.error
 import urllib.request
 import uuid
@@ -37,18 +39,41 @@ __all__ = [
     "QueryClient",
     "QueryError",
     "QueryResult",
+    "ReadLimitError",
     "StoreUnavailableError",
     "jsonable",
     "revive",
 ]
 
-#: Settings applied to every read: the engine refuses writes, and a runaway query is cut off.
+#: Settings applied to every read: the engine refuses writes, and a query that would return
+#: too much, run too long or take too much memory fails with an error naming the limit, instead
+#: of being cut short silently (a truncated result would look complete).
 READ_SETTINGS: dict[str, Any] = {
     "readonly": 1,
     "max_result_rows": 100_000,
-    "result_overflow_mode": "break",
+    "max_result_bytes": 64 * 1024 * 1024,
+    "result_overflow_mode": "throw",
     "max_execution_time": 30,
+    "timeout_overflow_mode": "throw",
+    "max_memory_usage": 2 * 1024 * 1024 * 1024,
 }
+
+#: ClickHouse error codes of the read limits above -> what to tell the user.
+_ROWS = f"{READ_SETTINGS['max_result_rows']:,} rows"
+_BYTES = f"{READ_SETTINGS['max_result_bytes'] // (1024 * 1024)} MB"
+_LIMIT_ERRORS = {
+    "TOO_MANY_ROWS_OR_BYTES": f"the result is over the read limit of {_ROWS} or {_BYTES}",
+    "TOO_MANY_ROWS": f"the result is over the read limit of {_ROWS}",
+    "TOO_MANY_BYTES": f"the result is over the read limit of {_BYTES}",
+    "TIMEOUT_EXCEEDED": "the query ran past the read limit of "
+    f"{READ_SETTINGS['max_execution_time']} s",
+    "MEMORY_LIMIT_EXCEEDED": "the query needed more than the read limit of "
+    f"{READ_SETTINGS['max_memory_usage'] // (1024**3)} GB of memory",
+}
+
+
+#: A PEM file of CA certificates for an https:// collector signed by a private CA.
+CA_BUNDLE_ENV = "LAMBDASCOPE_CA_BUNDLE"
 
 
 class QueryError(Exception):
@@ -57,6 +82,14 @@ class QueryError(Exception):
 
 class StoreUnavailableError(QueryError):
     """The collector's read API or the ClickHouse store could not be reached."""
+
+
+class ReadLimitError(QueryError):
+    """The query hit one of the read limits (rows, bytes, time, memory); ``limit`` names it."""
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -140,7 +173,13 @@ class DirectQueryClient:
                 sql, parameters=dict(parameters or {}), settings=self._settings
             )
         except Exception as exc:  # clickhouse-connect raises several unrelated types
-            raise QueryError(f"query failed: {exc}") from exc
+            text = str(exc)
+            for code, what in _LIMIT_ERRORS.items():
+                if f"({code})" in text:
+                    raise ReadLimitError(
+                        f"{what}: aggregate, filter or add a LIMIT", limit=code
+                    ) from exc
+            raise QueryError(f"query failed: {text}") from exc
         return QueryResult(
             columns=tuple(result.column_names),
             types=tuple(t.name for t in result.column_types),
@@ -151,10 +190,23 @@ class DirectQueryClient:
 class CollectorQueryClient:
     """Reads through a collector's read API: ``POST {url}/api/v1/query``."""
 
-    def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 35.0,
+        ca_bundle: str | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self._token = token
+        # A little over the collector's own 30 s read limit, so its refusal arrives first.
         self._timeout_s = timeout_s
+        self._ssl_context: ssl.SSLContext | None = None
+        ca_bundle = ca_bundle or os.environ.get(CA_BUNDLE_ENV) or None
+        if self.url.startswith("https:"):
+            # Verified against the system's CAs, or the given bundle for a private CA.
+            self._ssl_context = ssl.create_default_context(cafile=ca_bundle)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         bound = {name: _parameter(value) for name, value in (parameters or {}).items()}
@@ -168,7 +220,9 @@ class CollectorQueryClient:
         if self._token:
             request.add_header("Authorization", f"Bearer {self._token}")
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+            with urllib.request.urlopen(
+                request, timeout=self._timeout_s, context=self._ssl_context
+            ) as response:
                 payload = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             message = _error_message(exc)

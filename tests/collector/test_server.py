@@ -14,14 +14,14 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collector.normalize import NormalizedBatch, normalize_batch
-from collector.server import CollectorServer, is_loopback
+from collector.server import CollectorServer
 from collector.store import Store, StoreError, WriteResult
 from lambdascope.query import CollectorQueryClient, DirectQueryClient, QueryError
 from tests.collector.conftest import load_event
@@ -39,7 +39,7 @@ def request(
     path: str,
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, str], Any]:
+) -> tuple[int, Mapping[str, str], Any]:
     parts = urllib.parse.urlsplit(base_url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     try:
@@ -48,14 +48,15 @@ def request(
         data = response.read()
         content_type = response.getheader("Content-Type", "")
         payload: Any = json.loads(data) if content_type.startswith("application/json") else data
-        return response.status, dict(response.getheaders()), payload
+        # HTTP header names are case-insensitive: so is this mapping.
+        return response.status, response.headers, payload
     finally:
         conn.close()
 
 
 def post_json(
     base_url: str, path: str, body: Any, **headers: str
-) -> tuple[int, dict[str, str], Any]:
+) -> tuple[int, Mapping[str, str], Any]:
     data = json.dumps(body).encode()
     return request(base_url, "POST", path, data, {"Content-Type": "application/json", **headers})
 
@@ -335,9 +336,7 @@ def test_text_that_is_not_valid_unicode_is_stored_with_replacement_characters(
 def test_a_body_that_never_arrives_times_out_with_408(
     server: CollectorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import collector.server as server_module
-
-    monkeypatch.setattr(server_module._Handler, "timeout", 0.3)
+    monkeypatch.setattr(server, "body_timeout_s", 0.3)
     parts = urllib.parse.urlsplit(server.url)
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
         sock.sendall(
@@ -457,22 +456,6 @@ def test_full_write_queue_answers_503_and_a_slow_write_blocks_no_one(
     assert replies["timeout"][0] == replies["json_logs"][0] == 200
 
 
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [
-        ("127.0.0.1", True),
-        ("127.3.4.5", True),
-        ("::1", True),
-        ("localhost", True),
-        ("0.0.0.0", False),
-        ("10.0.0.7", False),
-        ("collector.internal", False),
-    ],
-)
-def test_is_loopback(host: str, loopback: bool) -> None:
-    assert is_loopback(host) is loopback
-
-
 def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -519,3 +502,27 @@ def test_run_collector_exits_2_with_the_fix_when_the_store_cannot_open() -> None
     )
     assert done.returncode == 2
     assert "use chdb:///absolute/path" in done.stderr
+
+
+def test_stop_lets_a_batch_in_flight_finish_and_answers_it(
+    slow_server: tuple[CollectorServer, _SlowStore],
+) -> None:
+    """SIGTERM (run_collector calls stop) drains: a batch whose write is under way when the
+    collector is told to stop is still written and acknowledged."""
+    server, store = slow_server
+    replies: dict[str, Any] = {}
+    sender = threading.Thread(
+        target=lambda: replies.setdefault("r", post_json(server.url, INGEST, load_event("timeout")))
+    )
+    sender.start()
+    assert store.entered.wait(timeout=10)
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    time.sleep(0.3)  # stop() is now waiting for the request in flight
+    assert stopper.is_alive() and replies == {}
+    store.release.set()
+    stopper.join(timeout=15)
+    sender.join(timeout=15)
+    assert not stopper.is_alive()
+    assert replies["r"][0] == 200
+    assert store.groups == [[load_event("timeout")["batch_id"]]]
