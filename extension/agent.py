@@ -25,7 +25,13 @@ import threading  # noqa: E402
 from . import __version__, log  # noqa: E402
 from .batch import environment_info, invocation_record, new_id  # noqa: E402
 from .buffer import TelemetryBuffer  # noqa: E402
-from .config import COLLECTOR_URL, default_spool_dir, load_config, runtime_api_host  # noqa: E402
+from .config import (  # noqa: E402
+    COLLECTOR_URL,
+    ca_bundle_problem,
+    default_spool_dir,
+    load_config,
+    runtime_api_host,
+)
 from .lambda_api import ExtensionsApi, LambdaApiError, telemetry_subscription  # noqa: E402
 
 TYPE_CHECKING = False
@@ -187,13 +193,24 @@ class Agent:
     # 4. sender ------------------------------------------------------------------------------
     def start_shipper(self, register_body: Mapping[str, Any]) -> None:
         if not self.config.collector_url:
-            log.warning(
-                "%s is not set: telemetry is buffered and counted but not sent anywhere"
-                % COLLECTOR_URL
-            )
+            # A URL that is set but unusable (malformed, or http:// that would expose the
+            # token) was reported by load_config: one line says why, not two.
+            if not (self.environ.get(COLLECTOR_URL) or "").strip():
+                log.warning(
+                    "%s is not set: telemetry is buffered and counted but not sent anywhere"
+                    % COLLECTOR_URL
+                )
             return
-        from .shipper import Shipper
+        from .shipper import CollectorPoster, Shipper
         from .spool import Spool
+
+        ca_bundle = self.config.ca_bundle
+        if ca_bundle and self.config.collector_url.lower().startswith("https:"):
+            # Checked here, off the path to `next`, and without `ssl` (left to the first send).
+            problem = ca_bundle_problem(ca_bundle)
+            if problem is not None:
+                log.warning(problem)
+                ca_bundle = None
 
         environment = environment_info(
             register_body,
@@ -208,11 +225,18 @@ class Agent:
                 self.environ, environment["function_name"]
             )
             spool = Spool(directory, self.config.spool_max_bytes)
+        poster = CollectorPoster(ca_bundle)
+        https = self.config.collector_url.lower().startswith("https:")
+        if https and self.config.flush_policy == "end":
+            # Under `end` every send is billed post-runtime time: build the TLS context now,
+            # on this thread, rather than on the first invocation's flush.
+            poster.ssl_context()
         self.shipper = Shipper(
             self.config,
             self.buffer,
             environment,
             {"name": self.name, "version": __version__},
+            post=poster,
             stats=self.self_stats,
             spool=spool,
         ).start()

@@ -12,9 +12,20 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 COLLECTOR_URL = "LAMBDASCOPE_COLLECTOR_URL"
-"""Base URL of the collector (http or https). Unset: the agent only counts what it would send."""
+"""Base URL of the collector (http or https). Unset: the agent only counts what it would send.
+`https://` verifies the collector's certificate and host name (system CA store, or
+LAMBDASCOPE_CA_BUNDLE). `http://` to a host that is not loopback (127.0.0.0/8, ::1, localhost)
+while LAMBDASCOPE_TOKEN is set is refused (nothing is sent, as if unset) unless
+LAMBDASCOPE_ALLOW_INSECURE_HTTP=1."""
 TOKEN = "LAMBDASCOPE_TOKEN"
 """Bearer token sent as `Authorization: Bearer <token>` with every batch."""
+CA_BUNDLE = "LAMBDASCOPE_CA_BUNDLE"
+"""Path of a PEM file of CA certificates that an https collector's certificate must chain to,
+instead of the system's CA store (a collector with a private CA). A file that cannot be read or
+holds no certificate: one log line, and the system store is used."""
+ALLOW_INSECURE_HTTP = "LAMBDASCOPE_ALLOW_INSECURE_HTTP"
+"""`1`: send LAMBDASCOPE_TOKEN over plain `http://` to a host that is not loopback (anyone on
+the path can read it). Unset or `0`: such a collector URL is refused and nothing is sent."""
 LISTEN_HOST = "LAMBDASCOPE_LISTEN_HOST"
 """Address the Telemetry listener binds; default `sandbox.localdomain` if it resolves, else the
 host of `AWS_LAMBDA_RUNTIME_API`."""
@@ -105,6 +116,8 @@ class Config:
     __slots__ = (
         "collector_url",
         "token",
+        "ca_bundle",
+        "allow_insecure_http",
         "listen_host",
         "telemetry_port",
         "log_level",
@@ -137,6 +150,8 @@ class Config:
     def __init__(self) -> None:
         self.collector_url: str | None = None
         self.token: str | None = None
+        self.ca_bundle: str | None = None  # None: the system's CA store
+        self.allow_insecure_http = False
         self.listen_host: str | None = None
         self.telemetry_port = 4243
         self.log_level = "WARNING"
@@ -215,8 +230,34 @@ def load_config(environ: Mapping[str, str]) -> tuple[Config, list[str]]:
                 % (COLLECTOR_URL, url)
             )
         else:
-            config.collector_url = url.rstrip("/")
+            try:
+                parse_url(url)
+            except ValueError:
+                # Otherwise every send would fail on the port, retried for the sandbox's life.
+                problems.append(
+                    "%s=%r has an invalid port; nothing will be sent "
+                    "(set it to the collector's base URL, e.g. http://collector:4320)"
+                    % (COLLECTOR_URL, url)
+                )
+            else:
+                config.collector_url = url.rstrip("/")
     config.token = environ.get(TOKEN) or None
+    config.ca_bundle = (environ.get(CA_BUNDLE) or "").strip() or None
+    config.allow_insecure_http = _flag_setting(environ, ALLOW_INSECURE_HTTP, problems)
+    if (
+        config.collector_url
+        and config.token
+        and not config.allow_insecure_http
+        and sends_token_in_clear(config.collector_url)
+    ):
+        # A configuration error, not a send failure: the token must not leave the sandbox in
+        # clear even once, so the extension runs as if no collector were set.
+        problems.append(
+            "%s is http:// to a non-loopback host and %s is set: refusing to send the token in "
+            "clear; use https:// or set %s=1 (%s; nothing will be sent)"
+            % (COLLECTOR_URL, TOKEN, ALLOW_INSECURE_HTTP, config.collector_url)
+        )
+        config.collector_url = None
     config.listen_host = (environ.get(LISTEN_HOST) or "").strip() or None
 
     level = (environ.get(LOG_LEVEL) or "").strip().upper()
@@ -310,6 +351,86 @@ def load_config(environ: Mapping[str, str]) -> tuple[Config, list[str]]:
     c.log_sample_rate = _rate_setting(environ, LOG_SAMPLE_RATE, c.log_sample_rate, problems)
     c.tags = parse_tags(environ.get(TAGS) or "", problems)
     return config, problems
+
+
+def parse_url(url: str) -> tuple[bool, str, int, str]:
+    """`https://host:port/base` -> (tls, host, port, base path without trailing slash).
+    Raises ValueError for a port that is not a number in 1..65535."""
+    scheme, _, rest = url.partition("://")
+    tls = scheme.lower() == "https"
+    hostport, slash, path = rest.partition("/")
+    base = ("/" + path).rstrip("/") if slash else ""
+    if hostport.startswith("["):
+        host, _, port_text = hostport[1:].partition("]")
+        port_text = port_text.lstrip(":")
+    else:
+        host, sep, port_text = hostport.rpartition(":")
+        if not sep:
+            host, port_text = hostport, ""
+    port = int(port_text) if port_text else (443 if tls else 80)
+    if not 0 < port < 65536:
+        raise ValueError("port %d outside 1..65535" % port)
+    return tls, host, port, base
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 (any spelling, also ::ffff:127.x.y.z) or `localhost`. Names are not
+    resolved: any other name counts as remote, the safe side for a token."""
+    name = host.strip().lower().rstrip(".")
+    if name == "localhost":
+        return True
+    parts = name.split(".")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
+        return parts[0] == "127"
+    if ":" in name:
+        import socket  # already loaded by httpio on the start-up path
+
+        try:
+            packed = socket.inet_pton(socket.AF_INET6, name)
+        except (OSError, ValueError):
+            return False
+        if packed == bytes(15) + b"\x01":
+            return True
+        return packed[:12] == bytes(10) + b"\xff\xff" and packed[12] == 127
+    return False
+
+
+def sends_token_in_clear(url: str) -> bool:
+    """Whether a token sent to `url` would cross a network unencrypted: http:// to a host
+    that is not loopback (loopback never leaves the sandbox)."""
+    tls, host, _port, _base = parse_url(url)
+    return not tls and not is_loopback_host(host)
+
+
+def ca_bundle_problem(path: str) -> str | None:
+    """A message when `path` cannot serve as LAMBDASCOPE_CA_BUNDLE (missing, unreadable, no
+    PEM certificate in it), else None. Reads the file without `ssl`: that import is left to the
+    first https send."""
+    try:
+        with open(path, "rb") as pem:
+            text = pem.read(16 * 1024 * 1024)  # bounded: a path to a device must not hang
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return (
+            "%s=%r cannot be read (%s); verifying the collector against the system's CA "
+            "store instead" % (CA_BUNDLE, path, reason)
+        )
+    if b"-----BEGIN CERTIFICATE-----" not in text and b"-----BEGIN TRUSTED CERTIFICATE" not in text:
+        return (
+            "%s=%r holds no PEM certificate (-----BEGIN CERTIFICATE-----); verifying the "
+            "collector against the system's CA store instead" % (CA_BUNDLE, path)
+        )
+    return None
+
+
+def _flag_setting(environ: Mapping[str, str], name: str, problems: list[str]) -> bool:
+    raw = (environ.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    problems.append("%s=%r is not 1 or 0; using 0" % (name, raw))
+    return False
 
 
 def parse_tags(text: str, problems: list[str]) -> dict[str, str]:

@@ -24,6 +24,7 @@ from collections import deque
 
 from . import log
 from .batch import BATCHES_PATH, build_batch_json, gzip_bytes, new_id
+from .config import CA_BUNDLE, COLLECTOR_URL, parse_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     PostFn = Callable[[str, bytes, dict[str, str], float], tuple[int, dict[str, str], bytes]]
 
 MAX_BACKOFF_S = 60.0
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, _EMAIL_MISMATCH, _IP_ADDRESS_MISMATCH: the chain is
+# trusted but names another host, so a CA bundle is not the fix.
+_NAME_MISMATCH_CODES = (62, 63, 64)
 
 
 class PendingBatch:
@@ -58,31 +62,92 @@ class SendResult:
     REJECTED = "rejected"
 
 
-def parse_url(url: str) -> tuple[bool, str, int, str]:
-    """`https://host:port/base` -> (tls, host, port, base path without trailing slash)."""
-    scheme, _, rest = url.partition("://")
-    tls = scheme.lower() == "https"
-    hostport, slash, path = rest.partition("/")
-    base = ("/" + path).rstrip("/") if slash else ""
-    if hostport.startswith("["):
-        host, _, port_text = hostport[1:].partition("]")
-        port_text = port_text.lstrip(":")
+class CertificateVerifyError(OSError):
+    """The collector's certificate failed verification (chain or host name). An OSError, so
+    the sender treats it as it treats a refused connection: kept, retried, spooled."""
+
+
+class CollectorPoster:
+    """The sender's `post`: one request per batch over httpio, TLS for https URLs.
+
+    The SSLContext is built at the first https send (on the sender thread, so neither `ssl` nor
+    the CA store is loaded before `next`, and never for an http collector) and reused after:
+    loading a CA store costs ~20 ms each time.
+    """
+
+    def __init__(self, ca_bundle: str | None = None) -> None:
+        self.ca_bundle = ca_bundle  # None: the system's CA store
+        self._ssl_context: Any = None
+
+    def __call__(
+        self, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+    ) -> tuple[int, dict[str, str], bytes]:
+        from . import httpio
+
+        tls, host, port, path = parse_url(url)
+        context = self.ssl_context() if tls else None
+        try:
+            response = httpio.request(
+                host,
+                port,
+                "POST",
+                path,
+                headers,
+                body,
+                timeout=timeout_s,
+                tls=tls,
+                ssl_context=context,
+            )
+        except OSError as exc:
+            explained = _explained(exc, self.ca_bundle) if tls else None
+            if explained is not None:
+                raise explained from exc
+            raise
+        return response.status, response.headers, response.body
+
+    def ssl_context(self) -> Any:
+        if self._ssl_context is None:
+            import ssl
+
+            # create_default_context: CERT_REQUIRED and check_hostname, the system's
+            # minimum protocol version; cafile replaces the system store, it does not add to it.
+            context = None
+            if self.ca_bundle:
+                try:
+                    context = ssl.create_default_context(cafile=self.ca_bundle)
+                except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                    log.error(
+                        "%s=%r cannot be loaded as CA certificates (%s); verifying the "
+                        "collector against the system's CA store instead"
+                        % (CA_BUNDLE, self.ca_bundle, exc)
+                    )
+                    self.ca_bundle = None
+            self._ssl_context = context or ssl.create_default_context()
+        return self._ssl_context
+
+
+def _explained(exc: OSError, ca_bundle: str | None) -> CertificateVerifyError | None:
+    """A verification failure, reworded to say what to do; None for other errors."""
+    import ssl  # loaded already: only called for https
+
+    if not isinstance(exc, ssl.SSLCertVerificationError):
+        return None
+    reason = (getattr(exc, "verify_message", None) or str(exc)).rstrip(".")
+    if getattr(exc, "verify_code", None) in _NAME_MISMATCH_CODES:
+        advice = "the certificate must name the host of %s" % COLLECTOR_URL
+    elif ca_bundle:
+        advice = "the certificate must chain to a CA in %s=%s" % (CA_BUNDLE, ca_bundle)
     else:
-        host, sep, port_text = hostport.rpartition(":")
-        if not sep:
-            host, port_text = hostport, ""
-    port = int(port_text) if port_text else (443 if tls else 80)
-    return tls, host, port, base
+        advice = "set %s to your CA's PEM file" % CA_BUNDLE
+    return CertificateVerifyError("certificate verify failed: %s; %s" % (reason, advice))
 
 
 def http_post(
     url: str, body: bytes, headers: dict[str, str], timeout_s: float
 ) -> tuple[int, dict[str, str], bytes]:
-    from . import httpio
-
-    tls, host, port, path = parse_url(url)
-    response = httpio.request(host, port, "POST", path, headers, body, timeout=timeout_s, tls=tls)
-    return response.status, response.headers, response.body
+    """One POST with the system's CA store (a new SSLContext per call: use CollectorPoster
+    to send more than once over https)."""
+    return CollectorPoster()(url, body, headers, timeout_s)
 
 
 def classify_status(status: int) -> str:
@@ -117,7 +182,7 @@ class Shipper:
         self.environment = environment
         self.extension = extension
         self.url = (config.collector_url or "") + BATCHES_PATH
-        self._post: PostFn = post or http_post
+        self._post: PostFn = post or CollectorPoster(config.ca_bundle)
         self._stats = stats
         self.spool = spool
         self._pending: deque[PendingBatch] = deque()
@@ -366,6 +431,9 @@ class Shipper:
             headers["Authorization"] = "Bearer " + self.config.token
         try:
             status, response_headers, body = self._post(self.url, batch.body, headers, timeout_s)
+        except CertificateVerifyError as exc:
+            self._failed(str(exc), 0.0)  # its text says all; a class name would add noise
+            return SendResult.RETRY
         except Exception as exc:  # noqa: BLE001 - any network failure is retried later
             self._failed("%s: %s" % (type(exc).__name__, exc), 0.0)
             return SendResult.RETRY
