@@ -131,17 +131,14 @@ class Store:
         self._client = client
         self.url = url
         self.database = database
-        # Reads get their own handle: on chDB, clickhouse-connect applies a refused write's
-        # settings with SET and cannot restore them in readonly mode, which would leave the
-        # handle read-only (and break ingest) if reads and writes shared it.
+        # Reads get handles of their own (read_client): on chDB, clickhouse-connect applies a
+        # query's settings with SET, and readonly=1 would stick to a handle ingest shares.
         self._connect = connect
         self._connect_writer: Any | None = None  # set by open(): writes wait for every shard
-        self._read_client = connect() if connect is not None else client
         #: Idle read handles, for reads running at once (see read_client).
         self._read_pool: queue.LifoQueue[Any] = queue.LifoQueue(maxsize=READ_POOL_SIZE)
         self.is_server = False
         self.has_read_user = False
-        self._read_lock = threading.Lock()
         # Serialises the "seen this batch?" check with the inserts, so a retried batch racing
         # its original is answered duplicate once the first commit landed.
         self._write_lock = threading.Lock()
@@ -506,20 +503,6 @@ class Store:
         """A read-only query client on this store (``readonly=1``, row and time limits)."""
         return _StoreReader(self)
 
-    def _reset_read_client(self, broken: Any) -> None:
-        """Replace a read handle left in readonly mode by a refused write (see __init__)."""
-        if self._connect is None:
-            return
-        with self._read_lock:
-            if self._read_client is not broken:
-                return  # another thread already replaced it
-            try:
-                self._read_client = self._connect()
-            except Exception:  # keep the old handle; the next read reports the failure
-                return
-        with contextlib.suppress(Exception):
-            broken.close()
-
     def read_client(self) -> Any:
         """Take a read handle from the pool (or open one); give it back with
         :meth:`release_read_client`. Each concurrent read has its own handle: queries on one
@@ -528,13 +511,13 @@ class Store:
             return self._read_pool.get_nowait()
         except queue.Empty:
             pass
-        if self._connect is None:
-            return self._read_client
+        if self._connect is None:  # a store made around one client (tests): share it
+            return self._client
         return self._connect()
 
     def release_read_client(self, client: Any, *, broken: bool = False) -> None:
         """Return a handle to the pool; a broken one (or one past the pool's size) is closed."""
-        if self._connect is None or client is self._read_client and not broken:
+        if client is self._client:
             return
         if not broken:
             try:
@@ -593,13 +576,7 @@ class Store:
             # On the write handle: an internal question, never a user's read through the
             # sandbox (which refuses system.tables). Its database is this store's.
             rows = self._client.query(sql.SELECT_TABLE_ENGINES).result_rows
-            policy = ReadPolicy(
-                self.database,
-                frozenset(str(row[0]) for row in rows),
-                # DESCRIBE / EXISTS / SHOW CREATE of these tables: how the read contract is
-                # checked (tests/collector/test_store.py); they show nothing but definitions.
-                metadata_statements=True,
-            )
+            policy = ReadPolicy(self.database, frozenset(str(row[0]) for row in rows))
             self._read_policy = policy
         return policy
 
@@ -624,11 +601,7 @@ class Store:
                 idle.append(self._read_pool.get_nowait())
             except queue.Empty:
                 break
-        for client in {
-            id(self._client): self._client,
-            id(self._read_client): self._read_client,
-            **{id(c): c for c in idle},
-        }.values():
+        for client in [self._client, *idle]:
             # Closing a dead connection has nothing left to report.
             with contextlib.suppress(Exception):
                 client.close()
@@ -648,30 +621,32 @@ _OTLP_TABLES = {
 
 
 class _StoreReader(DirectQueryClient):
-    """DirectQueryClient on the store's current read handle, renewing it after a refused write.
+    """DirectQueryClient on a read handle of the store's pool, one per query at a time.
 
     Every query passes the read sandbox first (collector/readguard.py): the store runs the SQL
-    the sandbox regenerated, bound with only the parameters that SQL names, and a refusal raises
-    :class:`~collector.readguard.QueryRefused` (a QueryError carrying the HTTP status)."""
+    the sandbox regenerated, and a refusal raises :class:`~collector.readguard.QueryRefused`
+    (a QueryError carrying the HTTP status). A handle whose query failed in the engine is
+    closed rather than reused: a result cut off mid-stream (a read limit) can leave it unusable.
+    """
 
     #: Refusals a newer table list may lift: the table (or parameterized view) was created
     #: after the list was read.
     _MAYBE_NEW_TABLE = frozenset({"table", "table_function"})
 
     def __init__(self, store: Store) -> None:
-        super().__init__(store._read_client)
+        super().__init__(None)
         self._store = store
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         guarded = self._guard(sql)
-        bound = self._bound(parameters, guarded.parameters)
-        self._client = client = self._store._read_client
+        client = self._store.read_client()
         try:
-            return super().query(guarded.sql, bound)
-        except QueryError as exc:
-            if "READONLY" in str(exc):
-                self._store._reset_read_client(client)
+            result = self.run(client, guarded.sql, parameters)
+        except QueryError:
+            self._store.release_read_client(client, broken=True)
             raise
+        self._store.release_read_client(client)
+        return result
 
     def _guard(self, sql: str) -> GuardedRead:
         try:
@@ -690,19 +665,6 @@ class _StoreReader(DirectQueryClient):
             raise
         except Exception as exc:  # the table list could not be read: the store is at fault
             raise QueryError(f"query failed: cannot list the store's tables: {exc}") from exc
-
-    @staticmethod
-    def _bound(parameters: Mapping[str, Any] | None, names: frozenset[str]) -> dict[str, Any]:
-        """Only the parameters the checked SQL names. With none left nothing is bound, and with
-        some the SQL holds their {name:Type} placeholders, so clickhouse-connect binds them
-        server-side: it never falls back to formatting values into the text (its %(name)s
-        binding), which would splice them into a query after it was checked. The ``_64``
-        suffix is clickhouse-connect's DateTime64 hint for the name without it."""
-        return {
-            name: value
-            for name, value in (parameters or {}).items()
-            if name in names or (name.endswith("_64") and name[:-3] in names)
-        }
 
 
 def _open_failure(shown_url: str, exc: Exception) -> str:

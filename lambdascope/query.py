@@ -25,6 +25,7 @@ import decimal
 import ipaddress
 import json
 import os
+import re
 import ssl
 import urllib.error
 import urllib.request
@@ -41,6 +42,7 @@ __all__ = [
     "QueryResult",
     "ReadLimitError",
     "StoreUnavailableError",
+    "bound_parameters",
     "jsonable",
     "revive",
 ]
@@ -168,9 +170,15 @@ class DirectQueryClient:
         self._settings = {**READ_SETTINGS, **(settings or {})}
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        return self.run(self._client, sql, parameters)
+
+    def run(
+        self, client: Any, sql: str, parameters: Mapping[str, Any] | None = None
+    ) -> QueryResult:
+        """``sql`` on ``client`` with this reader's settings, bound server-side."""
         try:
-            result = self._client.query(
-                sql, parameters=dict(parameters or {}), settings=self._settings
+            result = client.query(
+                sql, parameters=bound_parameters(sql, parameters), settings=self._settings
             )
         except Exception as exc:  # clickhouse-connect raises several unrelated types
             text = str(exc)
@@ -185,6 +193,27 @@ class DirectQueryClient:
             types=tuple(t.name for t in result.column_types),
             rows=[_normalise_row(r) for r in result.result_rows],
         )
+
+
+_PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:")
+
+
+def bound_parameters(sql: str, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The parameters ``sql`` names as ``{name:Type}`` placeholders, and no others.
+
+    clickhouse-connect binds values server-side only when the query holds placeholders for
+    them; given a parameter the text does not name, it falls back to formatting values into the
+    text itself (``%(name)s``), which a value could break out of. The ``_64`` suffix is its
+    DateTime64 hint for the name without it.
+    """
+    if not parameters:
+        return {}
+    names = set(_PLACEHOLDER.findall(sql))
+    return {
+        name: value
+        for name, value in parameters.items()
+        if name in names or (name.endswith("_64") and name[:-3] in names)
+    }
 
 
 class CollectorQueryClient:

@@ -3,9 +3,13 @@ grants are read back and anything beyond reading the database is named."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
 from collector.access import AccessError, check_exposure, grant_problems, is_loopback
+from collector.store import Store
 
 
 @pytest.mark.parametrize(
@@ -96,3 +100,55 @@ def test_anything_beyond_reading_the_database_is_named(line: str, why: str) -> N
     problems = grant_problems(["GRANT SELECT ON lambdascope.* TO r", line], "lambdascope")
     assert len(problems) == 1, why
     assert problems[0].startswith(line), why
+
+
+class _GrantsClient:
+    """A read handle answering SHOW GRANTS (FINAL, or only the plain form on older servers)."""
+
+    def __init__(self, lines: list[str], *, final: bool = True, fails: bool = False) -> None:
+        self.lines, self.final, self.fails = lines, final, fails
+        self.closed = False
+
+    def query(self, statement: str) -> Any:
+        if self.fails or (statement.endswith("FINAL") and not self.final):
+            raise RuntimeError("Code: 497. Not enough privileges")
+        return SimpleNamespace(result_rows=[(line,) for line in self.lines])
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _server_store(read: _GrantsClient | None) -> Store:
+    store = Store(object(), url="https://ch:8443", database="lambdascope", connect=lambda: read)
+    store.is_server = True
+    store.has_read_user = read is not None
+    return store
+
+
+def test_a_read_user_that_only_reads_starts_quietly() -> None:
+    read = _GrantsClient(["GRANT SELECT ON lambdascope.* TO lambdascope_reader"], final=False)
+    assert _server_store(read).read_access_warnings() == []
+
+
+def test_a_read_user_that_may_do_more_is_a_loud_warning_naming_the_grant() -> None:
+    read = _GrantsClient(["GRANT SELECT ON lambdascope.* TO r", "GRANT FILE ON *.* TO r"])
+    (warning,) = _server_store(read).read_access_warnings()
+    assert warning.startswith("WARNING: the read user may do more than read lambdascope")
+    assert "GRANT FILE ON *.* TO r" in warning and "GRANT SELECT ON lambdascope.*" in warning
+
+
+def test_reads_as_the_write_user_on_a_server_are_warned_about() -> None:
+    (warning,) = _server_store(None).read_access_warnings()
+    assert "runs as the store's write user" in warning and "--read-store" in warning
+
+
+def test_grants_that_cannot_be_read_are_warned_about() -> None:
+    read = _GrantsClient([], fails=True)
+    (warning,) = _server_store(read).read_access_warnings()
+    assert "cannot check the read user's grants" in warning
+    assert read.closed
+
+
+def test_the_embedded_store_has_no_users_to_check() -> None:
+    store = Store(object(), url="chdb:///x", database="lambdascope")
+    assert store.read_access_warnings() == []

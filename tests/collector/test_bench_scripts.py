@@ -43,3 +43,47 @@ def test_ingest_throughput_compares_end_to_end_with_raw_and_samples_memory() -> 
     assert re.search(r"^\| 2 \| [\d,]+ \| \d+% \| [\d.]+ us \| [\d.]+ \| 1,000 \|$", out, re.M)
     assert re.search(r"^\| 3 \| [\d,]+ \| \d+% \| [\d.]+ us \| [\d.]+ \| 1,000 \|$", out, re.M)
     assert "RSS MB start" in out
+
+
+def _table_cells(out: str, title: str, side: str) -> dict[str, str]:
+    """The row of ``side`` in the markdown table under the heading containing ``title``."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("###") and title in line)
+    header = [cell.strip() for cell in lines[start + 2].strip("|").split("|")]
+    for line in lines[start + 4 :]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if cells[0] == side:
+            return dict(zip(header, cells, strict=True))
+    raise AssertionError(f"no row {side!r} in the table {title!r}:\n{out}")
+
+
+def test_collector_http_compares_before_and_after_side_by_side() -> None:
+    out = run(
+        "collector_http.py", "--quick", "--events", "1000", "--load-s", "2", "--senders", "40"
+    )
+    assert "machine: nproc=" in out and "REV = " in out
+    assert "before:" in out and "after:" in out and out.count("  imports ") == 2
+    for title in ("a) ingest", "b) load"):
+        for side in ("before", "after"):
+            row = _table_cells(out, title, side)
+            assert re.fullmatch(r"[\d,]+", row["events/s"]), row
+            assert row["connection errors"] == "0", row
+            assert row["other non-200"] == "0", row
+        assert _table_cells(out, title, "after/before")["events/s"].endswith("x")
+    assert "requests/s" in out and "503 (retried)" in out and "peak RSS MB" in out
+
+
+def test_read_limits_reports_status_memory_and_a_fast_read_beside_a_slow_one() -> None:
+    out = run("read_limits.py", "--quick")
+    assert "oversized read:" in out and "GB before JSON encoding" in out
+    oversized = _table_cells(out, "oversized read", "after")
+    assert re.fullmatch(r"\d{3}", oversized["HTTP status"]), oversized
+    assert oversized["peak - before MB"], oversized
+    allowed = _table_cells(out, "large but allowed read", "after")
+    assert allowed["HTTP status"] == "200", allowed
+    fast = _table_cells(out, "a fast read while a slow read runs", "after")
+    assert re.fullmatch(r"\d{3}", fast["slow read status"]), fast
+    assert fast["it answered"] in ("while the slow read ran", "after the slow read"), fast
+    assert "connection errors: 0" in out

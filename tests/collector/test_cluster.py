@@ -587,6 +587,7 @@ def test_store_open_on_a_server_creates_the_cluster_schema_and_waits_for_shards(
     monkeypatch.setattr("collector.store.clickhouse_connect.get_client", get_client)
     store = Store.open("http://u:secret@ch.internal:8123/fleet", cluster=SHARDED)
     assert store.cluster == SHARDED and store.database == "fleet"
+    store.read_client()  # read handles are opened as reads need them
     (admin_args, admin), (write_args, writer), (read_args, _reader) = opened
     assert admin.commands == ["CREATE DATABASE IF NOT EXISTS `fleet` ON CLUSTER `lambdascope`"]
     # Inserts into Distributed tables return once every shard committed; reads run readonly

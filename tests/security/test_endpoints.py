@@ -50,14 +50,15 @@ def send(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     context: ssl.SSLContext | None = None,
+    timeout_s: float = 10.0,
 ) -> tuple[int, http.client.HTTPMessage, bytes]:
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port
     conn: http.client.HTTPConnection
     if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(host, port, timeout=10, context=context)
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout_s, context=context)
     else:
-        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
