@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 DEFAULT_NAME = "lambdascope"
 SHUTDOWN_MARGIN_MS = 150  # exit this long before Lambda's SIGKILL at the SHUTDOWN deadline
+# ... unless the final flush is still spooling then (a starved CPU): it gets until this long
+# before the deadline, what it has not written by then is lost with the process.
+SHUTDOWN_EXIT_MS = 50
 NEXT_RETRIES = 3
 REGISTER_RETRY_PAUSES_S = (0.02, 0.1)
 
@@ -259,16 +262,34 @@ class Agent:
         stats: dict[str, Any] = self_usage()
         stats["startup_ms"] = self.ready_ms
         stats["process_startup_ms"] = process_startup_ms(self.environ, self.ready_epoch)
-        stats["bytes_sent"] = self.shipper.bytes_sent if self.shipper else 0
+        shipper = self.shipper
+        spool = shipper.spool if shipper is not None else None
+        stats["bytes_sent"] = shipper.bytes_sent if shipper else 0
         stats["dropped_events"] = self.buffer.dropped_events + (
-            self.shipper.dropped_events if self.shipper else 0
+            shipper.dropped_events if shipper else 0
         )
         stats["dropped_invocations"] = self.buffer.dropped_invocations
         stats["post_runtime_ms_total"] = round(self.post_runtime_ms_total, 3)
         stats["post_runtime_ms_max"] = round(self.post_runtime_ms_max, 3)
         stats["invocations"] = self.invocations
-        if self.shipper is not None and self.shipper.spool is not None:
-            stats["spool_dropped_events"] = self.shipper.spool.dropped_events
+        if spool is not None:
+            stats["spool_dropped_events"] = spool.dropped_events
+        # Events here are Telemetry API events plus OTLP export requests.
+        stats["events_received"] = self.buffer.received_events + self.buffer.received_otlp
+        stats["events_sent"] = shipper.events_sent if shipper else 0
+        stats["batches_sent"] = shipper.batches_sent if shipper else 0
+        dropped = {"buffer_full": self.buffer.dropped_events}
+        if self.otlp_handler is not None:
+            dropped["otlp_buffer_full"] = self.buffer.dropped_otlp
+        if shipper is not None:
+            dropped.update(shipper.dropped_by_reason)
+        if spool is not None:
+            dropped["spool_full"] = spool.dropped_events
+        stats["events_dropped"] = dropped
+        stats["send_failures"] = shipper.send_failures if shipper else 0
+        stats["send_retries"] = shipper.send_retries if shipper else 0
+        stats["spooled_batches"] = shipper.spooled_batches if shipper else 0
+        stats["spooled_bytes"] = shipper.spooled_bytes if shipper else 0
         if self.otlp_handler is not None:
             stats["otlp_received"] = self.buffer.received_otlp
             stats["otlp_rejected"] = self.otlp_handler.rejected
@@ -322,14 +343,16 @@ class Agent:
 
     def on_shutdown(self, deadline_ms: int, reason: str) -> None:
         log.debug("SHUTDOWN (%s), %d ms left" % (reason, deadline_ms - now_ms()))
-        self._wait_background()
+        self._wait_background(max(0.0, (deadline_ms - SHUTDOWN_MARGIN_MS - now_ms()) / 1000.0))
         self._finish_invocation()
         if self.shipper is not None:
-            done = self.shipper.shutdown(deadline_ms - SHUTDOWN_MARGIN_MS)
-            if not done or self.shipper.pending_batches:
+            # The final flush sends within the deadline and writes one summary line (what was
+            # sent, spooled, dropped); it ends before this deadline whatever the collector does.
+            done = self.shipper.shutdown(deadline_ms - SHUTDOWN_MARGIN_MS, reason=reason)
+            if not done and not self.shipper.wait_stopped(deadline_ms - SHUTDOWN_EXIT_MS):
                 log.warning(
-                    "SHUTDOWN: could not deliver everything to %s before the deadline"
-                    % self.shipper.url
+                    "SHUTDOWN: the final flush to %s did not end before the deadline; what it "
+                    "had not spooled yet is lost" % self.shipper.url
                 )
         if self.sampler is not None:
             self.sampler.stop()
@@ -378,9 +401,9 @@ class Agent:
         except Exception as exc:  # noqa: BLE001 - the function must keep working without us
             log.error("cannot start the sender: %r; telemetry will not be sent" % (exc,))
 
-    def _wait_background(self) -> None:
+    def _wait_background(self, timeout_s: float = 2.0) -> None:
         if self._late_setup is not None:
-            self._late_setup.join(timeout=2.0)
+            self._late_setup.join(timeout=min(2.0, timeout_s))
             self._late_setup = None
 
     def loop(self) -> int:

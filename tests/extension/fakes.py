@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -151,19 +152,36 @@ class FakeCollector:
     """Records every batch POST; answers the scripted statuses first, then 200.
     Stores a batch id once, as the real collector does."""
 
-    def __init__(self, statuses: list[int] | None = None, port: int = 0) -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, port: int = 0, delay_s: float = 0.0
+    ) -> None:
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.stored: dict[str, dict[str, Any]] = {}
         self.statuses = list(statuses or [])
+        self.delay_s = delay_s  # each request takes this long before its answer
+        self.active = 0  # requests being answered now
+        self.max_concurrent = 0  # the most requests answered at once
         self._cond = threading.Condition()
         fake = self
 
         class Handler(_QuietHandler):
             def do_POST(self) -> None:
+                with fake._cond:
+                    fake.active += 1
+                    fake.max_concurrent = max(fake.max_concurrent, fake.active)
+                try:
+                    self._answer()
+                finally:
+                    with fake._cond:
+                        fake.active -= 1
+
+            def _answer(self) -> None:
                 raw = self._body()
                 headers = dict(self.headers)
                 body = gzip.decompress(raw) if headers.get("Content-Encoding") == "gzip" else raw
                 batch = json.loads(body)
+                if fake.delay_s:
+                    time.sleep(fake.delay_s)
                 with fake._cond:
                     fake.requests.append((headers, batch))
                     status = fake.statuses.pop(0) if fake.statuses else 200
@@ -209,6 +227,34 @@ class FakeCollector:
 
     def stored_invocations(self) -> list[dict[str, Any]]:
         return [record for batch in self.stored_batches() for record in batch["invocations"]]
+
+
+class HangingCollector:
+    """A collector address that accepts connections (the kernel's backlog) and never answers:
+    every request to it ends only at its sender's timeout."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(64)
+        self.port = self._socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> HangingCollector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections to it are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def extension_env(api: FakeLambdaApi, **overrides: str) -> dict[str, str]:

@@ -66,7 +66,7 @@ def test_flush_posts_one_batch_with_headers_and_stats() -> None:
     assert headers["Content-Encoding"] == "gzip"
     assert batch["telemetry"] == invocation_events("a")
     assert batch["invocations"] == [{"request_id": "a"}]
-    assert batch["extension_stats"] == {"dropped_events": 0}
+    assert batch["extension_stats"] == {"dropped_events": 0, "final": False}
     assert shipper.bytes_sent > 0 and shipper.batches_sent == 1
 
 
