@@ -53,8 +53,8 @@ class CollectorProcess:
             "--port",
             str(port),
         ]
-        if token:
-            self._argv += ["--token", token]
+        # The token goes in the child's environment: a command line is visible to every user.
+        self._token = token
         self._argv += list(extra_args)
         self._start_timeout_s = start_timeout_s
         self._process: subprocess.Popen[str] | None = None
@@ -63,6 +63,8 @@ class CollectorProcess:
 
     def start(self) -> str:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self._token:
+            env["LAMBDASCOPE_TOKEN"] = self._token
         self._process = subprocess.Popen(
             self._argv,
             stdout=subprocess.PIPE,
