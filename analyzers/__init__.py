@@ -10,9 +10,11 @@ from datetime import datetime, timedelta
 
 # Importing the detector modules registers them.
 from analyzers import coldstarts as _coldstarts  # noqa: F401
+from analyzers import completeness as _completeness  # noqa: F401
 from analyzers import config_checks as _config_checks  # noqa: F401
 from analyzers import cost as _cost  # noqa: F401
 from analyzers import errors as _errors  # noqa: F401
+from analyzers import extension_overhead as _extension_overhead  # noqa: F401
 from analyzers import memory as _memory  # noqa: F401
 from analyzers import memory_leak as _memory_leak  # noqa: F401
 from analyzers import throttles as _throttles  # noqa: F401

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from analyzers import sql
+from analyzers.completeness import delivery_parameters
 from analyzers.findings import Finding
 from analyzers.window import Window, ch_time
 from lambdascope.query import QueryClient
@@ -45,6 +46,11 @@ class FunctionSummary:
     #: Invocations that started but whose report never came (crashes, timeouts without a
     #: report, lost telemetry): counted in ``invocations``, without status or duration.
     unreported: int = 0
+    #: Events the lambdascope extension dropped in the window (its buffer full, the collector
+    #: unreachable at shutdown...), from its own figures; 0 without them.
+    events_dropped: int = 0
+    #: Environments that went silent without a final flush (analyzers/completeness.py).
+    silent_environments: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,15 +101,22 @@ def fleet_summary(
 ) -> list[FunctionSummary]:
     """One row per function that was invoked in the window, sorted by name.
 
-    Read from the per-minute rollups alone (never raw rows), so the window counts the whole
-    minutes it overlaps.
+    Read from the per-minute rollups (never raw rows), so the window counts the whole minutes
+    it overlaps, and the extension's own figures (``extension_stats``) for what it dropped.
     """
     window = Window.ending(now, since)
     rows = client.query(sql.FLEET, window.parameters(function_name)).dicts()
-    return [fleet_row(r) for r in rows]
+    delivery = client.query(
+        sql.EXTENSION_DELIVERY, delivery_parameters(window, function_name)
+    ).dicts()
+    by_function = {str(r["function_name"]): r for r in delivery}
+    return [fleet_row(r, by_function.get(str(r["function_name"]))) for r in rows]
 
 
-def fleet_row(row: Mapping[str, Any]) -> FunctionSummary:
+def fleet_row(row: Mapping[str, Any], delivery: Mapping[str, Any] | None = None) -> FunctionSummary:
+    """Pure: a row of :data:`sql.FLEET`, with the function's row of
+    :data:`sql.EXTENSION_DELIVERY` when the extension sent its figures."""
+    delivery = delivery or {}
     quantiles = list(row.get("duration_quantiles_ms") or []) + [None, None]
     return FunctionSummary(
         function_name=row["function_name"],
@@ -116,6 +129,8 @@ def fleet_row(row: Mapping[str, Any]) -> FunctionSummary:
         max_memory_pct=_finite(row["max_memory_pct"]),
         last_seen=row["last_seen"],
         unreported=int(row.get("unreported") or 0),
+        events_dropped=int(delivery.get("events_dropped_total") or 0),
+        silent_environments=int(delivery.get("silent_environments") or 0),
     )
 
 

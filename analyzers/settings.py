@@ -24,27 +24,40 @@ telemetry. ``lambdascope analyze``, ``lambdascope alerts test`` and ``lambdascop
     [prices.provisioned_concurrency]  # function name -> provisioned environments
     checkout = 5
 
+    [extension]                     # what the lambdascope extension may cost a function
+    startup_ms_p95 = 50             # start-up, p95 over environments
+    post_runtime_ms_p95 = 5         # time after the function's code finished, p95 per invocation
+    peak_rss_mb = 40                # peak resident memory of one environment's extension
+
+    [completeness]
+    silent_after_minutes = 15       # no batch and no final flush for this long: went silent
+
 Every table and key is optional; a missing one keeps the default. A bad file raises
 :class:`SettingsError` naming the file, the key and its line (``file:line: key: problem``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from analyzers import cost, throttles
+from analyzers import completeness, cost, extension_overhead, throttles
 from analyzers.cost import PriceTable, PriceTableError
+from analyzers.extension_overhead import ExtensionBudget
 from analyzers.throttles import ConcurrencyLimits
 
 __all__ = ["Settings", "SettingsError", "apply_settings", "load_settings", "parse_settings"]
 
-_TOP = ("concurrency", "prices")
+_TOP = ("concurrency", "prices", "extension", "completeness")
 _CONCURRENCY = ("account_limit", "reserved")
+_EXTENSION = ("startup_ms_p95", "post_runtime_ms_p95", "peak_rss_mb")
+_COMPLETENESS = ("silent_after_minutes",)
 
 
 class SettingsError(ValueError):
@@ -55,6 +68,8 @@ class SettingsError(ValueError):
 class Settings:
     limits: ConcurrencyLimits = field(default_factory=ConcurrencyLimits)
     prices: PriceTable = field(default_factory=PriceTable)
+    extension_budget: ExtensionBudget = field(default_factory=ExtensionBudget)
+    silent_after: timedelta = completeness.SILENT_AFTER
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -67,9 +82,11 @@ def load_settings(path: str | Path) -> Settings:
 
 
 def apply_settings(settings: Settings) -> None:
-    """Make the detectors use these limits and prices (process-wide)."""
+    """Make the detectors use these limits, prices, budgets and thresholds (process-wide)."""
     throttles.configure(settings.limits)
     cost.configure(settings.prices)
+    extension_overhead.configure(settings.extension_budget)
+    completeness.configure(settings.silent_after)
 
 
 def parse_settings(text: str, source: str = "settings") -> Settings:
@@ -103,7 +120,12 @@ def parse_settings(text: str, source: str = "settings") -> Settings:
     except PriceTableError as exc:
         problem = str(exc).split(": ", 2)[-1]
         raise fail(["prices", *exc.key], problem) from None
-    return Settings(limits=limits, prices=prices)
+    return Settings(
+        limits=limits,
+        prices=prices,
+        extension_budget=_extension_budget(data.get("extension", {}), fail),
+        silent_after=_silent_after(data.get("completeness", {}), fail),
+    )
 
 
 def _limits(data: Any, fail: Any) -> ConcurrencyLimits:
@@ -128,6 +150,42 @@ def _limits(data: Any, fail: Any) -> ConcurrencyLimits:
                 f"must be a whole number of executions (0 or more), got {value!r}",
             )
     return ConcurrencyLimits(account_concurrency=account, reserved=dict(reserved))
+
+
+def _positive_number(value: Any) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def _extension_budget(data: Any, fail: Any) -> ExtensionBudget:
+    if not isinstance(data, Mapping):
+        raise fail(["extension"], f"must be a table with {', '.join(_EXTENSION)}")
+    for key, value in data.items():
+        if key not in _EXTENSION:
+            raise fail(["extension", key], f"unknown key; use {', '.join(_EXTENSION)}")
+        if not _positive_number(value):
+            unit = "MB" if key == "peak_rss_mb" else "ms"
+            raise fail(["extension", key], f"must be a positive number of {unit}, got {value!r}")
+    return ExtensionBudget(**{key: float(value) for key, value in data.items()})
+
+
+def _silent_after(data: Any, fail: Any) -> timedelta:
+    if not isinstance(data, Mapping):
+        raise fail(["completeness"], "must be a table with silent_after_minutes")
+    for key in data:
+        if key not in _COMPLETENESS:
+            raise fail(["completeness", key], f"unknown key; use {', '.join(_COMPLETENESS)}")
+    minutes = data.get("silent_after_minutes", completeness.SILENT_AFTER / timedelta(minutes=1))
+    if not _positive_number(minutes):
+        raise fail(
+            ["completeness", "silent_after_minutes"],
+            f"must be a positive number of minutes, got {minutes!r}",
+        )
+    return timedelta(minutes=minutes)
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")

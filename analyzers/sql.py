@@ -408,3 +408,149 @@ ORDER BY function_name, function_version, errors DESC, error_type
 LIMIT {max_types:UInt32} BY function_name, function_version
 """
 )
+
+# The extension's own figures (collector/README.md, `extension_stats`): one row per environment
+# per flush, its counters totals since the extension process started, and one environment_id
+# per process. So what an environment dropped in the window is its newest totals in the window
+# minus its newest totals before it: the rows from ``baseline_since`` (a day before the window)
+# to ``since`` are read for that, and only for the environments seen in the window (the table's
+# key starts with function_name, environment_id, so the set prunes the rest). GLOBAL: on a
+# sharded store the set is built once and sent to the shards (a plain IN over two Distributed
+# tables is refused there); on one server it is a plain IN.
+#
+# An environment went silent without a final flush when it sent no batch marked `final` and
+# its newest batch in the window is older than ``silent_before`` (the window's end minus the
+# silence threshold): its sandbox was killed, or its collector unreachable through SHUTDOWN, or
+# it was frozen and reclaimed. One still sending (newer than ``silent_before``) is open, and may
+# hold its last invocation's report until its next invocation or SHUTDOWN.
+#
+# Why a query and not a view of the collector: a view over every environment would aggregate
+# the whole retention at every read, and the window, the baseline and the silence threshold are
+# parameters of the analysis, which a plain view cannot take.
+_EXTENSION_ENVIRONMENTS = """
+    SELECT
+        function_name,
+        environment_id,
+        maxIf(time, in_window) AS last_seen,
+        maxIf(final, in_window) AS final_seen,
+        mapFilter((reason, events) -> events > 0, mapSubtract(
+            mapApply((reason, events) -> (reason, toInt64(events)),
+                maxMapIf(events_dropped, in_window)),
+            mapApply((reason, events) -> (reason, toInt64(events)),
+                maxMapIf(events_dropped, NOT in_window)))) AS dropped_by_reason,
+        greatest(toInt64(maxIf(events_dropped_total, in_window))
+            - toInt64(maxIf(events_dropped_total, NOT in_window)), 0) AS dropped,
+        greatest(toInt64(maxIf(events_received, in_window))
+            - toInt64(maxIf(events_received, NOT in_window)), 0) AS received,
+        maxIf(shutdown_events_unsent, in_window AND final = 1) AS unsent_at_shutdown
+    FROM (
+        SELECT
+            function_name,
+            environment_id,
+            time,
+            final,
+            events_dropped,
+            events_dropped_total,
+            events_received,
+            shutdown_events_unsent,
+            time >= {since:DateTime64(3, 'UTC')} AS in_window
+        FROM extension_stats
+        WHERE time >= {baseline_since:DateTime64(3, 'UTC')}
+            AND time < {until:DateTime64(3, 'UTC')}
+            AND ({function_name:String} = '' OR function_name = {function_name:String})
+            AND (function_name, environment_id) GLOBAL IN (
+                SELECT function_name, environment_id
+                FROM extension_stats
+                WHERE time >= {since:DateTime64(3, 'UTC')}
+                    AND time < {until:DateTime64(3, 'UTC')}
+                    AND ({function_name:String} = '' OR function_name = {function_name:String})
+            )
+    )
+    GROUP BY function_name, environment_id"""
+
+#: Per function over the window: its environments (silent, open), the events the extension
+#: dropped (by reason, and in all), the events it received, and the events its final flushes
+#: could not send before the final batch. For the ``data_completeness`` detector and the fleet.
+EXTENSION_DELIVERY = (
+    """
+SELECT
+    function_name,
+    count() AS environments,
+    countIf(final_seen = 0 AND last_seen < {silent_before:DateTime64(3, 'UTC')})
+        AS silent_environments,
+    countIf(final_seen = 0 AND last_seen >= {silent_before:DateTime64(3, 'UTC')})
+        AS open_environments,
+    sumMap(dropped_by_reason) AS events_dropped,
+    sum(dropped) AS events_dropped_total,
+    sum(received) AS events_received,
+    sum(unsent_at_shutdown) AS shutdown_events_unsent
+FROM ("""
+    + _EXTENSION_ENVIRONMENTS
+    + """
+)
+GROUP BY function_name
+ORDER BY function_name
+"""
+)
+
+#: Per function over the window's minutes (the rollups): invocations (started or reported) and
+#: those whose report never came (``started - reported``).
+UNREPORTED_INVOCATIONS = (
+    """
+SELECT
+    function_name,
+    greatest(reported, started_parts) AS invocations,
+    toUInt64(greatest(toInt64(started_parts) - toInt64(reported), 0)) AS unreported
+FROM (
+    SELECT function_name, sum(invocations) AS reported, sum(started) AS started_parts
+    FROM invocation_minutes"""
+    + _MINUTES
+    + """
+    GROUP BY function_name
+)
+WHERE invocations > 0
+ORDER BY function_name
+"""
+)
+
+#: The extension's cost per function over the window's batches: start-up p95 over its
+#: environments (one figure each), post-runtime time per invocation p95 (each batch's interval
+#: stands for its invocations: the growth of ``post_runtime_ms_total`` over the INVOKE events
+#: since the environment's previous batch, weighted by them; the first batch of an environment
+#: in the window counts from its start), and the peak memory of its largest environment.
+EXTENSION_OVERHEAD = """
+SELECT
+    function_name,
+    uniqExact(environment_id) AS environments,
+    quantileExactIf(0.95)(assumeNotNull(startup_ms), first_row AND startup_ms IS NOT NULL)
+        AS startup_ms_p95,
+    max(startup_ms) AS startup_ms_max,
+    sum(invokes) AS invocations,
+    quantileExactWeightedIf(0.95)(post_runtime_ms, invokes, invokes > 0) AS post_runtime_ms_p95,
+    max(longest_flush_ms) AS post_runtime_ms_max,
+    max(peak_rss_mb) AS peak_rss_mb_max
+FROM (
+    SELECT
+        function_name,
+        environment_id,
+        startup_ms,
+        peak_rss_mb,
+        post_runtime_ms_max AS longest_flush_ms,
+        row_number() OVER environment = 1 AS first_row,
+        toUInt64(greatest(toInt64(invoke_events)
+            - toInt64(lagInFrame(invoke_events, 1, 0) OVER environment), 0)) AS invokes,
+        greatest(coalesce(post_runtime_ms_total, 0)
+            - lagInFrame(coalesce(post_runtime_ms_total, 0), 1, 0) OVER environment, 0)
+            / greatest(invokes, 1) AS post_runtime_ms
+    FROM extension_stats
+    WHERE time >= {since:DateTime64(3, 'UTC')}
+        AND time < {until:DateTime64(3, 'UTC')}
+        AND ({function_name:String} = '' OR function_name = {function_name:String})
+    WINDOW environment AS (
+        PARTITION BY function_name, environment_id
+        ORDER BY time, invoke_events, post_runtime_ms_total
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+GROUP BY function_name
+ORDER BY function_name
+"""

@@ -66,6 +66,8 @@ SHARDING_KEYS: dict[str, str] = {
     "cold_start_parts": "cityHash64(function_name, environment_id)",
     "logs": "cityHash64(function_name, request_id, batch_id, seq)",
     "batches": "cityHash64(batch_id)",
+    # A group's intent rows stay together, in one part: the intent is written whole or not.
+    "batch_intents": "cityHash64(group_token)",
     "otel_traces": "cityHash64(TraceId)",
     "otel_traces_trace_id_ts": "cityHash64(TraceId)",
     "otel_logs": "cityHash64(TraceId, ServiceName, Timestamp)",
@@ -73,6 +75,8 @@ SHARDING_KEYS: dict[str, str] = {
     "invocation_minutes": "cityHash64(function_name)",
     "cloudwatch_metrics": "cityHash64(namespace, metric_name, function_name)",
     "function_tags": "cityHash64(function_name)",
+    # One environment's rows together: its figures are read as differences between its rows.
+    "extension_stats": "cityHash64(function_name, environment_id)",
     # analyzers/alerts creates these on the same store; alert_state is read with FINAL, so
     # the versions of one (rule, function) must share a shard.
     "alert_state": "cityHash64(rule, function_name)",

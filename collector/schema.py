@@ -29,7 +29,11 @@ class SchemaError(Exception):
 
 def render(statement: str, retention_days: int) -> str:
     """Fill the collector-owned numbers into one DDL statement."""
-    return statement.format(retention_days=retention_days, dedup_window=sql.DEDUP_WINDOW)
+    return statement.format(
+        retention_days=retention_days,
+        dedup_window=sql.DEDUP_WINDOW,
+        intent_days=sql.INTENT_DAYS,
+    )
 
 
 def check_retention(retention_days: Any) -> int:

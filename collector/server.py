@@ -14,7 +14,7 @@ Endpoints::
     POST /v1/traces, /v1/logs, /v1/metrics
                                  OTLP/HTTP (protobuf or JSON) into otel_traces / otel_logs /
                                  otel_metrics; replies in the request's encoding
-    POST /v1/firehose/metrics    CloudWatch Metric Streams via Firehose (JSON records)
+    POST /v1/firehose/metrics    CloudWatch Metric Streams via Firehose (JSON or OpenTelemetry 1.0)
     GET  /healthz, /readyz       liveness; readiness = the store answers
     GET  /metrics                Prometheus text format
 """
@@ -32,11 +32,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from collector import firehose, otlp, otlp_batch, otlp_proto
+from collector import firehose, otlp, otlp_proto
 from collector.access import AccessError, check_exposure
 from collector.app import OTLP_PATHS, build_app
 from collector.httpserver import HttpServer, ServerLimits, TlsError, TlsFiles
-from collector.normalize import BatchError, normalize_batch
+from collector.prepare import prepare_batch
 from collector.schema import DEFAULT_RETENTION_DAYS, SchemaError
 from collector.store import Store, StoreError
 from collector.wire import HttpError, Metrics, bearer_matches, decode_body, parse_json
@@ -157,16 +157,7 @@ class CollectorServer:
 
     def ingest(self, body: bytes, content_encoding: str | None) -> dict[str, Any]:
         with self.writer.preparing(), self._cpu_slots:
-            data = decode_body(body, content_encoding, self.max_decompressed_bytes)
-            raw = parse_json(data)
-            del data
-            try:
-                batch = normalize_batch(raw)
-            except BatchError as exc:
-                raise HttpError(400, str(exc), field=exc.field) from None
-            # OTLP exports forwarded by the extension; a bad one is rejected alone.
-            batch = otlp_batch.attach(batch, raw, max_total_bytes=self.max_decompressed_bytes)
-            del raw
+            batch = prepare_batch(body, content_encoding, self.max_decompressed_bytes)
         try:
             result = self.writer.submit(batch)
         except QueueFull as exc:
@@ -258,7 +249,12 @@ class CollectorServer:
         request_id: str | None,
         access_key: str | None,
     ) -> dict[str, Any]:
-        """Firehose HTTP endpoint delivery: every reply carries the request id and a timestamp."""
+        """Firehose HTTP endpoint delivery: every reply carries the request id and a timestamp.
+
+        Records that cannot be stored are skipped and counted by reason, the rest stored, and
+        the reply is 200 (:mod:`collector.firehose` says why); a delivery that is not
+        Firehose's format, or holds the OpenTelemetry 0.7.0 format, is refused with 400.
+        """
         shown_id = request_id or ""
 
         def refuse(status: int, message: str, **headers: str) -> HttpError:
@@ -274,6 +270,8 @@ class CollectorServer:
         except HttpError as exc:
             raise refuse(exc.status, exc.message) from None
         except firehose.FirehoseError as exc:
+            # Firehose retries it and only its own error logs would show why: say it here too.
+            log.warning("Firehose delivery %s refused: %s", shown_id, exc)
             raise refuse(exc.status, str(exc)) from None
         try:
             written = self.store.write_metrics(delivery.request_id, delivery.points)
@@ -283,8 +281,17 @@ class CollectorServer:
                 503, f"the store is unavailable: {exc}", **{"Retry-After": str(RETRY_AFTER_S)}
             ) from None
         self.metrics.inc("lambdascope_rows_written_total", written, table="cloudwatch_metrics")
-        if delivery.skipped_lines:
-            self.metrics.inc("lambdascope_metric_lines_skipped_total", delivery.skipped_lines)
+        # Skipped records are acknowledged (a retry cannot fix them): the counter and the log
+        # line are where they show.
+        for reason, count in sorted(delivery.skipped.items()):
+            self.metrics.inc("lambdascope_metric_lines_skipped_total", count, reason=reason)
+        if delivery.skipped:
+            log.warning(
+                "Firehose delivery %s: stored %d metric data points, skipped %s",
+                delivery.request_id,
+                written,
+                ", ".join(f"{n} {reason}" for reason, n in sorted(delivery.skipped.items())),
+            )
         return firehose.reply_body(delivery.request_id, int(time.time() * 1000))
 
     def query(self, body: bytes, content_encoding: str | None) -> dict[str, Any]:

@@ -14,6 +14,12 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 #: How many recent insert block ids each table remembers to drop a retried insert.
 DEDUP_WINDOW = 10_000
+#: Days a batch's body is kept in `batches` to redo a write that was cut short.
+INTENT_DAYS = 2
+#: A write cut short is redone when one of its batches arrives again within this many minutes
+#: of the first attempt; later, the deduplication window (DEDUP_WINDOW inserts per table) may
+#: have moved on, and a redo could store twice what a redo within it would not.
+REDO_WINDOW_MINUTES = 10
 
 CREATE_DATABASE = "CREATE DATABASE IF NOT EXISTS `{database}`"
 
@@ -247,10 +253,40 @@ BATCH_COLUMNS = (
     "invocation_rows",
     "log_rows",
     "dropped_records",
+    "group_token",
+    "content_encoding",
+    "body",
 )
 
 SELECT_BATCHES_SEEN = (
-    "SELECT DISTINCT batch_id FROM batches WHERE batch_id IN {batch_ids:Array(String)}"
+    "SELECT batch_id, any(group_token), min(received_at) FROM batches "
+    "WHERE batch_id IN {batch_ids:Array(String)} GROUP BY batch_id"
+)
+
+# Exactly once (collector/store.py; docs/architecture.md, "Exactly once"): a group's
+# `batches` rows are written first, with each batch's body as received and the group's
+# deduplication token, then its rows in every table under that token. A batch that arrives
+# again finds its row here, and its group is written once more from these bodies under the
+# same token (each table keeps what it committed and gets what it missed) before it is
+# answered as a duplicate. The bodies are kept for INTENT_DAYS only (a column TTL).
+ALTER_BATCHES_ADD_GROUP = (
+    "ALTER TABLE batches ADD COLUMN IF NOT EXISTS group_token String DEFAULT '' "
+    "AFTER dropped_records"
+)
+ALTER_BATCHES_ADD_ENCODING = (
+    "ALTER TABLE batches ADD COLUMN IF NOT EXISTS content_encoding LowCardinality(String) "
+    "DEFAULT '' AFTER group_token"
+)
+# The bodies arrive gzip-compressed: compressing them again would cost ingest CPU for nothing.
+ALTER_BATCHES_ADD_BODY = (
+    "ALTER TABLE batches ADD COLUMN IF NOT EXISTS body String DEFAULT '' CODEC(NONE) "
+    "TTL toDateTime(received_at) + INTERVAL {intent_days} DAY AFTER content_encoding"
+)
+
+#: One group's batches, as received.
+SELECT_GROUP_BODIES = (
+    "SELECT batch_id, content_encoding, body FROM batches "
+    "WHERE group_token = {group_token:String} ORDER BY batch_id LIMIT 1 BY batch_id"
 )
 
 # One row per initialisation, merged like invocations: initStart, initRuntimeDone and
@@ -384,6 +420,17 @@ ORDER BY (TraceId, Start)
 TTL Start + INTERVAL {retention_days} DAY
 SETTINGS ttl_only_drop_parts = 1
 """
+
+# A materialized view's target keeps its own deduplication log: a retried insert the source
+# table drops is dropped here too, instead of being counted again (collector/store.py).
+ALTER_INVOCATION_MINUTES_DEDUP = (
+    "ALTER TABLE invocation_minutes MODIFY SETTING non_replicated_deduplication_window = "
+    "{dedup_window}"
+)
+ALTER_OTEL_TRACE_ID_TS_DEDUP = (
+    "ALTER TABLE otel_traces_trace_id_ts MODIFY SETTING non_replicated_deduplication_window = "
+    "{dedup_window}"
+)
 
 CREATE_OTEL_TRACE_ID_TS_MV = """
 CREATE MATERIALIZED VIEW IF NOT EXISTS otel_traces_trace_id_ts_mv TO otel_traces_trace_id_ts
@@ -717,6 +764,101 @@ ORDER BY function_name
 
 FUNCTION_TAG_COLUMNS = ("function_name", "tags", "updated_at")
 
+# Migration 11: the extension's own figures (extension/README.md, `extension_stats`), one row
+# per batch that carries them, i.e. per environment per flush (collector/extension_stats.py).
+# Counters are totals since the extension process started, and each process has its own
+# environment_id, so a window's figure is an environment's newest row minus its newest row
+# before the window. `time` is when the batch was built (`sent_at`), else when it arrived: a
+# spooled batch keeps the time of its snapshot. Inserted under the group's deduplication token
+# like every other table, so a retried or redone batch adds no second row.
+CREATE_EXTENSION_STATS = """
+CREATE TABLE IF NOT EXISTS extension_stats (
+    time DateTime64(3, 'UTC') DEFAULT ifNull(sent_at, received_at) CODEC(Delta, ZSTD(1)),
+    function_name LowCardinality(String),
+    function_version LowCardinality(String),
+    environment_id String CODEC(ZSTD(1)),
+    batch_id String CODEC(ZSTD(1)),
+    sent_at Nullable(DateTime64(3, 'UTC')) CODEC(ZSTD(1)),
+    received_at DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    events_received UInt64,
+    events_sent UInt64,
+    events_dropped_total UInt64,
+    events_dropped Map(String, UInt64),
+    batches_sent UInt64,
+    bytes_sent UInt64,
+    send_failures UInt64,
+    send_retries UInt64,
+    spooled_batches UInt64,
+    spooled_bytes UInt64,
+    invoke_events UInt64,
+    invoke_records_dropped UInt64,
+    otlp_exports_received UInt64,
+    otlp_exports_rejected UInt64,
+    otlp_exports_dropped UInt64,
+    log_lines_redacted UInt64,
+    log_lines_sampled_out UInt64,
+    startup_ms Nullable(Float64),
+    process_startup_ms Nullable(Float64),
+    peak_rss_mb Nullable(Float64),
+    cpu_ms Nullable(Float64),
+    post_runtime_ms_total Nullable(Float64),
+    post_runtime_ms_max Nullable(Float64),
+    final UInt8,
+    shutdown_reason LowCardinality(String),
+    shutdown_budget_ms Nullable(Float64),
+    shutdown_elapsed_ms Nullable(Float64),
+    shutdown_batches_sent UInt64,
+    shutdown_events_sent UInt64,
+    shutdown_batches_unsent UInt64,
+    shutdown_events_unsent UInt64
+) ENGINE = MergeTree
+PARTITION BY toDate(time)
+ORDER BY (function_name, environment_id, time)
+TTL toDateTime(time) + INTERVAL {retention_days} DAY
+SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
+"""
+
+#: What the collector inserts into `extension_stats` (the fields of
+#: collector.extension_stats.ExtensionStatsRow); `received_at` and `time` take their defaults.
+EXTENSION_STATS_COLUMNS = (
+    "function_name",
+    "function_version",
+    "environment_id",
+    "batch_id",
+    "sent_at",
+    "events_received",
+    "events_sent",
+    "events_dropped_total",
+    "events_dropped",
+    "batches_sent",
+    "bytes_sent",
+    "send_failures",
+    "send_retries",
+    "spooled_batches",
+    "spooled_bytes",
+    "invoke_events",
+    "invoke_records_dropped",
+    "otlp_exports_received",
+    "otlp_exports_rejected",
+    "otlp_exports_dropped",
+    "log_lines_redacted",
+    "log_lines_sampled_out",
+    "startup_ms",
+    "process_startup_ms",
+    "peak_rss_mb",
+    "cpu_ms",
+    "post_runtime_ms_total",
+    "post_runtime_ms_max",
+    "final",
+    "shutdown_reason",
+    "shutdown_budget_ms",
+    "shutdown_elapsed_ms",
+    "shutdown_batches_sent",
+    "shutdown_events_sent",
+    "shutdown_batches_unsent",
+    "shutdown_events_unsent",
+)
+
 #: Tables whose TTL follows the configured retention: (table, TTL expression).
 TTL_TABLES = (
     ("invocation_parts", "event_date + INTERVAL {retention_days} DAY"),
@@ -729,6 +871,7 @@ TTL_TABLES = (
     ("invocation_minutes", "minute + INTERVAL {retention_days} DAY"),
     ("cloudwatch_metrics", "toDateTime(timestamp) + INTERVAL {retention_days} DAY"),
     ("otel_metrics", "toDateTime(TimeUnix) + INTERVAL {retention_days} DAY"),
+    ("extension_stats", "toDateTime(time) + INTERVAL {retention_days} DAY"),
 )
 
 SELECT_TABLE_ENGINES = (
@@ -789,6 +932,22 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         9,
         "function tags for alert rule selectors (function_tags)",
         (CREATE_FUNCTION_TAGS,),
+    ),
+    (
+        10,
+        "exactly once: batch bodies kept to redo a write cut short; rollups deduplicated",
+        (
+            ALTER_BATCHES_ADD_GROUP,
+            ALTER_BATCHES_ADD_ENCODING,
+            ALTER_BATCHES_ADD_BODY,
+            ALTER_INVOCATION_MINUTES_DEDUP,
+            ALTER_OTEL_TRACE_ID_TS_DEDUP,
+        ),
+    ),
+    (
+        11,
+        "the extension's own figures per environment and flush (extension_stats)",
+        (CREATE_EXTENSION_STATS,),
     ),
 )
 

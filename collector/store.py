@@ -16,13 +16,15 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import hashlib
+import logging
 import os
 import queue
 import threading
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +39,21 @@ from collector.normalize import (
     LOG_COLUMNS,
     NormalizedBatch,
 )
+from collector.prepare import prepare_batch
 from collector.readguard import GuardedRead, QueryRefused, ReadPolicy, ReadRefused, guard_read
 from lambdascope.query import DirectQueryClient, QueryError, QueryResult
 
 __all__ = ["DEFAULT_STORE_URL", "Store", "StoreError", "WriteResult", "redact_url"]
 
+log = logging.getLogger("lambdascope.collector")
+
 DEFAULT_STORE_PATH = Path("~/.lambdascope/store")
 DEFAULT_STORE_URL = "chdb://" + str(DEFAULT_STORE_PATH.expanduser())
+#: Tables of the collector's own bookkeeping that the read API does not serve: the ledger
+#: keeps request bodies as received, which no reader needs.
+INTERNAL_TABLES = frozenset({"batches"})
+#: Groups this process wrote or redid, not to be redone when one of their batches comes again.
+COMPLETED_GROUPS_KEPT = 100_000
 #: Idle read handles kept open (the collector runs at most a few reads at once).
 READ_POOL_SIZE = 8
 
@@ -126,6 +136,8 @@ class Store:
     #: The cluster the schema was created on (None: one server or the embedded engine), so
     #: other packages' DDL on this store can use collector.cluster.rewrite too.
     cluster: ClusterConfig | None = None
+    #: The bound on a batch body's decompressed size when a write is redone from its intent.
+    max_decompressed_bytes = 64 * 1024 * 1024
 
     def __init__(self, client: Any, *, url: str, database: str, connect: Any | None = None) -> None:
         self._client = client
@@ -149,6 +161,7 @@ class Store:
         self._side: tuple[Any, concurrent.futures.ThreadPoolExecutor] | None = None
         #: Column types per (table, columns), asked of the store once: see _put.
         self._column_types: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+        self._completed_groups: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def open(
@@ -244,23 +257,25 @@ class Store:
     def write_many(self, batches: Sequence[NormalizedBatch]) -> list[WriteResult]:
         """Store several batches with one insert per table; returns after the commit.
 
-        A batch id already stored (or repeated within ``batches``) is not stored again
-        (``duplicate=True``). The ``batches`` row is written last, so a failure part-way leaves
-        the batch unrecorded and its retry is stored. Each insert carries a deduplication token
-        made from the batch ids, so retrying the same group after a partial failure (the
-        acknowledgement lost) drops the rows already written.
+        Exactly once, whatever crashes (docs/architecture.md, "Exactly once"). The group's
+        ``batches`` rows go first, with each body as received and the group's deduplication
+        token, then every table's rows under that token. A batch id already in ``batches`` (or
+        repeated within ``batches``) is answered ``duplicate=True`` and stored no more; if its
+        group's write may have been cut short (written within the last REDO_WINDOW_MINUTES and
+        not completed by this process), the group is first written again from the kept bodies
+        under the same token: each table keeps what it had committed and gets what it missed.
         """
         if not batches:
             return []
         ids = [b.batch_id for b in batches]
         with self._write_lock:
             try:
-                stored = {
-                    row[0]
-                    for row in self._client.query(
-                        sql.SELECT_BATCHES_SEEN, parameters={"batch_ids": sorted(set(ids))}
-                    ).result_rows
-                }
+                seen = self._client.query(
+                    sql.SELECT_BATCHES_SEEN, parameters={"batch_ids": sorted(set(ids))}
+                ).result_rows
+                stored = {str(row[0]) for row in seen}
+                for token in self._groups_to_redo(seen):
+                    self._redo_group(token)
                 fresh: list[NormalizedBatch] = []
                 for batch in batches:
                     if batch.batch_id not in stored:
@@ -271,7 +286,8 @@ class Store:
             except Exception as exc:
                 shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
                 raise StoreError(
-                    f"writing batch {shown} to {self.url} ({self.database}) failed: {exc}"
+                    f"writing batch {shown} to {self.url} ({self.database}) did not complete: "
+                    f"{exc}. Its retry completes the write; no row is ever stored twice"
                 ) from exc
         written = {id(b) for b in fresh}
         return [
@@ -287,18 +303,82 @@ class Store:
             for b in batches
         ]
 
+    def _groups_to_redo(self, seen: Sequence[Sequence[Any]]) -> list[str]:
+        """The tokens of groups, among those of the batches seen again, whose write may have
+        been cut short: recent enough to redo safely, and not completed by this process."""
+        horizon = datetime.now(UTC) - timedelta(minutes=sql.REDO_WINDOW_MINUTES)
+        tokens = set()
+        for _batch_id, token, received_at in seen:
+            if not token or token in self._completed_groups:
+                continue
+            if received_at.tzinfo is None:
+                received_at = received_at.replace(tzinfo=UTC)
+            if received_at >= horizon:
+                tokens.add(str(token))
+        return sorted(tokens)
+
+    def _redo_group(self, token: str) -> None:
+        """Write a group's rows again from its kept bodies, under its own token."""
+        rows = self._client.query(
+            sql.SELECT_GROUP_BODIES, parameters={"group_token": token}
+        ).result_rows
+        if rows and all(body for _batch_id, _encoding, body in rows):
+            group = [
+                prepare_batch(_as_bytes(body), encoding or None, self.max_decompressed_bytes)
+                for _batch_id, encoding, body in rows
+            ]
+            log.warning(
+                "a batch arrived again whose write may have been cut short: writing its group "
+                "of %d batches again; the store keeps one copy of every row",
+                len(group),
+            )
+            self._write_rows(group, token)
+        self._completed(token)
+
+    def _completed(self, token: str) -> None:
+        self._completed_groups[token] = None
+        while len(self._completed_groups) > COMPLETED_GROUPS_KEPT:
+            self._completed_groups.popitem(last=False)
+
     def _insert_batches(self, batches: list[NormalizedBatch]) -> None:
-        if len(batches) == 1:
-            token = batches[0].batch_id
-        else:
-            joined = "\n".join(sorted(b.batch_id for b in batches)).encode()
-            token = "group-" + hashlib.sha256(joined).hexdigest()
+        """The group's ledger rows (with the bodies to redo it from), then its rows."""
+        token = group_token(batches)
+        settings = {"insert_deduplication_token": token, "insert_deduplicate": 1}
+        # A batch built without its body (by a tool, not the ingest endpoint) cannot be redone.
+        redo = all(b.raw_body for b in batches)
+        self._put(
+            "batches",
+            sql.BATCH_COLUMNS,
+            [
+                [
+                    b.batch_id,
+                    b.sent_at,
+                    b.environment.function_name,
+                    b.environment.environment_id,
+                    b.accepted_events,
+                    b.invocation_count,
+                    b.log_count,
+                    b.dropped_records,
+                    token if redo else "",
+                    b.raw_encoding,
+                    b.raw_body if redo else b"",
+                ]
+                for b in batches
+            ],
+            settings,
+            column_oriented=False,
+        )
+        self._write_rows(batches, token)
+        self._completed(token)
+
+    def _write_rows(self, batches: list[NormalizedBatch], token: str) -> None:
+        """Every table's rows of the group, one insert per table, under ``token``."""
         settings = {"insert_deduplication_token": token, "insert_deduplicate": 1}
         cold_starts = [row for b in batches for row in b.cold_start_rows]
         log_blocks = [b.log_columns for b in batches]
         # The logs go in on a second handle while invocation_parts (the slow one: its
         # materialized views) goes in on this one: each insert's fixed cost is mostly waiting on
-        # the engine, which runs without the GIL. Both finish before the batches row is written.
+        # the engine, which runs without the GIL. Both finish before the group is answered.
         side = self._side_writer()
         logs_done: concurrent.futures.Future[None] | None = None
         if side is not None:
@@ -313,6 +393,9 @@ class Store:
                 settings,
             )
             self._insert("cold_start_parts", COLD_START_COLUMNS, cold_starts, settings)
+            # The extension's own figures, under the same token: one row per batch, once.
+            stats = [row for b in batches for row in b.extension_stats_rows]
+            self._insert("extension_stats", sql.EXTENSION_STATS_COLUMNS, stats, settings)
             if logs_done is None:
                 self._insert_columns("logs", LOG_COLUMNS, log_blocks, settings)
         finally:
@@ -328,29 +411,9 @@ class Store:
                 data = [[getattr(row, name) for row in rows] for name in names]
                 self._put(table, columns, data, settings)
         self._insert_tags(batches, settings)
-        self._put(
-            "batches",
-            sql.BATCH_COLUMNS,
-            [
-                [
-                    b.batch_id,
-                    b.sent_at,
-                    b.environment.function_name,
-                    b.environment.environment_id,
-                    b.accepted_events,
-                    b.invocation_count,
-                    b.log_count,
-                    b.dropped_records,
-                ]
-                for b in batches
-            ],
-            settings,
-            column_oriented=False,
-        )
 
     def _insert_tags(self, batches: list[NormalizedBatch], settings: dict[str, Any]) -> None:
-        """The functions' tags (function_tags), when a batch carries new ones; before the
-        batches row, like every other row of the batch."""
+        """The functions' tags (function_tags), when a batch carries new ones."""
         changed: dict[str, tuple[tuple[str, str], ...]] = {}
         for b in batches:
             env = b.environment
@@ -576,7 +639,8 @@ class Store:
             # On the write handle: an internal question, never a user's read through the
             # sandbox (which refuses system.tables). Its database is this store's.
             rows = self._client.query(sql.SELECT_TABLE_ENGINES).result_rows
-            policy = ReadPolicy(self.database, frozenset(str(row[0]) for row in rows))
+            names = {str(row[0]) for row in rows} - INTERNAL_TABLES
+            policy = ReadPolicy(self.database, frozenset(names))
             self._read_policy = policy
         return policy
 
@@ -665,6 +729,20 @@ class _StoreReader(DirectQueryClient):
             raise
         except Exception as exc:  # the table list could not be read: the store is at fault
             raise QueryError(f"query failed: cannot list the store's tables: {exc}") from exc
+
+
+def group_token(batches: Sequence[NormalizedBatch]) -> str:
+    """The deduplication token of a group's inserts: its batch id alone, or a hash of its
+    sorted batch ids, so the same group written again is recognised."""
+    if len(batches) == 1:
+        return batches[0].batch_id
+    joined = "\n".join(sorted(b.batch_id for b in batches)).encode()
+    return "group-" + hashlib.sha256(joined).hexdigest()
+
+
+def _as_bytes(value: Any) -> bytes:
+    """A String column as read back: bytes, or text when the client decoded it."""
+    return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogateescape")
 
 
 def _open_failure(shown_url: str, exc: Exception) -> str:

@@ -804,3 +804,41 @@ def http_spans(scenario: Scenario, function_name: str) -> dict[str, Any]:
             for inv in invocations
         ],
     )
+
+
+def stats_batch(
+    function_name: str, environment: str, sent: datetime, stats: dict[str, Any]
+) -> dict[str, Any]:
+    """A batch without telemetry whose head carries the extension's own figures
+    (``extension_stats``, extension/README.md) for one environment of a scenario, as the
+    extension builds one at each flush: counters are totals since its process started."""
+    env = {
+        "environment_id": environment_id(function_name, environment),
+        "function_name": function_name,
+        "function_version": "$LATEST",
+        "region": "us-east-1",
+        "memory_size_mb": 128,
+        "initialization_type": "on-demand",
+        "architecture": "x86_64",
+    }
+    batch = _batch(f"{function_name}/{environment}/stats/{_ms(sent)}", sent, env, [], [])
+    batch["extension_stats"] = stats
+    return batch
+
+
+def clean_stats(invocations: int, *, final: bool) -> dict[str, Any]:
+    """What a healthy extension reports: everything sent, nothing dropped, within budget."""
+    stats: dict[str, Any] = {
+        "startup_ms": 18.0,
+        "peak_rss_kb": 12_288,
+        "post_runtime_ms_total": 0.0,
+        "post_runtime_ms_max": 0.0,
+        "invocations": invocations,
+        "events_received": 6 * invocations,
+        "events_sent": 6 * invocations,
+        "events_dropped": {"buffer_full": 0, "rejected": 0, "shutdown_unspooled": 0},
+        "final": final,
+    }
+    if final:
+        stats.update(shutdown_reason="spindown", shutdown_events_unsent=0)
+    return stats

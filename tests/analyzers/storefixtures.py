@@ -47,7 +47,8 @@ class TestStore:
     __test__ = False
 
     def __init__(self, path: str, database: str) -> None:
-        self.store = Store.open(f"chdb://{path}", database)
+        # The fleet data is dated: a month's retention would drop it as the calendar moves.
+        self.store = Store.open(f"chdb://{path}", database, retention_days=3650)
         self.reader: QueryClient = self.store.reader()
 
     def write(self, scenario: fleetdata.Scenario) -> None:

@@ -23,6 +23,7 @@ from collector.store import Store
 
 EVENTS = Path(__file__).parent / "events"
 _databases = itertools.count(1)
+TEST_RETENTION_DAYS = 3650
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -46,7 +47,12 @@ def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def store(chdb_url: str) -> Iterator[Store]:
-    opened = Store.open(chdb_url, f"t_collector_{os.getpid()}_{next(_databases)}")
+    # The sample events are dated: a month's retention would drop them as the calendar moves.
+    opened = Store.open(
+        chdb_url,
+        f"t_collector_{os.getpid()}_{next(_databases)}",
+        retention_days=TEST_RETENTION_DAYS,
+    )
     try:
         yield opened
     finally:

@@ -304,7 +304,7 @@ def test_json_logs_carry_request_id_level_message_and_extra_keys() -> None:
     assert first.attributes == {"image_key": "cats/1.png", "width": "640"}
     # A structured message is kept as compact JSON.
     assert rows[1].message == '{"event":"slow_download","ms":70}'
-    assert rows[1].level == "WARN"
+    assert rows[1].level == "WARNING"  # sent as WARN: stored under Python's name
     # No requestId and no open window: unattributed.
     assert (rows[2].request_id, rows[2].message) == ("", "background cleanup")
 
@@ -560,3 +560,303 @@ def test_an_impossible_event_time_rejects_that_event_alone(text: str) -> None:
     batch = normalize_batch(raw)
     assert [f for f, _ in batch.rejected] == [f"telemetry[{index}].time"]
     assert not [p for p in parts_for(batch, R1) if p.has_start]
+
+
+# --- extension lines, unhandled exceptions and JSON loggers' levels -----------------------
+
+R3 = "5eed1e55-5555-4b6c-9d0e-1f2a3b4c5d6e"
+
+
+def request_log(batch: NormalizedBatch, request_id: str) -> list[str]:
+    """What a user reads as the request's log: its non-platform lines."""
+    return [
+        r.message for r in batch.log_rows if r.request_id == request_id and r.stream != "platform"
+    ]
+
+
+def test_extension_warning_during_an_invocation_is_not_in_that_requests_log() -> None:
+    batch = normalize_batch(load_event("unhandled_error"))
+    (row,) = [r for r in batch.log_rows if r.message.startswith("[lambdascope] ")]
+    assert (row.stream, row.request_id, row.level) == ("extension", "", "WARNING")
+    # The whole line is kept: the extension stream does not say which extension wrote it.
+    assert row.message == (
+        "[lambdascope] WARNING cannot send to collector "
+        "https://collector.example/v1/extension/batches: timed out; "
+        "keeping 1 unsent batch(es) for retry"
+    )
+    assert not [m for m in request_log(batch, R3) if "lambdascope" in m]
+    # The request's log-line count is the function's lines only.
+    assert merged(batch, R3)["log_lines"] == len(request_log(batch, R3)) == 3
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "extension says hi\n",
+        "[ERROR]\t2026-11-24T07:00:00.221Z\t" + R1 + "\tfrom an extension\n",
+        f"RequestId: {R1} Error: something\n",
+        {"timestamp": "2026-11-24T07:00:00.221Z", "level": "INFO", "requestId": R1, "message": "x"},
+        json.dumps({"level": "info", "msg": "listening", "requestId": R1}) + "\n",
+    ],
+)
+def test_no_extension_line_is_attributed_to_a_request(record: Any) -> None:
+    """Whatever another extension writes, and even when it names a request id."""
+    raw = load_event("text_batch_1")
+    # Inside R1's window: after platform.start(R1), before its runtimeDone.
+    raw["telemetry"].insert(
+        8, {"time": "2026-11-24T07:00:00.221Z", "type": "extension", "record": record}
+    )
+    batch = normalize_batch(raw)
+    extension = [r for r in batch.log_rows if r.stream == "extension"]
+    assert len(extension) == 2
+    assert {r.request_id for r in extension} == {""}
+    assert not merged(batch, R1).get("timed_out_log")
+    assert merged(batch, R1)["log_lines"] == 2  # the function's two lines only
+
+
+def test_json_extension_line_keeps_its_level_and_the_request_id_it_names_as_an_attribute() -> None:
+    raw = load_event("text_batch_1")
+    raw["telemetry"].insert(
+        8,
+        {
+            "time": "2026-11-24T07:00:00.221Z",
+            "type": "extension",
+            "record": json.dumps({"level": "warn", "msg": "slow export", "requestId": R1}) + "\n",
+        },
+    )
+    row = next(r for r in normalize_batch(raw).log_rows if r.message == "slow export")
+    assert (row.stream, row.request_id, row.level) == ("extension", "", "WARNING")
+    assert row.attributes == {"requestId": R1}
+
+
+def test_another_extensions_json_log_gets_its_level_unattributed() -> None:
+    batch = normalize_batch(load_event("unhandled_error"))
+    row = next(r for r in batch.log_rows if r.message == "Launching OpenTelemetry Lambda extension")
+    assert (row.stream, row.request_id, row.level) == ("extension", "", "INFO")
+    assert row.attributes["version"] == "v0.115.0"
+
+
+def test_lambdascope_tracing_timeout_capture_line_stays_in_the_requests_function_log() -> None:
+    """lambdascope_tracing prints it from inside the function: it is the request's log."""
+    raw = load_event("text_batch_1")
+    line = (
+        f"[lambdascope] invocation {R1} is about to time out; "
+        "stuck at /var/task/app.py:6 wait_on_downstream"
+    )
+    raw["telemetry"][8]["record"] = line + "\n"
+    row = next(r for r in normalize_batch(raw).log_rows if r.message == line)
+    assert (row.stream, row.request_id) == ("function", R1)
+
+
+def test_unhandled_exception_line_gets_error_level_request_and_traceback() -> None:
+    batch = normalize_batch(load_event("unhandled_error"))
+    (row,) = [r for r in batch.log_rows if r.level == "ERROR" and r.stream == "function"]
+    assert row.request_id == R3
+    assert row.message.splitlines() == [
+        "ValueError: boom",
+        "Traceback (most recent call last):",
+        '\u00a0\u00a0File "/var/task/app.py", line 24, in handler',  # awslambdaric's NBSP indent
+        "\u00a0\u00a0\u00a0\u00a0reserve(order)",
+        '\u00a0\u00a0File "/var/task/app.py", line 9, in reserve',
+        '\u00a0\u00a0\u00a0\u00a0raise ValueError("boom")',
+    ]
+    assert merged(batch, R3)["report_error_type"] == "ValueError"
+
+
+def test_unhandled_exception_line_written_to_stdout_joins_with_carriage_returns() -> None:
+    # Without _LAMBDA_TELEMETRY_LOG_FD awslambdaric prints the same line joined with \r.
+    raw = load_event("text_batch_1")
+    raw["telemetry"][8]["record"] = (
+        "[ERROR] ValueError: boom\rTraceback (most recent call last):\r"
+        '\u00a0\u00a0File "/var/task/app.py", line 3, in handler\r'
+        '\u00a0\u00a0\u00a0\u00a0raise ValueError("boom")\n'
+    )
+    row = next(r for r in normalize_batch(raw).log_rows if r.level == "ERROR")
+    assert (row.request_id, row.stream) == (R1, "function")
+    assert row.message.splitlines()[:2] == [
+        "ValueError: boom",
+        "Traceback (most recent call last):",
+    ]
+
+
+def test_init_error_line_outside_an_invocation_is_unattributed() -> None:
+    raw = load_event("text_batch_1")
+    raw["telemetry"][2]["record"] = (
+        "[ERROR] Runtime.ImportModuleError: Unable to import module 'app': "
+        "No module named 'requests'\nTraceback (most recent call last):"
+    )
+    row = next(r for r in normalize_batch(raw).log_rows if r.level == "ERROR")
+    assert row.request_id == ""
+    assert row.message.startswith("Runtime.ImportModuleError: Unable to import module 'app'")
+
+
+@pytest.mark.parametrize(
+    ("line", "level", "message"),
+    [
+        ("[ERROR] ValueError: boom\n", "ERROR", "ValueError: boom"),
+        ("[WARNING] disk almost full\n", "WARNING", "disk almost full"),
+        ("[WARN] disk almost full\n", "WARNING", "disk almost full"),
+        ("[INFO] ready\n", "INFO", "ready"),
+        ("[DEBUG] x=1\n", "DEBUG", "x=1"),
+        ("[CRITICAL] out of file handles\n", "CRITICAL", "out of file handles"),
+        ("[FATAL] gave up\n", "CRITICAL", "gave up"),
+        (
+            "[ERROR] Exception\rTraceback (most recent call last):",
+            "ERROR",
+            "Exception\nTraceback (most recent call last):",
+        ),
+        # No type and no message: the line break after the level is not part of the message.
+        (
+            "[ERROR]\rTraceback (most recent call last):",
+            "ERROR",
+            "Traceback (most recent call last):",
+        ),
+        ("[ERROR]", "ERROR", ""),
+        ("[WARNING]\t2026-11-24T07:00:00.1Z\tabc-1\tlow disk\n", "WARNING", "low disk"),
+        ("[Error] prose, not a level\n", "", "[Error] prose, not a level"),
+        ("[ERROR]boom\n", "", "[ERROR]boom"),
+        ("[lambdascope] WARNING x\n", "", "[lambdascope] WARNING x"),
+    ],
+)
+def test_level_prefixed_lines(line: str, level: str, message: str) -> None:
+    parsed = parse_text_line(line)
+    assert (parsed.level, parsed.message) == (level, message)
+    assert parsed.request_id == ("abc-1" if "abc-1" in line else None)
+
+
+def test_timeout_line_handling_is_unchanged_by_level_prefixes() -> None:
+    line = f"2026-11-24T07:20:01.001Z {TIMEOUT_RID} Task timed out after 1.00 seconds\n"
+    assert parse_text_line(line) == ("", TIMEOUT_RID, line[:-1])
+
+
+def structured_row(record: Any) -> Any:
+    """The log row of one `function` record inside R1's window of text_batch_1."""
+    raw = load_event("text_batch_1")
+    raw["telemetry"][8]["record"] = record
+    rows = [r for r in normalize_batch(raw).log_rows if r.stream == "function"]
+    return rows[2]
+
+
+@pytest.mark.parametrize(
+    ("record", "level", "message"),
+    [
+        # Lambda's JSON log format (a record object), awslambdaric's logging call.
+        (
+            {
+                "timestamp": "2026-11-24T07:00:00Z",
+                "level": "WARNING",
+                "message": "retrying",
+                "logger": "root",
+                "requestId": R1,
+            },
+            "WARNING",
+            "retrying",
+        ),
+        # Powertools for AWS Lambda (TypeScript) in Text format: WARN.
+        (
+            json.dumps(
+                {
+                    "level": "WARN",
+                    "message": "retrying",
+                    "sampling_rate": 0,
+                    "service": "checkout",
+                    "timestamp": "2026-11-24T07:00:00.215Z",
+                    "function_request_id": R1,
+                }
+            )
+            + "\n",
+            "WARNING",
+            "retrying",
+        ),
+        # python-json-logger's default keys.
+        (
+            json.dumps({"levelname": "ERROR", "message": "no stock", "name": "app"}) + "\n",
+            "ERROR",
+            "no stock",
+        ),
+        # Google Cloud structured logging.
+        (json.dumps({"severity": "warning", "message": "retrying"}) + "\n", "WARNING", "retrying"),
+        # ECS (Elastic) loggers: a flat dotted key.
+        (
+            json.dumps(
+                {
+                    "@timestamp": "2026-11-24T07:00:00.215Z",
+                    "log.level": "info",
+                    "message": "ok",
+                    "ecs.version": "1.6.0",
+                }
+            )
+            + "\n",
+            "INFO",
+            "ok",
+        ),
+        # structlog's JSONRenderer.
+        (
+            json.dumps({"event": "charged", "level": "info", "timestamp": "2026-11-24T07:00:00Z"})
+            + "\n",
+            "INFO",
+            "charged",
+        ),
+        # pino (Node.js): numeric levels and msg.
+        (
+            json.dumps({"level": 50, "time": 1795503600215, "pid": 8, "msg": "failed"}) + "\n",
+            "ERROR",
+            "failed",
+        ),
+        (json.dumps({"level": 30, "msg": "fine"}) + "\n", "INFO", "fine"),
+        (json.dumps({"level": "fatal", "msg": "dying"}) + "\n", "CRITICAL", "dying"),
+        # A number no logger we know uses is kept as it is, not guessed.
+        (json.dumps({"level": 35, "msg": "odd"}) + "\n", "35", "odd"),
+        (json.dumps({"msg": "no level"}) + "\n", "", "no level"),
+    ],
+)
+def test_json_loggers_levels_are_parsed_and_normalised(
+    record: Any, level: str, message: str
+) -> None:
+    row = structured_row(record)
+    assert (row.level, row.message, row.request_id) == (level, message, R1)
+
+
+def test_aws_request_id_key_names_the_request() -> None:
+    row = structured_row(
+        json.dumps({"levelname": "INFO", "message": "m", "aws_request_id": R2}) + "\n"
+    )
+    assert row.request_id == R2
+
+
+def test_json_format_unhandled_exception_record_keeps_type_message_and_traceback() -> None:
+    """awslambdaric in JSON log format: no "message", the error's own keys instead."""
+    record = {
+        "timestamp": "2026-11-24T07:00:00Z",
+        "level": "ERROR",
+        "errorMessage": "boom",
+        "errorType": "ValueError",
+        "requestId": R1,
+        "stackTrace": [
+            '  File "/var/task/app.py", line 3, in handler\n    raise ValueError("boom")\n'
+        ],
+    }
+    row = structured_row(record)
+    assert (row.level, row.request_id) == ("ERROR", R1)
+    assert row.message.splitlines() == [
+        "ValueError: boom",
+        "Traceback (most recent call last):",
+        '  File "/var/task/app.py", line 3, in handler',
+        '    raise ValueError("boom")',
+    ]
+    assert row.attributes == {"errorType": "ValueError"}
+    # The same record printed in Text format is recognised too.
+    assert structured_row(json.dumps(record) + "\n").message == row.message
+
+
+def test_printed_payloads_with_error_or_event_keys_but_no_level_stay_text() -> None:
+    for payload in ({"errorMessage": "boom", "errorType": "ValueError"}, {"event": "signup"}):
+        line = json.dumps(payload)
+        assert structured_row(line + "\n").message == line
+
+
+def test_powertools_line_of_the_sample_batch_gets_level_and_request() -> None:
+    batch = normalize_batch(load_event("unhandled_error"))
+    row = next(r for r in batch.log_rows if r.message == "inventory low")
+    assert (row.stream, row.level, row.request_id) == ("function", "WARNING", R3)
+    assert (row.attributes["service"], row.attributes["location"]) == ("orders", "handler:21")

@@ -42,7 +42,7 @@ def test_every_statement_is_idempotent() -> None:
 def test_retention_and_dedup_window_are_filled_in() -> None:
     rendered = all_statements(retention_days=7)
     tables = [s for s in rendered if "ENGINE = " in s and "TTL" in s]
-    assert len(tables) == 10
+    assert len(tables) == 11
     for statement in tables:
         assert "INTERVAL 7 DAY" in statement
         assert "{" not in statement

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collector import schema
-from collector.normalize import normalize_batch
+from collector.normalize import NormalizedBatch, normalize_batch
+from collector.prepare import prepare_batch
 from collector.store import Store, StoreError, database_in_url, redact_url, resolve_url
 from lambdascope.query import QueryError
 from tests.collector.conftest import load_event
@@ -163,7 +165,7 @@ def test_the_same_batch_twice_is_stored_once(store: Store) -> None:
     assert write(store, raw).duplicate is True
     reader = store.reader()
     assert reader.query("SELECT count() FROM logs").scalar() == 12
-    assert reader.query("SELECT count() FROM batches").scalar() == 1
+    assert store._client.command("SELECT count() FROM batches") == 1
     assert (
         reader.query(
             "SELECT log_lines FROM invocations WHERE request_id = {r:String}", {"r": R1}
@@ -172,17 +174,77 @@ def test_the_same_batch_twice_is_stored_once(store: Store) -> None:
     )
 
 
-def test_a_retry_after_a_partial_write_does_not_store_rows_twice(store: Store) -> None:
-    batch = normalize_batch(load_event("text_batch_1"))
-    # The first attempt wrote the logs, then failed before recording the batch.
-    store._insert(
-        "logs",
-        tuple(batch.log_rows[0].__dataclass_fields__),
-        batch.log_rows,
-        {"insert_deduplication_token": batch.batch_id},
+def normalize(raw: dict[str, Any]) -> NormalizedBatch:
+    """A batch as the collector receives it: with its body, kept with its write intent."""
+    body = json.dumps(raw).encode()
+    return prepare_batch(body, None, 64 * 1024 * 1024)
+
+
+def _rollup_invocations(store: Store) -> int:
+    return int(store._client.command("SELECT sum(invocations) FROM invocation_minutes"))
+
+
+def _dies_at(store: Store, monkeypatch: pytest.MonkeyPatch, table: str) -> None:
+    """The collector dies as it starts writing ``table``: what came before it is committed."""
+    real = store._put
+
+    def put(name: str, *args: Any, **kwargs: Any) -> None:
+        if name == table:
+            raise OSError("killed")
+        real(name, *args, **kwargs)
+
+    monkeypatch.setattr(store, "_put", put)
+
+
+@pytest.mark.parametrize("dies_at", ["invocation_parts", "cold_start_parts", "logs", "batches"])
+def test_a_retry_after_a_partial_write_does_not_store_rows_twice(
+    store: Store, monkeypatch: pytest.MonkeyPatch, dies_at: str
+) -> None:
+    batch = normalize(load_event("text_batch_1"))  # it has rows in every table
+    _dies_at(store, monkeypatch, dies_at)
+    with pytest.raises(StoreError, match="retry completes the write"):
+        store.write(batch)
+    monkeypatch.undo()
+    # Its ledger row is written first: a retry finds it and completes the write from the kept
+    # body (a death before the ledger row stored nothing, and the retry stores it all).
+    assert store.write(batch).duplicate is (dies_at != "batches")
+    assert store.write(batch).duplicate is True
+    # Another collector process (or this one restarted) completes it only once too.
+    again = Store(store._client, url=store.url, database=store.database)
+    assert again.write(batch).duplicate is True
+    reader = store.reader()
+    assert reader.query("SELECT count() FROM logs").scalar() == batch.log_count
+    # Parts merge by key (a repeated part would not show here); the rollups and the log
+    # lines would count a repeat.
+    assert reader.query("SELECT count() FROM invocations").scalar() == batch.invocation_count
+    assert reader.query("SELECT count() FROM cold_starts").scalar() == 1
+    reported = reader.query("SELECT countIf(has_report) FROM invocations").scalar()
+    assert _rollup_invocations(store) == reported
+    assert store._client.command("SELECT count() FROM batches") == 1
+
+
+def test_a_group_cut_short_is_completed_once_by_retries_in_other_groups(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector dies after a group's rows were committed but before it answered: each
+    sender retries its batch, now grouped differently. Every row is stored once, rollups too."""
+    first, second, third = (
+        normalize(load_event(n)) for n in ("text_batch_1", "timeout", "json_logs")
     )
-    assert store.write(batch).duplicate is False
-    assert store.reader().query("SELECT count() FROM logs").scalar() == len(batch.log_rows)
+    _dies_at(store, monkeypatch, "logs")  # the ledger and invocation rows went in, not the logs
+    with pytest.raises(StoreError, match="no row is ever stored twice"):
+        store.write_many([first, second])
+    monkeypatch.undo()
+    logs_once = first.log_count + second.log_count + third.log_count
+    # Retried in other groups: one with a batch never seen before, the other alone.
+    assert [r.duplicate for r in store.write_many([second, third])] == [True, False]
+    assert [r.duplicate for r in store.write_many([first])] == [True]
+    assert [r.duplicate for r in store.write_many([first, second, third])] == [True] * 3
+    reader = store.reader()
+    assert reader.query("SELECT count() FROM logs").scalar() == logs_once
+    assert store._client.command("SELECT count() FROM batches") == 3
+    reported = reader.query("SELECT countIf(has_report) FROM invocations").scalar()
+    assert _rollup_invocations(store) == reported
 
 
 def test_report_before_start_still_merges_into_one_row(store: Store) -> None:

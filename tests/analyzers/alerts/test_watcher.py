@@ -108,8 +108,8 @@ def test_a_broken_file_keeps_the_last_good_rules_and_reports_file_and_line(watch
     (problem,) = events.errors[0].problems
     assert str(problem) == (
         f"{path}:7: rules[1] (bad).detector: 'latency' is not a registered detector: use one "
-        "of cold_starts, config_checks, cost, errors, memory, memory_leak, throttles, timeouts, "
-        "version_regression"
+        "of cold_starts, config_checks, cost, data_completeness, errors, extension_overhead, "
+        "memory, memory_leak, throttles, timeouts, version_regression"
     )
     assert watcher.rules is good
     assert len(events.reloads) == 1  # only the initial load
