@@ -1,7 +1,7 @@
 """What the lambdascope extension costs a function, measured side by side in one run with the
 emulator: `python bench/extension_overhead.py [--quick] [--warm N] [--cold N]`.
 
-Rows (targets from issue #4):
+Rows (with their targets):
 * init: cold-start init duration (platform.initReport) without vs with the extension, medians;
   the extension's ready time (process start to first `next`, its own extension_stats.startup_ms);
 * per invocation: client-observed latency of warm invocations without vs with, median and p99

@@ -472,7 +472,7 @@ TTL TimestampTime + INTERVAL {retention_days} DAY
 SETTINGS ttl_only_drop_parts = 1
 """
 
-# OTLP metrics (issue #5): one table for every kind of data point, simpler than the exporter's
+# OTLP metrics: one table for every kind of data point, simpler than the exporter's
 # table per kind. Value holds a gauge or sum point; Count, Sum, Min, Max a histogram's,
 # exponential histogram's or summary's aggregates; BucketCounts/ExplicitBounds a histogram's
 # buckets and Quantiles/QuantileValues a summary's.
@@ -597,7 +597,7 @@ TTL toDateTime(timestamp) + INTERVAL {retention_days} DAY
 SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
 """
 
-# Time-range reads (issue #5): each part records when its event happened, and a projection
+# Time-range reads: each part records when its event happened, and a projection
 # keeps the parts ordered by (function_name, event_time) next to the (function_name,
 # request_id) order the merges need, so `invocations_between` prunes by time. Parts written
 # before this migration get event_time from their own timestamps (the DEFAULT). The projection

@@ -309,28 +309,10 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         print("lambdascope collector: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
-    from lambdascope.tokens import INGEST_TOKEN_ENV, READ_TOKEN_ENV, TokenError, resolve_token
+    from lambdascope.tokens import INGEST_TOKEN_ENV, READ_TOKEN_ENV
 
-    try:
-        ingest_token, ingest_warnings = resolve_token(
-            flag_value=args.token,
-            file=args.token_file,
-            env=os.environ,
-            env_name=INGEST_TOKEN_ENV,
-            flag="--token",
-        )
-        read_token, read_warnings = resolve_token(
-            flag_value=args.read_token,
-            file=args.read_token_file,
-            env=os.environ,
-            env_name=READ_TOKEN_ENV,
-            flag="--read-token",
-        )
-    except TokenError as exc:
-        print(f"lambdascope collector: {exc}", file=sys.stderr)
-        return 2
-    for warning in ingest_warnings + read_warnings:
-        print(f"lambdascope collector: {warning}", file=sys.stderr)
+    ingest_token = _token(args, "token", INGEST_TOKEN_ENV)
+    read_token = _token(args, "read_token", READ_TOKEN_ENV)
     # The alert engine runs in this process, so the detectors it runs see these settings.
     if not _apply_settings(args, "collector"):
         return 2
@@ -353,24 +335,33 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reader(args: argparse.Namespace) -> CollectorQueryClient:
-    from lambdascope.query import CollectorQueryClient
-    from lambdascope.tokens import READ_TOKEN_ENV, TokenError, resolve_token
+def _token(args: argparse.Namespace, name: str, env_name: str) -> str | None:
+    """The token of ``--NAME-file``, ``--NAME`` or ``env_name``, warnings printed; exits 2
+    (naming the file and the fix) when it cannot be used."""
+    from lambdascope.tokens import TokenError, resolve_token
 
+    flag = "--" + name.replace("_", "-")
     try:
         token, warnings = resolve_token(
-            flag_value=args.read_token,
-            file=args.read_token_file,
+            flag_value=getattr(args, name),
+            file=getattr(args, f"{name}_file"),
             env=os.environ,
-            env_name=READ_TOKEN_ENV,
-            flag="--read-token",
+            env_name=env_name,
+            flag=flag,
         )
     except TokenError as exc:
         print(f"lambdascope {args.command}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     for warning in warnings:
         print(f"lambdascope {args.command}: {warning}", file=sys.stderr)
-    return CollectorQueryClient(args.collector, token=token)
+    return token
+
+
+def _reader(args: argparse.Namespace) -> CollectorQueryClient:
+    from lambdascope.query import CollectorQueryClient
+    from lambdascope.tokens import READ_TOKEN_ENV
+
+    return CollectorQueryClient(args.collector, token=_token(args, "read_token", READ_TOKEN_ENV))
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:

@@ -66,3 +66,27 @@ def test_flag_and_file_together_are_refused(tmp_path: Path) -> None:
     path.write_text("x")
     with pytest.raises(TokenError, match="not both"):
         resolve(flag="y", file=path)
+
+
+def test_a_reader_command_names_an_unusable_token_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lambdascope",
+            "query",
+            "SELECT 1",
+            "--read-token-file",
+            str(tmp_path / "missing"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+    )
+    assert done.returncode == 2
+    assert "lambdascope query: cannot read the token file" in done.stderr

@@ -17,6 +17,7 @@ from emulator import Emulator, FunctionConfig
 from extension.layer import build_layer_dir
 from lambdascope.processes import CollectorProcess
 from lambdascope.query import CollectorQueryClient
+from tests.e2e.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -27,15 +28,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _wait_for(client: CollectorQueryClient, sql: str, expected: int, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if client.query(sql).scalar() >= expected:
-            return
-        time.sleep(0.2)
-    pytest.fail(f"the store never reached {expected} for {sql!r}")
 
 
 def test_a_final_flush_that_cannot_reach_the_collector_is_counted_and_found(
@@ -60,7 +52,7 @@ def test_a_final_flush_that_cannot_reach_the_collector_is_counted_and_found(
         with Emulator([function], log_dir=tmp_path / "logs") as emu:
             for n in range(2):
                 emu.invoke("orders", json.dumps({"order_id": f"o-{n}"}).encode())
-            _wait_for(client, "SELECT count() FROM invocations", 2)
+            wait_for(client, "SELECT count() FROM invocations", 2)
             collector.stop()  # down from here through the environment's SHUTDOWN
             emu.invoke("orders", json.dumps({"order_id": "o-lost"}).encode())
             log = emu.logs

@@ -9,7 +9,6 @@ TUI does, and runs the timeout detector.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from emulator import Emulator, FunctionConfig
 from extension.layer import build_layer_dir
 from lambdascope.processes import CollectorProcess
 from lambdascope.query import CollectorQueryClient, QueryClient
+from tests.e2e.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -63,17 +63,8 @@ def pipeline(collector: CollectorProcess, tmp_path_factory: pytest.TempPathFacto
         timed_out = emu.invoke("exporter", b"{}")
     # Leaving the block sent SHUTDOWN: the extensions flushed what they still held.
     client = CollectorQueryClient(collector.url)
-    _wait_for(client, "SELECT count() FROM invocations WHERE has_report = 1", 3)
+    wait_for(client, "SELECT count() FROM invocations WHERE has_report = 1", 3)
     return {"client": client, "first": first, "second": second, "timed_out": timed_out}
-
-
-def _wait_for(client: QueryClient, sql: str, expected: int, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if client.query(sql).scalar() >= expected:
-            return
-        time.sleep(0.2)
-    pytest.fail(f"the store never reached {expected} for {sql!r}")
 
 
 def test_the_caller_sees_lambdas_responses(pipeline: dict) -> None:

@@ -8,7 +8,6 @@ OTLP/protobuf exporter pointed at the extension, the helper's decorator inside i
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +16,7 @@ from emulator import Emulator, FunctionConfig
 from extension.layer import build_layer_dir
 from lambdascope.processes import CollectorProcess
 from lambdascope.query import CollectorQueryClient, QueryClient
+from tests.e2e.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -104,18 +104,9 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             orders = [emu.invoke("orders", b"{}") for _ in range(2)]
         # Leaving the block sent SHUTDOWN: the extension flushed what it still held.
         client = CollectorQueryClient(collector.url)
-        _wait_for(client, "SELECT count() FROM otel_traces", 4 + 6)
-        _wait_for(client, "SELECT count() FROM invocations WHERE has_report = 1", 2 + 2)
+        wait_for(client, "SELECT count() FROM otel_traces", 4 + 6)
+        wait_for(client, "SELECT count() FROM invocations WHERE has_report = 1", 2 + 2)
         yield {"client": client, "ok": ok, "failed": failed, "orders": orders}
-
-
-def _wait_for(client: QueryClient, sql: str, expected: int, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if client.query(sql).scalar() >= expected:
-            return
-        time.sleep(0.2)
-    pytest.fail(f"the store never reached {expected} for {sql!r}")
 
 
 def test_each_invocations_spans_land_in_otel_traces_with_its_request_id(traced: dict) -> None:
