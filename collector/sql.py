@@ -283,6 +283,12 @@ ALTER_BATCHES_ADD_BODY = (
     "TTL toDateTime(received_at) + INTERVAL {intent_days} DAY AFTER content_encoding"
 )
 
+# A redo finds its group by token without reading the whole ledger.
+ALTER_BATCHES_ADD_GROUP_INDEX = (
+    "ALTER TABLE batches ADD INDEX IF NOT EXISTS idx_group_token group_token "
+    "TYPE bloom_filter(0.01) GRANULARITY 1"
+)
+
 #: One group's batches, as received.
 SELECT_GROUP_BODIES = (
     "SELECT batch_id, content_encoding, body FROM batches "
@@ -940,6 +946,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             ALTER_BATCHES_ADD_GROUP,
             ALTER_BATCHES_ADD_ENCODING,
             ALTER_BATCHES_ADD_BODY,
+            ALTER_BATCHES_ADD_GROUP_INDEX,
             ALTER_INVOCATION_MINUTES_DEDUP,
             ALTER_OTEL_TRACE_ID_TS_DEDUP,
         ),

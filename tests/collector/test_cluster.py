@@ -122,7 +122,7 @@ def test_every_statement_runs_on_the_cluster(cluster: ClusterConfig) -> None:
 #: ALTERs that may run twice (as in test_schema.py), now with ON CLUSTER after the table.
 _IDEMPOTENT_ALTER = re.compile(
     r"^ALTER TABLE \w+ ON CLUSTER `lambdascope` (MODIFY SETTING|MODIFY TTL|"
-    r"ADD (COLUMN|PROJECTION) IF NOT EXISTS|MATERIALIZE PROJECTION)"
+    r"ADD (COLUMN|PROJECTION|INDEX) IF NOT EXISTS|MATERIALIZE PROJECTION)"
 )
 
 

@@ -25,7 +25,7 @@ def test_versions_are_consecutive_from_one() -> None:
 
 #: ALTERs that may run twice: setting a setting, adding with IF NOT EXISTS, materialising.
 _IDEMPOTENT_ALTER = re.compile(
-    r"^ALTER TABLE \w+ (MODIFY SETTING|ADD (COLUMN|PROJECTION) IF NOT EXISTS|"
+    r"^ALTER TABLE \w+ (MODIFY SETTING|ADD (COLUMN|PROJECTION|INDEX) IF NOT EXISTS|"
     r"MATERIALIZE PROJECTION)"
 )
 
