@@ -1031,7 +1031,7 @@ def _logs_dropped(out: _Builder, record: Any, when: int, w: Any) -> _Result:
         when,
         None,
         "platform",
-        "WARN",
+        "WARNING",
         f"LOGS_DROPPED\tDropped Records: {dropped}\tDropped Bytes: {dropped_bytes}"
         f"\tReason: {reason}",
     )

@@ -235,6 +235,9 @@ def test_logs_dropped_is_counted_and_shown_as_a_platform_line() -> None:
     batch = normalize_batch(load_event("json_logs"))
     assert batch.dropped_records == 12
     assert any(m.startswith("LOGS_DROPPED\tDropped Records: 12") for _, m in messages(batch))
+    # At the level loggers' WARN is stored as, so one filter finds both.
+    dropped = [r for r in batch.log_rows if r.message.startswith("LOGS_DROPPED")]
+    assert [r.level for r in dropped] == ["WARNING"]
 
 
 # --- log lines --------------------------------------------------------------------------------

@@ -39,7 +39,8 @@ class LogView(VerticalScroll):
             return
         text = Text()
         for line in lines:
-            style = "red" if line.level in ("ERROR", "FATAL") else STREAM_STYLE.get(line.stream, "")
+            failed = line.level in ("ERROR", "CRITICAL", "FATAL")
+            style = "red" if failed else STREAM_STYLE.get(line.stream, "")
             # Tabs in Lambda's lines would render as wide gaps; a stack trace (\n, or \r as
             # awslambdaric joins it) continues on indented lines under its timestamp.
             parts = line.message.replace("\t", "  ").replace("\r", "\n").split("\n")
