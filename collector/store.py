@@ -41,6 +41,7 @@ from collector.normalize import (
 )
 from collector.prepare import prepare_batch
 from collector.readguard import GuardedRead, QueryRefused, ReadPolicy, ReadRefused, guard_read
+from collector.wire import HttpError
 from lambdascope.query import DirectQueryClient, QueryError, QueryResult
 
 __all__ = ["DEFAULT_STORE_URL", "Store", "StoreError", "WriteResult", "redact_url"]
@@ -323,10 +324,17 @@ class Store:
             sql.SELECT_GROUP_BODIES, parameters={"group_token": token}
         ).result_rows
         if rows and all(body for _batch_id, _encoding, body in rows):
-            group = [
-                prepare_batch(_as_bytes(body), encoding or None, self.max_decompressed_bytes)
-                for _batch_id, encoding, body in rows
-            ]
+            try:
+                group = [
+                    prepare_batch(_as_bytes(body), encoding or None, self.max_decompressed_bytes)
+                    for _batch_id, encoding, body in rows
+                ]
+            except HttpError as exc:
+                # A kept body this version cannot read again must not hold its batches'
+                # retries back for ever: what the first attempt committed stays.
+                log.warning("cannot write group %s again from its kept bodies: %s", token, exc)
+                self._completed(token)
+                return
             log.warning(
                 "a batch arrived again whose write may have been cut short: writing its group "
                 "of %d batches again; the store keeps one copy of every row",

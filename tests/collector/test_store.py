@@ -13,6 +13,7 @@ from collector import schema
 from collector.normalize import NormalizedBatch, normalize_batch
 from collector.prepare import prepare_batch
 from collector.store import Store, StoreError, database_in_url, redact_url, resolve_url
+from collector.wire import HttpError
 from lambdascope.query import QueryError
 from tests.collector.conftest import load_event
 
@@ -493,3 +494,20 @@ def test_server_urls_name_the_database_in_their_path() -> None:
 def test_redact_url() -> None:
     assert redact_url("https://u:p@h:8443/db") == "https://u:***@h:8443/db"
     assert redact_url("chdb:///x") == "chdb:///x"
+
+
+def test_a_kept_body_that_cannot_be_read_again_does_not_hold_its_retries_back(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = normalize(load_event("text_batch_1"))
+    _dies_at(store, monkeypatch, "logs")
+    with pytest.raises(StoreError):
+        store.write(batch)
+    monkeypatch.undo()
+
+    def unreadable(*args: Any) -> Any:
+        raise HttpError(400, "body is not valid JSON")
+
+    monkeypatch.setattr("collector.store.prepare_batch", unreadable)
+    assert store.write(batch).duplicate is True  # answered; what was committed stays
+    assert store.reader().query("SELECT count() FROM logs").scalar() == 0
