@@ -69,6 +69,19 @@ def environment_id(function_name: str, environment: str) -> str:
     return hashlib.md5(f"{function_name}/{environment}".encode()).hexdigest()
 
 
+def _environment_doc(function_name: str, environment: str) -> dict[str, Any]:
+    """A batch's ``environment`` for one environment of a scenario (128 MB, on-demand)."""
+    return {
+        "environment_id": environment_id(function_name, environment),
+        "function_name": function_name,
+        "function_version": "$LATEST",
+        "region": "us-east-1",
+        "memory_size_mb": 128,
+        "initialization_type": "on-demand",
+        "architecture": "x86_64",
+    }
+
+
 def _events(inv: Inv) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(events up to runtimeDone, the report event delivered later) for one invocation."""
     t0 = inv.start_time
@@ -648,15 +661,7 @@ def failed_init_batch(
             },
         },
     ]
-    environment_doc = {
-        "environment_id": environment_id(function_name, environment),
-        "function_name": function_name,
-        "function_version": "$LATEST",
-        "region": "us-east-1",
-        "memory_size_mb": 128,
-        "initialization_type": "on-demand",
-        "architecture": "x86_64",
-    }
+    environment_doc = _environment_doc(function_name, environment)
     entry = {
         "request_id": rid,
         "deadline_ms": _ms(t_invoke) + 3000,
@@ -812,15 +817,7 @@ def stats_batch(
     """A batch without telemetry whose head carries the extension's own figures
     (``extension_stats``, extension/README.md) for one environment of a scenario, as the
     extension builds one at each flush: counters are totals since its process started."""
-    env = {
-        "environment_id": environment_id(function_name, environment),
-        "function_name": function_name,
-        "function_version": "$LATEST",
-        "region": "us-east-1",
-        "memory_size_mb": 128,
-        "initialization_type": "on-demand",
-        "architecture": "x86_64",
-    }
+    env = _environment_doc(function_name, environment)
     batch = _batch(f"{function_name}/{environment}/stats/{_ms(sent)}", sent, env, [], [])
     batch["extension_stats"] = stats
     return batch
