@@ -1,7 +1,7 @@
 """SQL-backed detectors that turn stored telemetry into findings with evidence.
 
 Every detector reads the store through :class:`lambdascope.query.QueryClient` only; its SQL
-lives in :mod:`analyzers.sql`. Add one with :func:`analyzers.registry.register`.
+lives in :mod:`sql`. Add one with :func:`registry.register`.
 """
 
 from __future__ import annotations
@@ -9,20 +9,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 # Importing the detector modules registers them.
-from analyzers import coldstarts as _coldstarts  # noqa: F401
-from analyzers import completeness as _completeness  # noqa: F401
-from analyzers import config_checks as _config_checks  # noqa: F401
-from analyzers import cost as _cost  # noqa: F401
-from analyzers import errors as _errors  # noqa: F401
-from analyzers import extension_overhead as _extension_overhead  # noqa: F401
-from analyzers import memory as _memory  # noqa: F401
-from analyzers import memory_leak as _memory_leak  # noqa: F401
-from analyzers import throttles as _throttles  # noqa: F401
-from analyzers import timeouts as _timeouts  # noqa: F401
-from analyzers import versions as _versions  # noqa: F401
-from analyzers.findings import SEVERITIES, Finding, severity_rank
-from analyzers.registry import DETECTORS, Detector, register
-from analyzers.window import Window
+from lambdascope.analyzers import coldstarts as _coldstarts  # noqa: F401
+from lambdascope.analyzers import completeness as _completeness  # noqa: F401
+from lambdascope.analyzers import config_checks as _config_checks  # noqa: F401
+from lambdascope.analyzers import cost as _cost  # noqa: F401
+from lambdascope.analyzers import errors as _errors  # noqa: F401
+from lambdascope.analyzers import extension_overhead as _extension_overhead  # noqa: F401
+from lambdascope.analyzers import memory as _memory  # noqa: F401
+from lambdascope.analyzers import memory_leak as _memory_leak  # noqa: F401
+from lambdascope.analyzers import throttles as _throttles  # noqa: F401
+from lambdascope.analyzers import timeouts as _timeouts  # noqa: F401
+from lambdascope.analyzers import versions as _versions  # noqa: F401
+from lambdascope.analyzers.findings import SEVERITIES, Finding, severity_rank
+from lambdascope.analyzers.registry import DETECTORS, Detector, register
+from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient, QueryError
 
 __all__ = [

@@ -30,10 +30,10 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from analyzers import sql
-from analyzers.findings import Finding
-from analyzers.registry import register
-from analyzers.window import Window, ch_time
+from lambdascope.analyzers import sql
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.registry import register
+from lambdascope.analyzers.window import Window, ch_time
 from lambdascope.query import QueryClient
 
 __all__ = [
@@ -75,7 +75,7 @@ def configure(silent_after: timedelta) -> None:
 
 
 def delivery_parameters(window: Window, function_name: str | None = None) -> dict[str, Any]:
-    """The parameters of :data:`analyzers.sql.EXTENSION_DELIVERY` for ``window``."""
+    """The parameters of :data:`lambdascope.analyzers.sql.EXTENSION_DELIVERY` for ``window``."""
     return {
         **window.parameters(function_name),
         "baseline_since": ch_time(window.start - BASELINE),

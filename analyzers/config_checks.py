@@ -21,12 +21,12 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from analyzers import config_checks_sql as sql
-from analyzers import rollups
-from analyzers._format import function_label, number, seconds
-from analyzers.findings import Finding
-from analyzers.registry import register
-from analyzers.window import Window, ch_time
+from lambdascope.analyzers import config_checks_sql as sql
+from lambdascope.analyzers import rollups
+from lambdascope.analyzers._format import function_label, number, seconds
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.registry import register
+from lambdascope.analyzers.window import Window, ch_time
 from lambdascope.query import QueryClient
 
 __all__ = ["api_gateway_findings", "detect_config_checks", "init_failure_findings"]

@@ -1,4 +1,4 @@
-"""SQL of the init and configuration checks (:mod:`analyzers.config_checks`).
+"""SQL of the init and configuration checks (:mod:`lambdascope.analyzers.config_checks`).
 
 Parameters: ``since``/``until`` (``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``function_name`` (``''``
 = every function), ``max_rows``, ``max_evidence``, ``function_names`` (the functions whose

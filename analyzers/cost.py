@@ -26,7 +26,7 @@ Of the savings findings, only the :data:`MAX_SAVINGS_FINDINGS` largest of each k
 
 Prices come from :class:`PriceTable` (AWS's us-east-1 list prices by default); override them
 with :func:`configure` and :meth:`PriceTable.from_file`, or the ``[prices]`` table of a
-settings file (:mod:`analyzers.settings`).
+settings file (:mod:`settings`).
 
 Screen (analyzers/rollups.py): the rollups bound each function's cost from both sides
 (:func:`cost_bounds`: billed GB-s, requests, its architectures and regions, the memory sizes
@@ -48,13 +48,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from analyzers import cost_sql as sql
-from analyzers import rollups
-from analyzers._format import percent
-from analyzers.findings import Finding
-from analyzers.memory import suggested_memory_mb
-from analyzers.registry import register
-from analyzers.window import Window
+from lambdascope.analyzers import cost_sql as sql
+from lambdascope.analyzers import rollups
+from lambdascope.analyzers._format import percent
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.memory import suggested_memory_mb
+from lambdascope.analyzers.registry import register
+from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 
 __all__ = [
@@ -286,7 +286,7 @@ class CostRow:
 def cost_rows(
     rows: Sequence[Mapping[str, Any]], window: Window, prices: PriceTable
 ) -> list[CostRow]:
-    """Pure: price the rows of :data:`analyzers.cost_sql.COST`."""
+    """Pure: price the rows of :data:`cost_sql.COST`."""
     hours = (window.end - window.start).total_seconds() / 3600
     out = []
     for r in rows:
@@ -368,7 +368,7 @@ class CostBounds:
 def cost_bounds(
     rows: Sequence[rollups.VersionScreen], window: Window, prices: PriceTable
 ) -> CostBounds:
-    """Pure: one function's cost bounds from its rollup rows (:mod:`analyzers.rollups`): billed
+    """Pure: one function's cost bounds from its rollup rows (:mod:`rollups`): billed
     GB-s and invocations from the widened window at the highest price of its architectures and
     regions, and from the minutes certainly inside it at the lowest."""
     name = rows[0].function_name
@@ -456,7 +456,7 @@ def cost_candidates(
     functions certainly beat it: the top list needs a cost above the third-largest lower bound
     (of one-row functions), the arm64 list a saving above the fifth-largest lower bound; a
     spike needs today's upper bound above twice yesterday's lower bound (``day_rows`` from
-    :data:`analyzers.cost_sql.DAY_OVER_DAY`).
+    :data:`cost_sql.DAY_OVER_DAY`).
     """
     monthly = HOURS_PER_MONTH / ((window.end - window.start).total_seconds() / 3600)
     third = _kth_largest([b.low_usd for b in bounds if b.one_row], TOP_N)
@@ -663,7 +663,7 @@ def spike_findings(
     window: Window,
     prices: PriceTable,
 ) -> list[Finding]:
-    """Pure: day-over-day spikes from :data:`analyzers.cost_sql.DAY_OVER_DAY` rows, priced with
+    """Pure: day-over-day spikes from :data:`cost_sql.DAY_OVER_DAY` rows, priced with
     each function's current memory size and architecture (from the window's rows)."""
     current = {c.function_name: c for c in priced}
     findings = []

@@ -1,4 +1,4 @@
-"""SQL of the cost detector (:mod:`analyzers.cost`).
+"""SQL of the cost detector (:mod:`lambdascope.analyzers.cost`).
 
 Parameters: ``since``/``until`` (``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``function_name`` (``''``
 = every function), ``function_names`` (the functions the detector's rollup screen flagged;

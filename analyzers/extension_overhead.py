@@ -25,11 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analyzers import sql
-from analyzers._format import number
-from analyzers.findings import Finding
-from analyzers.registry import register
-from analyzers.window import Window
+from lambdascope.analyzers import sql
+from lambdascope.analyzers._format import number
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.registry import register
+from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Read models for the TUI and reports: the fleet table, a finding's invocations, a request's log.
 
-These return dataclasses so the UI never holds SQL (it lives in :mod:`analyzers.sql`).
+These return dataclasses so the UI never holds SQL (it lives in :mod:`lambdascope.analyzers.sql`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from analyzers import sql
-from analyzers.completeness import delivery_parameters
-from analyzers.findings import Finding
-from analyzers.window import Window, ch_time
+from lambdascope.analyzers import sql
+from lambdascope.analyzers.completeness import delivery_parameters
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.window import Window, ch_time
 from lambdascope.query import QueryClient
 
 __all__ = [

@@ -23,11 +23,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from analyzers import rollups, sql
-from analyzers._format import function_label, percent
-from analyzers.findings import Finding
-from analyzers.registry import register
-from analyzers.window import Window
+from lambdascope.analyzers import rollups, sql
+from lambdascope.analyzers._format import function_label, percent
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.registry import register
+from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 
 __all__ = ["detect_memory_pressure", "memory_findings", "suggested_memory_mb"]

@@ -26,11 +26,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analyzers import memory_leak_sql as sql
-from analyzers._format import function_label
-from analyzers.findings import Finding
-from analyzers.registry import register
-from analyzers.window import Window
+from lambdascope.analyzers import memory_leak_sql as sql
+from lambdascope.analyzers._format import function_label
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.registry import register
+from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 
 __all__ = ["Leak", "detect_memory_leaks", "fit_leak", "memory_leak_findings"]
@@ -105,7 +105,7 @@ def _evidence(request_ids: Sequence[str]) -> tuple[str, ...]:
 
 
 def memory_leak_findings(rows: Sequence[Mapping[str, Any]], window: Window) -> list[Finding]:
-    """Pure: the findings for the rows of :data:`analyzers.memory_leak_sql.LEAK_CANDIDATES`."""
+    """Pure: the findings for the rows of :data:`memory_leak_sql.LEAK_CANDIDATES`."""
     leaks: dict[tuple[str, str], list[tuple[Leak, Mapping[str, Any]]]] = {}
     checked: dict[tuple[str, str], int] = {}
     for row in rows:

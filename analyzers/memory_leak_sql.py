@@ -1,4 +1,4 @@
-"""SQL of the memory leak detector (:mod:`analyzers.memory_leak`).
+"""SQL of the memory leak detector (:mod:`lambdascope.analyzers.memory_leak`).
 
 Parameters: ``since``/``until`` (``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``function_name`` (``''``
 = every function), ``min_invocations``, ``min_slope_mb``, ``max_points``. Invocations are read

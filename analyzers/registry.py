@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from analyzers.findings import Finding
-from analyzers.window import Window
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 
 __all__ = ["DETECTORS", "Detector", "register"]

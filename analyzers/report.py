@@ -15,9 +15,9 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analyzers import run_detectors, sql
-from analyzers.findings import Finding
-from analyzers.window import Window
+from lambdascope.analyzers import run_detectors, sql
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 
 __all__ = ["bucket_seconds", "report_figure", "write_html_report"]

@@ -2,7 +2,7 @@
 
 A detector first asks the rollups (``invocation_minutes``, a few hundred rows per function and
 day) whether a function *could* produce its finding, and reads the window's raw invocation rows
-only for the functions that could (``function_names`` in :mod:`analyzers.sql`). On a healthy
+only for the functions that could (``function_names`` in :mod:`sql`). On a healthy
 fleet no function passes and no raw row is read. The screen must never hide a finding, so every
 figure here bounds the exact one from the right side:
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from analyzers import sql
-from analyzers.window import Window, ch_time
+from lambdascope.analyzers import sql
+from lambdascope.analyzers.window import Window, ch_time
 from lambdascope.query import QueryClient, QueryResult
 
 __all__ = [
@@ -52,7 +52,7 @@ LATE = timedelta(minutes=16)
 
 @dataclass(frozen=True)
 class VersionScreen:
-    """One function version's bounds over a window (a row of :data:`analyzers.sql.SCREEN`)."""
+    """One function version's bounds over a window (a row of :data:`sql.SCREEN`)."""
 
     function_name: str
     function_version: str
@@ -94,7 +94,7 @@ def _ceil_minute(value: datetime) -> datetime:
 
 
 def screen_parameters(window: Window, function_name: str | None = None) -> dict[str, Any]:
-    """The bounds of :data:`analyzers.sql.SCREEN` for ``window``."""
+    """The bounds of :data:`sql.SCREEN` for ``window``."""
     return {
         "outer_since": ch_time(_floor_minute(window.start) - MARGIN),
         "outer_until": ch_time(_ceil_minute(window.end) + MARGIN),

@@ -47,10 +47,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from analyzers import completeness, cost, extension_overhead, throttles
-from analyzers.cost import PriceTable, PriceTableError
-from analyzers.extension_overhead import ExtensionBudget
-from analyzers.throttles import ConcurrencyLimits
+from lambdascope.analyzers import completeness, cost, extension_overhead, throttles
+from lambdascope.analyzers.cost import PriceTable, PriceTableError
+from lambdascope.analyzers.extension_overhead import ExtensionBudget
+from lambdascope.analyzers.throttles import ConcurrencyLimits
 
 __all__ = ["Settings", "SettingsError", "apply_settings", "load_settings", "parse_settings"]
 

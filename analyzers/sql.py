@@ -10,7 +10,7 @@ runs through ``CollectorQueryClient`` and ``DirectQueryClient``.
 Common parameters:
 
 * ``since`` / ``until``: the window, as ``'YYYY-MM-DD HH:MM:SS.fff'`` UTC text (see
-  :func:`analyzers.window.window_parameters`); ISO text with ``T`` and an offset does not bind.
+  :func:`window.window_parameters`); ISO text with ``T`` and an offset does not bind.
 * ``function_name``: ``''`` means every function.
 * ``function_names``: the functions a detector's screen flagged (raw reads only).
 """

@@ -33,11 +33,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from analyzers import throttles_sql as sql
-from analyzers._format import percent
-from analyzers.findings import Finding
-from analyzers.registry import register
-from analyzers.window import Window
+from lambdascope.analyzers import throttles_sql as sql
+from lambdascope.analyzers._format import percent
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.registry import register
+from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 
 __all__ = [
@@ -114,7 +114,7 @@ def throttle_findings(
     window: Window,
     limits: ConcurrencyLimits = ConcurrencyLimits(),
 ) -> list[Finding]:
-    """Pure: the findings for the rows of the queries in :mod:`analyzers.throttles_sql`."""
+    """Pure: the findings for the rows of the queries in :mod:`throttles_sql`."""
     findings: list[Finding] = []
     starvers = _starvation(minutes, limits)
     starved_by = {victim: s for s in starvers for victim in s.victims}

@@ -1,4 +1,4 @@
-"""SQL of the throttles detector (:mod:`analyzers.throttles`).
+"""SQL of the throttles detector (:mod:`lambdascope.analyzers.throttles`).
 
 Lambda's own throttles never reach a sandbox: only CloudWatch metric streams show them
 (``cloudwatch_metrics``, collector/README.md). CloudWatch publishes a function's metrics under

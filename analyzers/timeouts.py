@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from analyzers import rollups, sql
-from analyzers._format import function_label, number, percent, seconds
-from analyzers.findings import Finding
-from analyzers.registry import register
-from analyzers.window import Window
+from lambdascope.analyzers import rollups, sql
+from lambdascope.analyzers._format import function_label, number, percent, seconds
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.registry import register
+from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 
 __all__ = ["detect_timeouts", "timeout_findings"]

@@ -23,12 +23,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analyzers import cost, rollups
-from analyzers import versions_sql as sql
-from analyzers._format import function_label
-from analyzers.findings import Finding
-from analyzers.registry import register
-from analyzers.window import Window, ch_time
+from lambdascope.analyzers import cost, rollups
+from lambdascope.analyzers import versions_sql as sql
+from lambdascope.analyzers._format import function_label
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.registry import register
+from lambdascope.analyzers.window import Window, ch_time
 from lambdascope.query import QueryClient
 
 __all__ = ["Regression", "detect_version_regressions", "version_findings"]

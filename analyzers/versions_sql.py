@@ -1,4 +1,4 @@
-"""SQL of the version regression detector (:mod:`analyzers.versions`).
+"""SQL of the version regression detector (:mod:`lambdascope.analyzers.versions`).
 
 Parameters: ``since``/``until`` (the window; ``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``previous``
 (the start of the window before it), ``function_name`` (``''`` = every function),

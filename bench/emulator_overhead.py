@@ -7,8 +7,8 @@ Measures on loopback:
   own time (`platform.runtimeDone` durationMs), median and p95, against the 2 ms target and
   against a bare stdlib HTTP round trip on the same machine;
 - cold start: an invoke of a fresh environment (init included) without and with the
-  lambdascope extension (the layer from `extension.layer.build_layer_dir`), against a bare
-  `python -c pass`; and with private mount namespaces against without, where possible.
+  lambdascope extension (the layer from `lambdascope.extension.layer.build_layer_dir`), against
+  a bare `python -c pass`; and with private mount namespaces against without, where possible.
 Every loop is bounded; the full run takes well under a minute.
 """
 
@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from emulator.bench import HANDLER, _percentile, _runtime_ms  # noqa: E402
-from emulator.config import FunctionConfig  # noqa: E402
-from emulator.emulator import Emulator  # noqa: E402
-from emulator.sandboxfs import probe_namespace  # noqa: E402
-from extension.layer import build_layer_dir  # noqa: E402
+from lambdascope.emulator.bench import HANDLER, _percentile, _runtime_ms  # noqa: E402
+from lambdascope.emulator.config import FunctionConfig  # noqa: E402
+from lambdascope.emulator.emulator import Emulator  # noqa: E402
+from lambdascope.emulator.sandboxfs import probe_namespace  # noqa: E402
+from lambdascope.extension.layer import build_layer_dir  # noqa: E402
 
 WARM_TARGET_MS = 2.0
 

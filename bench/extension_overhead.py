@@ -41,8 +41,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from emulator import Emulator, FunctionConfig  # noqa: E402
-from extension.layer import build_layer_dir  # noqa: E402
+from lambdascope.emulator import Emulator, FunctionConfig  # noqa: E402
+from lambdascope.extension.layer import build_layer_dir  # noqa: E402
 
 REMOTE_DELAY_S = 0.020
 

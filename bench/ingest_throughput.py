@@ -264,7 +264,7 @@ def rss_mb() -> float:
 
 def raw_insert(store: Any, batches: int, run: str) -> tuple[float, int]:
     """Seconds to insert the rows of ``batches`` batches with plain inserts, and the row count."""
-    from collector.normalize import (
+    from lambdascope.collector.normalize import (
         COLD_START_COLUMNS,
         INVOCATION_COLUMNS,
         LOG_COLUMNS,
@@ -333,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--events must be positive, --sustain-s in (0, 600]")
     batches = max(1, events // EVENTS_PER_BATCH)
 
-    from collector.server import CollectorServer
-    from collector.store import Store
+    from lambdascope.collector.server import CollectorServer
+    from lambdascope.collector.store import Store
 
     tmp = tempfile.mkdtemp(prefix="lambdascope-bench-ingest-")
     store = Store.open(f"chdb://{tmp}/store", "bench_e2e")

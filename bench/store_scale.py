@@ -38,13 +38,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from analyzers import DETECTORS, Detector, Finding, run_detectors  # noqa: E402
-from analyzers.alerts import DEFAULT_RULES_PATH, AlertEngine, MemoryAlertStateStore  # noqa: E402
-from analyzers.alerts.rules import load_rules  # noqa: E402
-from analyzers.fleet import fleet_summary  # noqa: E402
-from analyzers.rollups import RecordingClient  # noqa: E402
-from analyzers.window import ch_time  # noqa: E402
-from collector.store import Store  # noqa: E402
+from lambdascope.analyzers import DETECTORS, Detector, Finding, run_detectors  # noqa: E402
+from lambdascope.analyzers.alerts import DEFAULT_RULES_PATH, AlertEngine, MemoryAlertStateStore  # noqa: E402
+from lambdascope.analyzers.alerts.rules import load_rules  # noqa: E402
+from lambdascope.analyzers.fleet import fleet_summary  # noqa: E402
+from lambdascope.analyzers.rollups import RecordingClient  # noqa: E402
+from lambdascope.analyzers.window import ch_time  # noqa: E402
+from lambdascope.collector.store import Store  # noqa: E402
 from lambdascope.query import QueryClient  # noqa: E402
 
 FLEET_TARGET_MS = 300.0

@@ -1,6 +1,6 @@
 """Who may reach the collector: the refusal to listen on a network without tokens, and the
 check of a ClickHouse server read user's grants. Pure functions, tested without starting
-anything. Tokens themselves are read by :mod:`lambdascope.tokens`.
+anything. Tokens themselves are read by :mod:`lambdascope.collector.tokens`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from lambdascope.tokens import INGEST_TOKEN_ENV, READ_TOKEN_ENV
+from lambdascope.collector.tokens import INGEST_TOKEN_ENV, READ_TOKEN_ENV
 
 __all__ = [
     "AccessError",

@@ -1,5 +1,5 @@
 """The collector's HTTP endpoints as a Starlette application: a thin shell over
-:class:`collector.server.CollectorServer`, whose methods do the work on worker threads.
+:class:`lambdascope.collector.server.CollectorServer`, whose methods do the work on worker threads.
 
 What this layer bounds, so that no client can take the collector's memory or threads:
 
@@ -35,11 +35,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from collector import firehose, otlp_proto
-from collector.wire import HttpError, bearer_matches, json_bytes
+from lambdascope.collector import firehose, otlp_proto
+from lambdascope.collector.wire import HttpError, bearer_matches, json_bytes
 
 if TYPE_CHECKING:
-    from collector.server import CollectorServer
+    from lambdascope.collector.server import CollectorServer
 
 __all__ = ["build_app"]
 

@@ -1,8 +1,8 @@
 """Opt-in cluster DDL: the collector's schema on a ClickHouse cluster (pure, no I/O).
 
-Every DDL statement in :mod:`collector.sql` is written for one server (or the embedded engine).
+Every DDL statement in :mod:`sql` is written for one server (or the embedded engine).
 With a :class:`ClusterConfig`, :func:`rewrite` turns each into its cluster form after
-:func:`collector.schema.render` filled in the numbers:
+:func:`schema.render` filled in the numbers:
 
 * ``CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW ... x`` and ``ALTER TABLE x`` run
   ``ON CLUSTER`` so every server gets the same schema;

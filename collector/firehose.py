@@ -7,7 +7,7 @@ throttled request never reaches a sandbox, so no extension sees it.
 
 Two output formats of a metric stream are read: JSON (newline-separated JSON objects, one data
 point each) and OpenTelemetry 1.0.0 (size-delimited protobuf export requests, decoded by
-:mod:`collector.firehose_otel` into the JSON format's shape). OpenTelemetry 0.7.0 is refused
+:mod:`firehose_otel` into the JSON format's shape). OpenTelemetry 0.7.0 is refused
 with a 400 that names the fix: acknowledging it would drop it.
 
 A record or line that cannot be stored is skipped and counted by reason, and the rest of the
@@ -29,11 +29,11 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from collector import firehose_otel
+from lambdascope.collector import firehose_otel
 
 # The store's time bounds (a Date partition ends on 2149-06-06), shared with the extension
 # batches' checks rather than defined twice.
-from collector.normalize import EPOCH, MAX_STORED_MS, clean_text
+from lambdascope.collector.normalize import EPOCH, MAX_STORED_MS, clean_text
 
 __all__ = [
     "METRIC_COLUMNS",

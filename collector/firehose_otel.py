@@ -1,5 +1,5 @@
 """CloudWatch metric stream records in the OpenTelemetry 1.0.0 output format, decoded into the
-shape of the JSON output format's data points, so :mod:`collector.firehose` checks and stores
+shape of the JSON output format's data points, so :mod:`firehose` checks and stores
 both formats the same way. Pure functions, no I/O.
 
 The format (AWS: CloudWatch-metric-streams-formats-opentelemetry-100 and

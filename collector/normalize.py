@@ -34,7 +34,12 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
-from collector.extension_stats import BatchMeta, ExtensionStatsRow, StatsError, stats_row
+from lambdascope.collector.extension_stats import (
+    BatchMeta,
+    ExtensionStatsRow,
+    StatsError,
+    stats_row,
+)
 
 __all__ = [
     "COLD_START_COLUMNS",

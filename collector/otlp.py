@@ -1,6 +1,6 @@
 """OTLP/HTTP JSON (``/v1/traces``, ``/v1/logs``, ``/v1/metrics``) into rows of the
 ``otel_traces``, ``otel_logs`` and ``otel_metrics`` tables. Pure functions, no I/O.
-Protobuf bodies are turned into this JSON shape first (:mod:`collector.otlp_proto`).
+Protobuf bodies are turned into this JSON shape first (:mod:`lambdascope.collector.otlp_proto`).
 
 The tables use the column names and types of the OpenTelemetry ClickHouse exporter, so tools
 built for it (Grafana's ClickHouse data source, ClickStack) read lambdascope's spans and logs;
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from collector.normalize import clean_text
+from lambdascope.collector.normalize import clean_text
 
 __all__ = [
     "LOG_COLUMNS",

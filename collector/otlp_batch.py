@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector import otlp, otlp_proto
-from collector.normalize import NormalizedBatch
+from lambdascope.collector import otlp, otlp_proto
+from lambdascope.collector.normalize import NormalizedBatch
 
 __all__ = ["DEFAULT_MAX_ITEM_BYTES", "BatchWithOtlp", "DecodedItems", "attach", "decode_items"]
 

@@ -3,7 +3,7 @@ OTLP/HTTP specification asks for, in the request's encoding. Pure functions, no 
 
 Protobuf requests are decoded with the ``opentelemetry-proto`` classes and turned into the
 OTLP/JSON shape with ``MessageToDict``, so both encodings go through the one parser in
-:mod:`collector.otlp`. Two differences of the protobuf JSON mapping are undone here: ids are
+:mod:`otlp`. Two differences of the protobuf JSON mapping are undone here: ids are
 bytes (base64 in ``MessageToDict``'s output, hex in OTLP/JSON) and enums come as numbers
 (``use_integers_for_enums``); 64-bit integers arrive as strings, which the parser accepts.
 """
@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from collector import otlp
+from lambdascope.collector import otlp
 
 __all__ = [
     "JSON",
@@ -126,7 +126,7 @@ def _hex_ids(value: Any) -> Any:
 
 
 def request_to_dict(signal: Signal, data: bytes) -> dict[str, Any]:
-    """A protobuf ``Export*ServiceRequest`` as the OTLP/JSON object :mod:`collector.otlp`
+    """A protobuf ``Export*ServiceRequest`` as the OTLP/JSON object :mod:`otlp`
     parses; raises :class:`otlp.OtlpError` when ``data`` is not one."""
     message = signal.request()
     try:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from collector import otlp_batch
-from collector.normalize import BatchError, NormalizedBatch, normalize_batch
-from collector.wire import HttpError, decode_body, parse_json
+from lambdascope.collector import otlp_batch
+from lambdascope.collector.normalize import BatchError, NormalizedBatch, normalize_batch
+from lambdascope.collector.wire import HttpError, decode_body, parse_json
 
 __all__ = ["prepare_batch"]
 

@@ -58,7 +58,7 @@ from sqlglot.dialects.clickhouse import ClickHouse
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from collector.readfunctions import (
+from lambdascope.collector.readfunctions import (
     BARE_DENIED,
     DENIED_WHY,
     TABLE_FUNCTIONS,

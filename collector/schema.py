@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector import sql
-from collector.cluster import (
+from lambdascope.collector import sql
+from lambdascope.collector.cluster import (
     SELECT_CLUSTER_TOPOLOGY,
     ClusterConfig,
     check_topology,
@@ -63,7 +63,7 @@ def migrate(
     With ``cluster``, every statement runs in its cluster form (collector/cluster.py) and
     ``database`` (default: the client's) is the one the Distributed tables name.
     Raises :class:`SchemaError` when the store is newer than this code, and
-    :class:`collector.cluster.ClusterError` when the server does not know the cluster.
+    :class:`lambdascope.collector.cluster.ClusterError` when the server does not know the cluster.
     """
     retention_days = check_retention(retention_days)
     database = database or str(getattr(client, "database", "") or "")
@@ -113,7 +113,7 @@ def migrate(
 
 
 def _backfill(client: Any, version: int, description: str, before: str) -> None:
-    """Run the data statements of :data:`collector.sql.BACKFILLS` due before ``before``.
+    """Run the data statements of :data:`lambdascope.collector.sql.BACKFILLS` due before ``before``.
 
     Only an upgraded store (one that had a schema) needs them: a new store has no rows. They
     run unchanged in cluster mode too: an INSERT ... SELECT through the Distributed tables

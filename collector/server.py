@@ -1,9 +1,9 @@
 """The collector's service: ingest (extension batches, OTLP, Firehose) and the read API.
 
 :class:`CollectorServer` holds the work of each endpoint as plain methods (called on worker
-threads) over :mod:`collector.wire` (decoding, auth), :mod:`collector.normalize` (pure) and
-:class:`collector.store.Store`; :mod:`collector.app` is the HTTP shell around them and
-:mod:`collector.httpserver` serves it with uvicorn. At most ``max_pending_writes`` batches
+threads) over :mod:`wire` (decoding, auth), :mod:`normalize` (pure) and
+:class:`store.Store`; :mod:`app` is the HTTP shell around them and
+:mod:`httpserver` serves it with uvicorn. At most ``max_pending_writes`` batches
 wait for the store at once, and the next one is told to come back (503 + Retry-After) instead
 of queueing without bound. A batch is acknowledged only after its rows are committed.
 
@@ -23,31 +23,20 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import sys
 import threading
 import time
-from datetime import timedelta
-from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from collector import firehose, otlp, otlp_proto
-from collector.access import AccessError, check_exposure
-from collector.app import OTLP_PATHS, build_app
-from collector.httpserver import HttpServer, ServerLimits, TlsError, TlsFiles
-from collector.prepare import prepare_batch
-from collector.schema import DEFAULT_RETENTION_DAYS, SchemaError
-from collector.store import Store, StoreError
-from collector.wire import HttpError, Metrics, bearer_matches, decode_body, parse_json
-from collector.writer import BatchWriter, QueueFull
+from lambdascope.collector import firehose, otlp, otlp_proto
+from lambdascope.collector.app import OTLP_PATHS, build_app
+from lambdascope.collector.httpserver import HttpServer, ServerLimits, TlsFiles
+from lambdascope.collector.prepare import prepare_batch
+from lambdascope.collector.store import Store, StoreError
+from lambdascope.collector.wire import HttpError, Metrics, bearer_matches, decode_body, parse_json
+from lambdascope.collector.writer import BatchWriter, QueueFull
 from lambdascope.query import QueryError, jsonable
 
-if TYPE_CHECKING:
-    from analyzers.alerts import AlertService
-    from collector.cluster import ClusterConfig
-
-__all__ = ["CollectorServer", "run_collector"]
+__all__ = ["CollectorServer"]
 
 log = logging.getLogger("lambdascope.collector")
 
@@ -252,7 +241,7 @@ class CollectorServer:
         """Firehose HTTP endpoint delivery: every reply carries the request id and a timestamp.
 
         Records that cannot be stored are skipped and counted by reason, the rest stored, and
-        the reply is 200 (:mod:`collector.firehose` says why); a delivery that is not
+        the reply is 200 (:mod:`firehose` says why); a delivery that is not
         Firehose's format, or holds the OpenTelemetry 0.7.0 format, is refused with 400.
         """
         shown_id = request_id or ""
@@ -325,128 +314,3 @@ def _query_refusal(exc: QueryError) -> HttpError:
     status = getattr(exc, "status", 400)
     extra = {"reason": reason} if (reason := getattr(exc, "reason", None)) else {}
     return HttpError(status, str(exc), **extra)
-
-
-def run_collector(
-    store_url: str,
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    database: str = "lambdascope",
-    ingest_token: str | None = None,
-    read_token: str | None = None,
-    *,
-    retention_days: int = DEFAULT_RETENTION_DAYS,
-    rules_path: str | Path | None = None,
-    alert_interval: timedelta = timedelta(minutes=1),
-    cluster: ClusterConfig | None = None,
-    read_open: bool = False,
-    tls: TlsFiles | None = None,
-    read_store_url: str | None = None,
-) -> None:
-    """Open the store, serve until SIGINT/SIGTERM, then stop cleanly: requests in flight
-    finish and their batches are written before the process exits.
-
-    Refuses (exit status 2, saying the fix) to listen beyond loopback without an ingest token,
-    or without a read token unless ``read_open``; likewise for a store that cannot be opened
-    or TLS files that cannot be used.
-    """
-    try:
-        for warning in check_exposure(host, ingest_token, read_token, read_open=read_open):
-            print(f"lambdascope collector: {warning}", file=sys.stderr)
-        if tls is not None:
-            tls.check()
-    except (AccessError, TlsError) as exc:
-        print(f"lambdascope collector: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if rules_path is not None:
-        _check_rules(Path(rules_path))
-    try:
-        store = Store.open(
-            store_url,
-            database,
-            retention_days=retention_days,
-            cluster=cluster,
-            read_url=read_store_url,
-        )
-    except (StoreError, SchemaError) as exc:
-        print(f"lambdascope collector: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    for warning in store.read_access_warnings():
-        print(f"lambdascope collector: {warning}", file=sys.stderr, flush=True)
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        # Signal handlers can only be installed from the main thread; elsewhere the caller
-        # stops the collector by other means (KeyboardInterrupt does not reach other threads).
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, request_stop)
-    server = CollectorServer(
-        store, host, port, ingest_token=ingest_token, read_token=read_token, tls=tls
-    )
-    alerts: AlertService | None = None
-    try:
-        try:
-            server.start()
-        except OSError as exc:
-            print(
-                f"lambdascope collector: cannot listen on {host}:{port}: "
-                f"{exc.strerror or exc}. Is another collector running? Choose another --port.",
-                file=sys.stderr,
-            )
-            raise SystemExit(2) from None
-        print(
-            f"lambdascope collector listening on {server.url} "
-            f"(store {store.url}, database {store.database})",
-            flush=True,
-        )
-        if rules_path is not None:
-            alerts = _start_alerts(store, Path(rules_path), alert_interval, server.url)
-        while not stop.wait(timeout=0.5):
-            pass
-    finally:
-        if alerts is not None:
-            alerts.stop()
-        server.stop()
-        store.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _start_alerts(
-    store: Store, rules_path: Path, interval: timedelta, collector_url: str
-) -> AlertService:
-    """Evaluate the alert rules inside the collector; an invalid rules file refuses to start."""
-    from analyzers.alerts import (
-        ALERT_TABLES_DDL,
-        AlertService,
-        ClickHouseAlertStateStore,
-        RulesError,
-    )
-
-    store.create_tables(ALERT_TABLES_DDL)
-    state = ClickHouseAlertStateStore(store.open_writer(), create_tables=False)
-    service = AlertService(
-        rules_path, store.reader(), state, interval=interval, collector_url=collector_url
-    )
-    try:
-        service.start()
-    except RulesError as exc:
-        print(f"lambdascope collector: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(f"alert rules from {rules_path}, evaluated every {interval}", flush=True)
-    return service
-
-
-def _check_rules(rules_path: Path) -> None:
-    """Refuse to start on an invalid rules file, before announcing the collector as up."""
-    from analyzers.alerts import RulesError, load_rules
-
-    try:
-        load_rules(rules_path)
-    except RulesError as exc:
-        print(f"lambdascope collector: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None

@@ -30,18 +30,30 @@ from typing import Any
 
 import clickhouse_connect
 
-from collector import firehose, otlp, schema, sql
-from collector.access import grant_problems
-from collector.cluster import ClusterConfig, ClusterError, check_store_url, insert_settings, rewrite
-from collector.normalize import (
+from lambdascope.collector import firehose, otlp, schema, sql
+from lambdascope.collector.access import grant_problems
+from lambdascope.collector.cluster import (
+    ClusterConfig,
+    ClusterError,
+    check_store_url,
+    insert_settings,
+    rewrite,
+)
+from lambdascope.collector.normalize import (
     COLD_START_COLUMNS,
     INVOCATION_COLUMNS,
     LOG_COLUMNS,
     NormalizedBatch,
 )
-from collector.prepare import prepare_batch
-from collector.readguard import GuardedRead, QueryRefused, ReadPolicy, ReadRefused, guard_read
-from collector.wire import HttpError
+from lambdascope.collector.prepare import prepare_batch
+from lambdascope.collector.readguard import (
+    GuardedRead,
+    QueryRefused,
+    ReadPolicy,
+    ReadRefused,
+    guard_read,
+)
+from lambdascope.collector.wire import HttpError
 from lambdascope.query import DirectQueryClient, QueryError, QueryResult
 
 __all__ = ["DEFAULT_STORE_URL", "Store", "StoreError", "WriteResult", "redact_url"]

@@ -24,8 +24,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from collector.normalize import NormalizedBatch
-from collector.store import StoreError, WriteResult
+from lambdascope.collector.normalize import NormalizedBatch
+from lambdascope.collector.store import StoreError, WriteResult
 
 __all__ = ["BatchWriter", "QueueFull"]
 

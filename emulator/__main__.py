@@ -1,7 +1,8 @@
-"""`python -m emulator serve --config FILE` / `python -m emulator invoke NAME`."""
+"""`python -m lambdascope.emulator serve --config FILE`,
+`python -m lambdascope.emulator invoke NAME`."""
 
 import sys
 
-from emulator.cli import main
+from lambdascope.emulator.cli import main
 
 sys.exit(main())

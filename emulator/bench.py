@@ -1,4 +1,4 @@
-"""Benchmark of the emulator itself: `python -m emulator.bench [--runs N]`.
+"""Benchmark of the emulator itself: `python -m lambdascope.emulator.bench [--runs N]`.
 
 Measures, in one run on loopback:
 - warm overhead: Invoke API round trip (HTTP keep-alive) minus the runtime's own time
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emulator.config import FunctionConfig
-from emulator.emulator import Emulator
+from lambdascope.emulator.config import FunctionConfig
+from lambdascope.emulator.emulator import Emulator
 
 HANDLER = "def handler(event, context):\n    return {'ok': True}\n"
 EXTENSION = """#!/usr/bin/env python3
@@ -110,7 +110,7 @@ def run_benchmark(runs: int = 300, cold_runs: int = 5) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emulator.bench")
+    parser = argparse.ArgumentParser(prog="python -m lambdascope.emulator.bench")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--cold-runs", type=int, default=5)
     args = parser.parse_args(argv)

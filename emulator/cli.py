@@ -1,6 +1,6 @@
 """Command-line entry points the `lambdascope` CLI wires up:
 `lambdascope emulator --config FILE` -> `serve()`, `lambdascope invoke NAME` -> `invoke()`.
-Also runnable alone: `python -m emulator.cli --config FILE`."""
+Also runnable alone: `python -m lambdascope.emulator.cli --config FILE`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,15 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote, urlsplit
 
-from emulator.config import ConfigError, ConfigFileError, load_config, load_emulator_settings
-from emulator.emulator import Emulator
-from emulator.metrics import MetricStreamConfig, MetricStreamError
-from emulator.sandboxfs import ISOLATION_MODES, IsolationError
+from lambdascope.emulator.config import (
+    ConfigError,
+    ConfigFileError,
+    load_config,
+    load_emulator_settings,
+)
+from lambdascope.emulator.emulator import Emulator
+from lambdascope.emulator.metrics import MetricStreamConfig, MetricStreamError
+from lambdascope.emulator.sandboxfs import ISOLATION_MODES, IsolationError
 
 DEFAULT_PORT = 9000
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from emulator import events, sandboxfs
-from emulator.config import ACCOUNT_ID, FunctionConfig
-from emulator.environment import INIT_TIMEOUT_S, ExecutionEnvironment
-from emulator.logs import FunctionLogs
-from emulator.metrics import MetricStream, MetricStreamConfig
+from lambdascope.emulator import events, sandboxfs
+from lambdascope.emulator.config import ACCOUNT_ID, FunctionConfig
+from lambdascope.emulator.environment import INIT_TIMEOUT_S, ExecutionEnvironment
+from lambdascope.emulator.logs import FunctionLogs
+from lambdascope.emulator.metrics import MetricStream, MetricStreamConfig
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Emulator:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> Emulator:
-        from emulator.invoke_api import InvokeServer
+        from lambdascope.emulator.invoke_api import InvokeServer
 
         if self._server is not None:
             return self
@@ -198,7 +198,7 @@ class Emulator:
             self._stopped = True
             self._stopping.set()
             envs = list(self._all_envs)
-        from emulator.invoke_api import InvokeServer
+        from lambdascope.emulator.invoke_api import InvokeServer
 
         if isinstance(self._server, InvokeServer):
             self._server.stop()

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator import events, procs, sandboxfs
-from emulator.config import ACCOUNT_ID, FunctionConfig
-from emulator.sandbox_api import (
+from lambdascope.emulator import events, procs, sandboxfs
+from lambdascope.emulator.config import ACCOUNT_ID, FunctionConfig
+from lambdascope.emulator.sandbox_api import (
     MAX_BODY_BYTES,
     Response,
     SandboxServer,
@@ -46,7 +46,7 @@ from emulator.sandbox_api import (
     error_response,
     json_response,
 )
-from emulator.telemetry import Subscriber, TelemetryHub
+from lambdascope.emulator.telemetry import Subscriber, TelemetryHub
 
 log = logging.getLogger(__name__)
 

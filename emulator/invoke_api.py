@@ -10,11 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from emulator import events
-from emulator.emulator import SYNC_PAYLOAD_LIMIT, InvokeResult
+from lambdascope.emulator import events
+from lambdascope.emulator.emulator import SYNC_PAYLOAD_LIMIT, InvokeResult
 
 if TYPE_CHECKING:
-    from emulator.emulator import Emulator
+    from lambdascope.emulator.emulator import Emulator
 
 log = logging.getLogger(__name__)
 

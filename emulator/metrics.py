@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from emulator.config import ACCOUNT_ID
+from lambdascope.emulator.config import ACCOUNT_ID
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from emulator import events
-from emulator.events import Event, Subscription
+from lambdascope.emulator import events
+from lambdascope.emulator.events import Event, Subscription
 
 log = logging.getLogger(__name__)
 

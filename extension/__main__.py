@@ -1,7 +1,8 @@
-"""`python -m extension [NAME]` runs the agent (for debugging; Lambda runs the layer's launcher)."""
+"""`python -m lambdascope.extension [NAME]` runs the agent (for debugging; Lambda runs the
+layer's launcher)."""
 
 import sys
 
-from extension.agent import main
+from .agent import main
 
 sys.exit(main())

@@ -1,7 +1,11 @@
 """lambdascope: observability and debugging for AWS Lambda.
 
-This package holds the command line (:mod:`lambdascope.cli`), the one read interface shared by
-the analyzers and the TUI (:mod:`lambdascope.query`) and the demo that wires every part together.
+The parts, from the top: the command line (:mod:`lambdascope.cli`), the terminal UI
+(:mod:`lambdascope.tui`), the detectors (:mod:`lambdascope.analyzers`) and the read interface
+they all query through (:mod:`lambdascope.query`). Beside them: the collector that ingests and
+stores (:mod:`lambdascope.collector`), the Lambda extension (:mod:`lambdascope.extension`) and
+the local Lambda sandbox (:mod:`lambdascope.emulator`). Importing this package imports none of
+them.
 """
 
 __version__ = "0.1.0"

@@ -91,9 +91,9 @@ def test_analyze_applies_the_settings_file_to_the_detectors(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from analyzers import cost, throttles
-    from collector.server import CollectorServer
+    from lambdascope.analyzers import cost, throttles
     from lambdascope.cli import main
+    from lambdascope.collector.server import CollectorServer
     from tests.analyzers import fleetdata
     from tests.analyzers.test_throttles import START, write_metrics
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import extension
+import lambdascope.extension
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,7 @@ def _modules_after_import(*modules: str) -> set[str]:
 
 
 def _third_party(modules: set[str]) -> set[str]:
-    first_party = {"extension", "lambdascope", "collector", "analyzers", "tui", "emulator"}
+    first_party = {"lambdascope"}
     tops = {m.split(".")[0] for m in modules}
     return {
         m
@@ -43,14 +43,15 @@ def _third_party(modules: set[str]) -> set[str]:
 
 def test_extension_imports_only_the_standard_library() -> None:
     names = [
-        f"extension.{m.name}"
-        for m in pkgutil.iter_modules(extension.__path__)
+        f"lambdascope.extension.{m.name}"
+        for m in pkgutil.iter_modules(lambdascope.extension.__path__)
         if m.name != "__main__"  # importing it runs the agent
     ]
     assert names, "the extension package has no modules"
     loaded = _modules_after_import(*names)
     assert _third_party(loaded) == set()
-    assert not {m for m in loaded if m.split(".")[0] in {"lambdascope", "collector", "emulator"}}
+    others = {m for m in loaded if m.startswith("lambdascope.")} - set(names)
+    assert others == {"lambdascope.extension"}
 
 
 def test_cli_start_does_not_load_the_store_or_the_ui() -> None:
@@ -60,9 +61,10 @@ def test_cli_start_does_not_load_the_store_or_the_ui() -> None:
 
 
 def test_readers_never_load_the_embedded_engine() -> None:
-    loaded = _modules_after_import("analyzers", "tui.app")
-    assert not {"chdb", "clickhouse_connect", "collector", "emulator"} & {
-        m.split(".")[0] for m in loaded
+    loaded = _modules_after_import("lambdascope.analyzers", "lambdascope.tui.app")
+    assert not {"chdb", "clickhouse_connect"} & {m.split(".")[0] for m in loaded}
+    assert not {
+        m for m in loaded if m.startswith(("lambdascope.collector", "lambdascope.emulator"))
     }
 
 

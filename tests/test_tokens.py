@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdascope.tokens import TokenError, resolve_token
+from lambdascope.collector.tokens import TokenError, resolve_token
 
 
 def resolve(

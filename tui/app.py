@@ -8,7 +8,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from lambdascope.query import QueryClient
-from tui.screens.main import MainScreen
+from lambdascope.tui.screens.main import MainScreen
 
 __all__ = ["LambdascopeApp"]
 

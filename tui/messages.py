@@ -6,8 +6,8 @@ from datetime import datetime
 
 from textual.message import Message
 
-from analyzers import Finding
-from analyzers.fleet import FunctionSummary, Invocation, LogLine
+from lambdascope.analyzers import Finding
+from lambdascope.analyzers.fleet import FunctionSummary, Invocation, LogLine
 
 
 class FleetLoaded(Message):

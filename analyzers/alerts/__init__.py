@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzers.alerts.engine import (
+from lambdascope.analyzers.alerts.engine import (
     DEFAULT_COLLECTOR_URL,
     AlertEngine,
     AlertLoop,
     Observation,
     advance,
 )
-from analyzers.alerts.notifiers import (
+from lambdascope.analyzers.alerts.notifiers import (
     CommandNotifier,
     Dispatcher,
     LogNotifier,
@@ -26,7 +26,7 @@ from analyzers.alerts.notifiers import (
     WebhookNotifier,
     build_notifiers,
 )
-from analyzers.alerts.rules import (
+from lambdascope.analyzers.alerts.rules import (
     DetectorSource,
     NotifierConfig,
     Rule,
@@ -38,9 +38,9 @@ from analyzers.alerts.rules import (
     load_rules,
     parse_rules,
 )
-from analyzers.alerts.service import AlertService
-from analyzers.alerts.sql import ALERT_TABLES_DDL
-from analyzers.alerts.state import (
+from lambdascope.analyzers.alerts.service import AlertService
+from lambdascope.analyzers.alerts.sql import ALERT_TABLES_DDL
+from lambdascope.analyzers.alerts.state import (
     AlertState,
     AlertStateStore,
     ClickHouseAlertStateStore,
@@ -49,7 +49,7 @@ from analyzers.alerts.state import (
     Transition,
     create_alert_tables,
 )
-from analyzers.alerts.watcher import RulesWatcher
+from lambdascope.analyzers.alerts.watcher import RulesWatcher
 
 #: The rule pack shipped with lambdascope (documented thresholds).
 DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")

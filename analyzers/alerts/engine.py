@@ -34,14 +34,20 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from analyzers.alerts import sql
-from analyzers.alerts.notifiers import LOGGER, Dispatcher, LogNotifier, Notifier, build_notifiers
-from analyzers.alerts.payload import build_payload
-from analyzers.alerts.rules import DetectorSource, Rule, RuleSet, SqlSource
-from analyzers.alerts.state import AlertState, AlertStateStore, Transition
-from analyzers.findings import Finding, severity_rank
-from analyzers.registry import DETECTORS, Detector
-from analyzers.window import Window, ch_time
+from lambdascope.analyzers.alerts import sql
+from lambdascope.analyzers.alerts.notifiers import (
+    LOGGER,
+    Dispatcher,
+    LogNotifier,
+    Notifier,
+    build_notifiers,
+)
+from lambdascope.analyzers.alerts.payload import build_payload
+from lambdascope.analyzers.alerts.rules import DetectorSource, Rule, RuleSet, SqlSource
+from lambdascope.analyzers.alerts.state import AlertState, AlertStateStore, Transition
+from lambdascope.analyzers.findings import Finding, severity_rank
+from lambdascope.analyzers.registry import DETECTORS, Detector
+from lambdascope.analyzers.window import Window, ch_time
 from lambdascope.query import QueryClient
 
 __all__ = [

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from analyzers.alerts.payload import slack_message
-from analyzers.alerts.rules import NotifierConfig
+from lambdascope.analyzers.alerts.payload import slack_message
+from lambdascope.analyzers.alerts.rules import NotifierConfig
 
 __all__ = [
     "CommandNotifier",

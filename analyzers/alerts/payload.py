@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from analyzers.alerts.rules import DetectorSource, Rule
-from analyzers.findings import Finding
+from lambdascope.analyzers.alerts.rules import DetectorSource, Rule
+from lambdascope.analyzers.findings import Finding
 from lambdascope.query import jsonable
 
 __all__ = ["PAYLOAD_VERSION", "build_payload", "slack_message", "tui_command"]

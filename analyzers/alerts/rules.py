@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from analyzers.findings import SEVERITIES
+from lambdascope.analyzers.findings import SEVERITIES
 
 __all__ = [
     "KNOWN_KINDS",
@@ -290,7 +290,7 @@ def parse_rules(
     """Pure: the :class:`RuleSet` in ``text``. ``detectors`` are the names a rule may use
     (default: every registered detector)."""
     if detectors is None:
-        from analyzers.registry import DETECTORS
+        from lambdascope.analyzers.registry import DETECTORS
 
         detectors = tuple(DETECTORS)
     return _Parser(path, tuple(detectors)).parse(text)

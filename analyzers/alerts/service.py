@@ -18,11 +18,11 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from analyzers.alerts.engine import DEFAULT_COLLECTOR_URL, AlertEngine, AlertLoop, Clock
-from analyzers.alerts.notifiers import LOGGER
-from analyzers.alerts.rules import RulesError, RuleSet
-from analyzers.alerts.state import AlertStateStore
-from analyzers.alerts.watcher import RulesWatcher
+from lambdascope.analyzers.alerts.engine import DEFAULT_COLLECTOR_URL, AlertEngine, AlertLoop, Clock
+from lambdascope.analyzers.alerts.notifiers import LOGGER
+from lambdascope.analyzers.alerts.rules import RulesError, RuleSet
+from lambdascope.analyzers.alerts.state import AlertStateStore
+from lambdascope.analyzers.alerts.watcher import RulesWatcher
 from lambdascope.query import QueryClient
 
 __all__ = ["AlertService"]

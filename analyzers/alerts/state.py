@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from analyzers.alerts import sql
-from analyzers.findings import Finding
-from analyzers.window import ch_time
+from lambdascope.analyzers.alerts import sql
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.window import ch_time
 
 __all__ = [
     "STATES",

@@ -19,7 +19,7 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from analyzers.alerts.rules import RuleProblem, RulesError, RuleSet, parse_rules
+from lambdascope.analyzers.alerts.rules import RuleProblem, RulesError, RuleSet, parse_rules
 
 __all__ = ["RulesWatcher"]
 

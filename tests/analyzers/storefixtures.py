@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import clickhouse_connect
 import pytest
 
-from collector.normalize import normalize_batch
-from collector.store import Store
+from lambdascope.collector.normalize import normalize_batch
+from lambdascope.collector.store import Store
 from lambdascope.query import QueryClient
 from tests.analyzers import fleetdata
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from analyzers import run_detectors
-from analyzers.coldstarts import cold_start_findings
-from analyzers.window import Window
+from lambdascope.analyzers import run_detectors
+from lambdascope.analyzers.coldstarts import cold_start_findings
+from lambdascope.analyzers.window import Window
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from analyzers import DETECTORS, Window, completeness, run_detectors
-from analyzers.completeness import completeness_findings
-from analyzers.fleet import fleet_summary
-from analyzers.settings import SettingsError, apply_settings, parse_settings
-from collector.normalize import normalize_batch
+from lambdascope.analyzers import DETECTORS, Window, completeness, run_detectors
+from lambdascope.analyzers.completeness import completeness_findings
+from lambdascope.analyzers.fleet import fleet_summary
+from lambdascope.analyzers.settings import SettingsError, apply_settings, parse_settings
+from lambdascope.collector.normalize import normalize_batch
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW, Inv, Scenario, clean_stats, stats_batch
 

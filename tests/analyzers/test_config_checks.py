@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from analyzers import DETECTORS, run_detectors
-from analyzers.config_checks import init_failure_findings
-from analyzers.window import Window
-from collector.normalize import normalize_batch
-from collector.otlp import parse_traces
+from lambdascope.analyzers import DETECTORS, run_detectors
+from lambdascope.analyzers.config_checks import init_failure_findings
+from lambdascope.analyzers.window import Window
+from lambdascope.collector.normalize import normalize_batch
+from lambdascope.collector.otlp import parse_traces
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW, SLOW_HTTP_REQUESTS
 

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from analyzers import DETECTORS, cost, run_detectors
-from analyzers.cost import CostRow, PriceTable, cost_findings, cost_rows
-from analyzers.window import Window
+from lambdascope.analyzers import DETECTORS, cost, run_detectors
+from lambdascope.analyzers.cost import CostRow, PriceTable, cost_findings, cost_rows
+from lambdascope.analyzers.window import Window
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW
 

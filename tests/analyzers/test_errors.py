@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from analyzers import run_detectors
-from analyzers.errors import error_findings
-from analyzers.window import Window
+from lambdascope.analyzers import run_detectors
+from lambdascope.analyzers.errors import error_findings
+from lambdascope.analyzers.window import Window
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import FAILED, NOW
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from analyzers import DETECTORS, Window, extension_overhead, run_detectors
-from analyzers.extension_overhead import ExtensionBudget, extension_overhead_findings
-from analyzers.settings import SettingsError, apply_settings, parse_settings
-from collector.normalize import normalize_batch
+from lambdascope.analyzers import DETECTORS, Window, extension_overhead, run_detectors
+from lambdascope.analyzers.extension_overhead import ExtensionBudget, extension_overhead_findings
+from lambdascope.analyzers.settings import SettingsError, apply_settings, parse_settings
+from lambdascope.collector.normalize import normalize_batch
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW, clean_stats, stats_batch
 

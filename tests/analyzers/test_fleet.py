@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from analyzers.fleet import Invocation, LogLine, fleet_row, with_platform_lines
+from lambdascope.analyzers.fleet import Invocation, LogLine, fleet_row, with_platform_lines
 
 T0 = datetime(2026, 11, 24, 7, 0, 0, tzinfo=UTC)
 

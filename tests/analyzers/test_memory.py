@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from analyzers import run_detectors
-from analyzers.memory import memory_findings, suggested_memory_mb
-from analyzers.window import Window
+from lambdascope.analyzers import run_detectors
+from lambdascope.analyzers.memory import memory_findings, suggested_memory_mb
+from lambdascope.analyzers.window import Window
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW, OOM_AS_TIMEOUT, OOM_KILLED, OOM_MEMORY_ERROR
 

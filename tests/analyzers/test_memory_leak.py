@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from analyzers import DETECTORS, run_detectors
-from analyzers.memory_leak import fit_leak
+from lambdascope.analyzers import DETECTORS, run_detectors
+from lambdascope.analyzers.memory_leak import fit_leak
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW
 

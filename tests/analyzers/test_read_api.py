@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from analyzers import run_detectors
-from analyzers.fleet import finding_invocations, fleet_summary, request_log_view
-from collector.server import CollectorServer
+from lambdascope.analyzers import run_detectors
+from lambdascope.analyzers.fleet import finding_invocations, fleet_summary, request_log_view
+from lambdascope.collector.server import CollectorServer
 from lambdascope.query import CollectorQueryClient
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW, TIMED_OUT

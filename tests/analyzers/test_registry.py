@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from analyzers import DETECTORS, Finding, Window, register, run_detectors
+from lambdascope.analyzers import DETECTORS, Finding, Window, register, run_detectors
 from lambdascope.query import QueryError, QueryResult, StoreUnavailableError
 from tests.analyzers.fleetdata import NOW
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from analyzers.report import bucket_seconds, report_figure, write_html_report
+from lambdascope.analyzers.report import bucket_seconds, report_figure, write_html_report
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW
 

@@ -7,16 +7,16 @@ from datetime import timedelta
 
 import pytest
 
-from analyzers import DETECTORS, cost, cost_sql, run_detectors
-from analyzers.coldstarts import could_start_cold
-from analyzers.cost import CostBounds, cost_candidates
-from analyzers.errors import could_fail
-from analyzers.fleet import fleet_summary
-from analyzers.rollups import RecordingClient, VersionScreen, rate_max, screen
-from analyzers.timeouts import could_time_out
-from analyzers.window import Window
-from collector.normalize import normalize_batch
-from collector.otlp import parse_traces
+from lambdascope.analyzers import DETECTORS, cost, cost_sql, run_detectors
+from lambdascope.analyzers.coldstarts import could_start_cold
+from lambdascope.analyzers.cost import CostBounds, cost_candidates
+from lambdascope.analyzers.errors import could_fail
+from lambdascope.analyzers.fleet import fleet_summary
+from lambdascope.analyzers.rollups import RecordingClient, VersionScreen, rate_max, screen
+from lambdascope.analyzers.timeouts import could_time_out
+from lambdascope.analyzers.window import Window
+from lambdascope.collector.normalize import normalize_batch
+from lambdascope.collector.otlp import parse_traces
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW
 

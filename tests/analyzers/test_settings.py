@@ -7,8 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from analyzers import DETECTORS, cost, run_detectors, throttles
-from analyzers.settings import SettingsError, apply_settings, load_settings, parse_settings
+from lambdascope.analyzers import DETECTORS, cost, run_detectors, throttles
+from lambdascope.analyzers.settings import (
+    SettingsError,
+    apply_settings,
+    load_settings,
+    parse_settings,
+)
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW
 from tests.analyzers.test_throttles import START, write_metrics

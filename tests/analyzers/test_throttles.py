@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from analyzers import DETECTORS, run_detectors, throttles
-from analyzers.throttles import ConcurrencyLimits, throttle_findings
-from analyzers.window import Window
-from collector.firehose import parse_firehose_request
-from collector.otlp import parse_traces
+from lambdascope.analyzers import DETECTORS, run_detectors, throttles
+from lambdascope.analyzers.throttles import ConcurrencyLimits, throttle_findings
+from lambdascope.analyzers.window import Window
+from lambdascope.collector.firehose import parse_firehose_request
+from lambdascope.collector.otlp import parse_traces
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW
 
@@ -206,7 +206,7 @@ def test_bad_limits_are_refused_with_the_field_named():
 
 
 def test_default_rule_pack_alerts_on_the_throttles_and_the_starving_function(store):
-    from analyzers.alerts import (
+    from lambdascope.analyzers.alerts import (
         DEFAULT_RULES_PATH,
         AlertEngine,
         MemoryAlertStateStore,

@@ -3,10 +3,10 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from analyzers import run_detectors
-from analyzers.fleet import finding_invocations, fleet_summary, request_log_view
-from analyzers.timeouts import timeout_findings
-from analyzers.window import Window
+from lambdascope.analyzers import run_detectors
+from lambdascope.analyzers.fleet import finding_invocations, fleet_summary, request_log_view
+from lambdascope.analyzers.timeouts import timeout_findings
+from lambdascope.analyzers.window import Window
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW, PAYMENTS_LINE, TIMED_OUT
 

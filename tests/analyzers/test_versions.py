@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from analyzers import DETECTORS, cost, run_detectors
-from analyzers.versions import compare
+from lambdascope.analyzers import DETECTORS, cost, run_detectors
+from lambdascope.analyzers.versions import compare
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NEW_VERSION_ERRORS, NOW
 

@@ -18,8 +18,8 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
-from collector.server import CollectorServer
-from collector.store import Store
+from lambdascope.collector.server import CollectorServer
+from lambdascope.collector.store import Store
 
 EVENTS = Path(__file__).parent / "events"
 _databases = itertools.count(1)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdascope.processes import CollectorProcess, CollectorStartError
+from lambdascope.cli.processes import CollectorProcess, CollectorStartError
 from tests.collector.conftest import load_event
 
 

@@ -15,8 +15,8 @@ import clickhouse_connect
 import pytest
 import yaml
 
-from collector import schema, sql
-from collector.cluster import (
+from lambdascope.collector import schema, sql
+from lambdascope.collector.cluster import (
     SHARDING_KEYS,
     ClusterConfig,
     ClusterError,
@@ -27,7 +27,7 @@ from collector.cluster import (
     local_table,
     rewrite,
 )
-from collector.store import Store, StoreError
+from lambdascope.collector.store import Store, StoreError
 
 DB = "lambdascope"
 REPLICATED = ClusterConfig("lambdascope")
@@ -584,7 +584,7 @@ def test_store_open_on_a_server_creates_the_cluster_schema_and_waits_for_shards(
         opened.append((kwargs, client))
         return client
 
-    monkeypatch.setattr("collector.store.clickhouse_connect.get_client", get_client)
+    monkeypatch.setattr("lambdascope.collector.store.clickhouse_connect.get_client", get_client)
     store = Store.open("http://u:secret@ch.internal:8123/fleet", cluster=SHARDED)
     assert store.cluster == SHARDED and store.database == "fleet"
     store.read_client()  # read handles are opened as reads need them
@@ -602,7 +602,7 @@ def test_store_open_on_a_server_creates_the_cluster_schema_and_waits_for_shards(
 
 @pytest.mark.parametrize("sharded", [False, True])
 def test_the_alert_tables_have_a_cluster_form_too(sharded: bool) -> None:
-    from analyzers.alerts import ALERT_TABLES_DDL
+    from lambdascope.analyzers.alerts import ALERT_TABLES_DDL
 
     cluster = ClusterConfig("lambdascope", sharded=sharded)
     for statement in ALERT_TABLES_DDL:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from collector.normalize import normalize_batch
-from extension.batch import build_batch_json, environment_info, invocation_record
+from lambdascope.collector.normalize import normalize_batch
+from lambdascope.extension.batch import build_batch_json, environment_info, invocation_record
 
 RID = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 

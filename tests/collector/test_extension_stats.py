@@ -10,11 +10,16 @@ from typing import Any
 
 import pytest
 
-from collector import sql
-from collector.extension_stats import BatchMeta, ExtensionStatsRow, StatsError, stats_row
-from collector.normalize import NormalizedBatch, normalize_batch
-from collector.prepare import prepare_batch
-from collector.store import Store, StoreError
+from lambdascope.collector import sql
+from lambdascope.collector.extension_stats import (
+    BatchMeta,
+    ExtensionStatsRow,
+    StatsError,
+    stats_row,
+)
+from lambdascope.collector.normalize import NormalizedBatch, normalize_batch
+from lambdascope.collector.prepare import prepare_batch
+from lambdascope.collector.store import Store, StoreError
 from tests.collector.conftest import load_event
 
 SENT = dt.datetime(2026, 11, 24, 7, 0, 5, 250000, tzinfo=dt.UTC)

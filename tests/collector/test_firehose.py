@@ -26,9 +26,9 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from collector.firehose import FirehoseError, parse_firehose_request
-from collector.server import CollectorServer
-from collector.store import Store
+from lambdascope.collector.firehose import FirehoseError, parse_firehose_request
+from lambdascope.collector.server import CollectorServer
+from lambdascope.collector.store import Store
 from lambdascope.query import CollectorQueryClient
 from tests.collector.conftest import load_event
 from tests.collector.test_server import request

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from analyzers.alerts import sql as alert_sql
-from collector.normalize import normalize_batch
-from collector.store import Store
+from lambdascope.analyzers.alerts import sql as alert_sql
+from lambdascope.collector.normalize import normalize_batch
+from lambdascope.collector.store import Store
 from tests.collector.conftest import load_event
 
 

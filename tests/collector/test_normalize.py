@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from collector.normalize import (
+from lambdascope.collector.normalize import (
     BatchError,
     InvocationPart,
     NormalizedBatch,

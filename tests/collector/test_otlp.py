@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from collector.otlp import OtlpError, parse_logs, parse_traces
-from collector.server import CollectorServer
-from collector.store import Store
+from lambdascope.collector.otlp import OtlpError, parse_logs, parse_traces
+from lambdascope.collector.server import CollectorServer
+from lambdascope.collector.store import Store
 from lambdascope.query import CollectorQueryClient
 from tests.collector.conftest import load_event
 from tests.collector.test_server import post_json, request

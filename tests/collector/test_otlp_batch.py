@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from collector.normalize import normalize_batch
-from collector.otlp_batch import BatchWithOtlp, attach, decode_items
-from collector.server import CollectorServer
-from collector.store import Store
-from extension.batch import build_batch_json, environment_info
-from extension.otlp import otlp_item
+from lambdascope.collector.normalize import normalize_batch
+from lambdascope.collector.otlp_batch import BatchWithOtlp, attach, decode_items
+from lambdascope.collector.server import CollectorServer
+from lambdascope.collector.store import Store
+from lambdascope.extension.batch import build_batch_json, environment_info
+from lambdascope.extension.otlp import otlp_item
 from lambdascope.query import CollectorQueryClient
 from tests.collector.conftest import load_event
 from tests.collector.test_otlp_proto import (

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from collector.otlp import OtlpError, parse_metrics
-from collector.server import CollectorServer
+from lambdascope.collector.otlp import OtlpError, parse_metrics
+from lambdascope.collector.server import CollectorServer
 from lambdascope.query import CollectorQueryClient
 from tests.collector.test_server import post_json
 

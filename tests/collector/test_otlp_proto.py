@@ -30,10 +30,10 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from collector import otlp_proto
-from collector.otlp import OtlpError
-from collector.server import CollectorServer
-from collector.store import Store
+from lambdascope.collector import otlp_proto
+from lambdascope.collector.otlp import OtlpError
+from lambdascope.collector.server import CollectorServer
+from lambdascope.collector.store import Store
 from lambdascope.query import CollectorQueryClient
 from tests.collector.test_server import request
 
@@ -429,7 +429,7 @@ class _DownStore:
     database = "lambdascope"
 
     def write_otlp(self, table: str, rows: object) -> int:
-        from collector.store import StoreError
+        from lambdascope.collector.store import StoreError
 
         raise StoreError("cannot reach the ClickHouse server at http://127.0.0.1:1")
 

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from collector import schema, sql
-from collector.store import Store
+from lambdascope.collector import schema, sql
+from lambdascope.collector.store import Store
 
 
 def all_statements(retention_days: int = 30) -> list[str]:

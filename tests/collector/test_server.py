@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from collector.normalize import NormalizedBatch, normalize_batch
-from collector.server import CollectorServer
-from collector.store import Store, StoreError, WriteResult
+from lambdascope.collector.normalize import NormalizedBatch, normalize_batch
+from lambdascope.collector.server import CollectorServer
+from lambdascope.collector.store import Store, StoreError, WriteResult
 from lambdascope.query import CollectorQueryClient, DirectQueryClient, QueryError
 from tests.collector.conftest import load_event
 
@@ -466,7 +466,7 @@ def _child_env() -> dict[str, str]:
 
 def test_run_collector_serves_until_sigterm(tmp_path: Path) -> None:
     code = (
-        "from collector.server import run_collector; "
+        "from lambdascope.cli.collector import run_collector; "
         f"run_collector('chdb://{tmp_path / 'store'}', port=0, ingest_token='t')"
     )
     child = subprocess.Popen(
@@ -496,7 +496,10 @@ def test_run_collector_serves_until_sigterm(tmp_path: Path) -> None:
 
 
 def test_run_collector_exits_2_with_the_fix_when_the_store_cannot_open() -> None:
-    code = "from collector.server import run_collector; run_collector('chdb://relative/x', port=0)"
+    code = (
+        "from lambdascope.cli.collector import run_collector; "
+        "run_collector('chdb://relative/x', port=0)"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

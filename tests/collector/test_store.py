@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from collector import schema
-from collector.normalize import NormalizedBatch, normalize_batch
-from collector.prepare import prepare_batch
-from collector.store import Store, StoreError, database_in_url, redact_url, resolve_url
-from collector.wire import HttpError
+from lambdascope.collector import schema
+from lambdascope.collector.normalize import NormalizedBatch, normalize_batch
+from lambdascope.collector.prepare import prepare_batch
+from lambdascope.collector.store import Store, StoreError, database_in_url, redact_url, resolve_url
+from lambdascope.collector.wire import HttpError
 from lambdascope.query import QueryError
 from tests.collector.conftest import load_event
 
@@ -508,6 +508,6 @@ def test_a_kept_body_that_cannot_be_read_again_does_not_hold_its_retries_back(
     def unreadable(*args: Any) -> Any:
         raise HttpError(400, "body is not valid JSON")
 
-    monkeypatch.setattr("collector.store.prepare_batch", unreadable)
+    monkeypatch.setattr("lambdascope.collector.store.prepare_batch", unreadable)
     assert store.write(batch).duplicate is True  # answered; what was committed stays
     assert store.reader().query("SELECT count() FROM logs").scalar() == 0

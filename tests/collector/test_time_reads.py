@@ -11,8 +11,8 @@ from typing import Any
 
 import clickhouse_connect
 
-from collector import schema, sql
-from collector.store import Store
+from lambdascope.collector import schema, sql
+from lambdascope.collector.store import Store
 from tests.collector.test_store import batch_of, report, runtime_done, start, write
 
 BETWEEN = """

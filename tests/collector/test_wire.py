@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from collector.wire import HttpError, Metrics, bearer_matches, decode_body, parse_json
+from lambdascope.collector.wire import HttpError, Metrics, bearer_matches, decode_body, parse_json
 
 
 def test_plain_body_passes_through() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from collector.normalize import NormalizedBatch, normalize_batch
-from collector.store import Store, StoreError, WriteResult
-from collector.writer import BatchWriter, QueueFull
+from lambdascope.collector.normalize import NormalizedBatch, normalize_batch
+from lambdascope.collector.store import Store, StoreError, WriteResult
+from lambdascope.collector.writer import BatchWriter, QueueFull
 from tests.collector.conftest import load_event
 
 

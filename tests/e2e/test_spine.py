@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from analyzers import run_detectors
-from emulator import Emulator, FunctionConfig
-from extension.layer import build_layer_dir
-from lambdascope.processes import CollectorProcess
+from lambdascope.analyzers import run_detectors
+from lambdascope.cli.processes import CollectorProcess
+from lambdascope.emulator import Emulator, FunctionConfig
+from lambdascope.extension.layer import build_layer_dir
 from lambdascope.query import CollectorQueryClient, QueryClient
 from tests.e2e.waiting import wait_for
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from emulator import Emulator, FunctionConfig
-from extension.layer import build_layer_dir
-from lambdascope.processes import CollectorProcess
+from lambdascope.cli.processes import CollectorProcess
+from lambdascope.emulator import Emulator, FunctionConfig
+from lambdascope.extension.layer import build_layer_dir
 from lambdascope.query import CollectorQueryClient, QueryClient
 from tests.e2e.waiting import wait_for
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from emulator import Emulator, FunctionConfig
+from lambdascope.emulator import Emulator, FunctionConfig
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HANDLERS = FIXTURES / "handlers"

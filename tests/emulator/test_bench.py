@@ -1,6 +1,6 @@
 """The emulator's own benchmark runs and reports sane figures."""
 
-from emulator.bench import run_benchmark
+from lambdascope.emulator.bench import run_benchmark
 
 
 def test_benchmark_reports_warm_overhead_and_cold_starts():

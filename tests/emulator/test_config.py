@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator import ConfigError, FunctionConfig
+from lambdascope.emulator import ConfigError, FunctionConfig
 
 from .conftest import HANDLERS, RECORDER_LAYER
 

@@ -9,8 +9,13 @@ import threading
 
 import pytest
 
-from emulator import cli
-from emulator.config import ConfigError, ConfigFileError, load_config, load_emulator_settings
+from lambdascope.emulator import cli
+from lambdascope.emulator.config import (
+    ConfigError,
+    ConfigFileError,
+    load_config,
+    load_emulator_settings,
+)
 
 from .conftest import FIXTURES, HANDLERS, RECORDER_LAYER, wait_for
 

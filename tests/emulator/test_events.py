@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from emulator import events
+from lambdascope.emulator import events
 
 
 def subscribe_body(**overrides):
@@ -168,7 +168,7 @@ def frame(message: bytes, stamp_us: int = 1_500_000) -> bytes:
 
 
 def test_log_frames_split_into_messages_with_their_timestamps():
-    from emulator.procs import split_frames, split_lines
+    from lambdascope.emulator.procs import split_frames, split_lines
 
     data = frame(b"one\n") + frame(b"two\nlines")
     records, rest = split_frames(data + frame(b"partial")[:10])

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 
-from emulator import Emulator
+from lambdascope.emulator import Emulator
 
 from .conftest import FIXTURES, Recording, function, wait_for
 
@@ -91,7 +91,7 @@ def test_async_success_runs_once(make_emulator, recording: Recording):
 def test_an_extension_that_never_finishes_init_is_bounded_by_the_init_limit(
     make_emulator, recording, monkeypatch
 ):
-    from emulator import environment
+    from lambdascope.emulator import environment
 
     monkeypatch.setattr(environment, "INIT_TIMEOUT_S", 1.0)  # Lambda's is 10 s
     fn = function("ok", "app.ok", recording=recording, environment={"RECORDER_HANG_IN_INIT": "1"})

@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 
-from emulator import Emulator
+from lambdascope.emulator import Emulator
 
 from .conftest import Recording, function, wait_for
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emulator.logs import read_function_log, stream_file_name
+from lambdascope.emulator.logs import read_function_log, stream_file_name
 
 from .conftest import function
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from emulator.metrics import (
+from lambdascope.emulator.metrics import (
     DataPoint,
     MetricAggregator,
     MetricStreamConfig,

@@ -8,9 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from emulator import events
-from emulator.environment import ExecutionEnvironment, build_environment, find_extensions
-from emulator.sandbox_api import route
+from lambdascope.emulator import events
+from lambdascope.emulator.environment import (
+    ExecutionEnvironment,
+    build_environment,
+    find_extensions,
+)
+from lambdascope.emulator.sandbox_api import route
 
 from .conftest import HANDLERS, RECORDER_LAYER, function
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from emulator import Emulator, sandboxfs
-from emulator.environment import build_environment
-from emulator.sandboxfs import (
+from lambdascope.emulator import Emulator, sandboxfs
+from lambdascope.emulator.environment import build_environment
+from lambdascope.emulator.sandboxfs import (
     IsolationError,
     SandboxView,
     TmpAfterReset,
@@ -79,7 +79,7 @@ def test_where_namespaces_are_impossible_auto_falls_back_and_namespace_fails(mon
         IsolationError, match="isolation 'namespace' is not possible here: not root"
     ):
         Emulator([function("x", "app.ok")], isolation="namespace")
-    with caplog.at_level("WARNING", logger="emulator.sandboxfs"):
+    with caplog.at_level("WARNING", logger="lambdascope.emulator.sandboxfs"):
         emu = Emulator([function("x", "app.ok")], isolation="auto")
     assert emu.namespaced is False
     assert "/tmp is shared" in caplog.text and "not root" in caplog.text

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from emulator import events
-from emulator.telemetry import Subscriber, TelemetryHub
+from lambdascope.emulator import events
+from lambdascope.emulator.telemetry import Subscriber, TelemetryHub
 
 from .conftest import wait_for
 
@@ -201,7 +201,7 @@ def test_tcp_subscriber_gets_newline_delimited_json(subscribers):
 
 
 def test_a_subscriber_that_falls_behind_gets_logs_dropped(listeners, subscribers, monkeypatch):
-    from emulator import telemetry
+    from lambdascope.emulator import telemetry
 
     monkeypatch.setattr(telemetry, "MAX_BUFFERED_EVENTS", 5)
     listeners.append(Listener(delay_s=0.3))

@@ -277,7 +277,7 @@ def extension_env(api: FakeLambdaApi, **overrides: str) -> dict[str, str]:
 
 def start_extension(env: dict[str, str], name: str = "lambdascope") -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "extension", name],
+        [sys.executable, "-m", "lambdascope.extension", name],
         cwd=str(REPO_ROOT),
         env=env,
         stdout=subprocess.PIPE,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import gzip
 import json
 
-from extension.batch import (
+from lambdascope.extension.batch import (
     build_batch_json,
     environment_info,
     gzip_bytes,

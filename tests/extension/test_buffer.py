@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from extension.buffer import TelemetryBuffer, next_open_request_id
+from lambdascope.extension.buffer import TelemetryBuffer, next_open_request_id
 from tests.extension.fakes import event, invocation_events, report_event
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from extension import config
-from extension.config import default_spool_dir, load_config, runtime_api_host
+from lambdascope.extension import config
+from lambdascope.extension.config import default_spool_dir, load_config, runtime_api_host
 
 
 def test_defaults_without_any_variable() -> None:

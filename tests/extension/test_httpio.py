@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from extension import httpio
+from lambdascope.extension import httpio
 
 
 @pytest.fixture

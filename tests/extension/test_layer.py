@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from extension.layer import build_layer_dir, build_layer_zip
+from lambdascope.extension.layer import build_layer_dir, build_layer_zip
 from tests.extension.fakes import (
     FakeCollector,
     FakeLambdaApi,

@@ -4,7 +4,7 @@ import io
 import zipfile
 from pathlib import Path
 
-from lambdascope.layer_cli import build
+from lambdascope.cli.layer import build
 
 
 def test_build_writes_the_zip_and_says_what_is_in_it(tmp_path: Path) -> None:

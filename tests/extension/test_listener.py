@@ -4,8 +4,12 @@ import json
 
 import pytest
 
-from extension.buffer import TelemetryBuffer
-from extension.listener import TelemetryHandler, choose_listen_host, parse_telemetry_body
+from lambdascope.extension.buffer import TelemetryBuffer
+from lambdascope.extension.listener import (
+    TelemetryHandler,
+    choose_listen_host,
+    parse_telemetry_body,
+)
 from tests.extension.fakes import invocation_events
 
 

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from extension.buffer import TelemetryBuffer
-from extension.config import load_config
-from extension.listener import TelemetryHandler
-from extension.logfilter import LogFilter, Redactor, keep_request, request_hash_fraction
+from lambdascope.extension.buffer import TelemetryBuffer
+from lambdascope.extension.config import load_config
+from lambdascope.extension.listener import TelemetryHandler
+from lambdascope.extension.logfilter import LogFilter, Redactor, keep_request, request_hash_fraction
 from tests.extension.fakes import (
     FakeCollector,
     FakeLambdaApi,

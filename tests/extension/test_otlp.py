@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-from extension.buffer import TelemetryBuffer
-from extension.otlp import (
+from lambdascope.extension.buffer import TelemetryBuffer
+from lambdascope.extension.otlp import (
     OtlpHandler,
     PayloadTooLarge,
     check_protobuf,

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from extension import config
-from extension.priority import lower_thread_priority
+from lambdascope.extension import config
+from lambdascope.extension.priority import lower_thread_priority
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux", reason="per-thread nice values are Linux's"

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from extension import procstats
+from lambdascope.extension import procstats
 
 STAT = "cpu  100 5 40 9000 3 2 1 0 0 0\ncpu0 50 2 20 4500 1 1 0 0 0 0\n"
 NET_DEV = (Path(__file__).parent / "data" / "proc_net_dev.txt").read_text()

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from extension.buffer import TelemetryBuffer
-from extension.config import load_config
-from extension.shipper import Shipper, classify_status, parse_url
-from extension.spool import Spool
+from lambdascope.extension.buffer import TelemetryBuffer
+from lambdascope.extension.config import load_config
+from lambdascope.extension.shipper import Shipper, classify_status, parse_url
+from lambdascope.extension.spool import Spool
 from tests.extension.fakes import invocation_events
 
 

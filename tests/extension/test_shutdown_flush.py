@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from extension.agent import Agent
-from extension.buffer import TelemetryBuffer
-from extension.config import load_config
-from extension.shipper import Shipper
-from extension.spool import Spool, parse_spool_name
+from lambdascope.extension.agent import Agent
+from lambdascope.extension.buffer import TelemetryBuffer
+from lambdascope.extension.config import load_config
+from lambdascope.extension.shipper import Shipper
+from lambdascope.extension.spool import Spool, parse_spool_name
 from tests.extension.fakes import (
     REGISTER_BODY,
     FakeCollector,

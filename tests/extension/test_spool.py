@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extension.spool import Spool, parse_spool_name, spool_name
+from lambdascope.extension.spool import Spool, parse_spool_name, spool_name
 
 
 def _oldest(spool: Spool) -> tuple[str, bytes, int] | None:

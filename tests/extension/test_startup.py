@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from extension.agent import process_startup_ms
+from lambdascope.extension.agent import process_startup_ms
 
 
 def test_launcher_timestamp_gives_the_process_start_to_ready_time() -> None:

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 import trustme
 
-from extension import config as cfg
-from extension.agent import Agent
-from extension.buffer import TelemetryBuffer
-from extension.config import ca_bundle_problem, is_loopback_host, load_config
-from extension.shipper import CollectorPoster, Shipper
-from extension.spool import Spool
+from lambdascope.extension import config as cfg
+from lambdascope.extension.agent import Agent
+from lambdascope.extension.buffer import TelemetryBuffer
+from lambdascope.extension.config import ca_bundle_problem, is_loopback_host, load_config
+from lambdascope.extension.shipper import CollectorPoster, Shipper
+from lambdascope.extension.spool import Spool
 from tests.extension.fakes import (
     REGISTER_BODY,
     REPO_ROOT,
@@ -444,7 +444,7 @@ def connect_ex(self, address):
     return real_connect_ex(self, address)
 
 socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
-from extension.agent import main
+from lambdascope.extension.agent import main
 code = main(["lambdascope"])
 sys.stderr.write("ssl loaded: %s\\n" % ("ssl" in sys.modules))
 sys.exit(code)

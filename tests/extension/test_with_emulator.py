@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from emulator import Emulator, FunctionConfig
-from extension.layer import build_layer_dir
+from lambdascope.emulator import Emulator, FunctionConfig
+from lambdascope.extension.layer import build_layer_dir
 from tests.extension.fakes import FakeCollector
 
 HANDLER = """

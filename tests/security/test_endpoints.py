@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import trustme
 
-from collector.httpserver import ServerLimits, TlsFiles
-from collector.server import CollectorServer
-from collector.store import Store
+from lambdascope.collector.httpserver import ServerLimits, TlsFiles
+from lambdascope.collector.server import CollectorServer
+from lambdascope.collector.store import Store
 from lambdascope.query import CollectorQueryClient
 from tests.collector.conftest import load_event
 
@@ -292,7 +292,7 @@ def test_tls_serves_every_endpoint_over_https(
 
 
 def test_tls_files_that_cannot_be_used_are_named(tls_files: TlsFiles, tmp_path: Path) -> None:
-    from collector.httpserver import TlsError
+    from lambdascope.collector.httpserver import TlsError
 
     with pytest.raises(TlsError, match="does not exist"):
         TlsFiles(tmp_path / "missing.pem", tls_files.key_file).check()

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from collector.readguard import ReadRefused, check_read
-from collector.server import CollectorServer
-from collector.store import Store
+from lambdascope.collector.readguard import ReadRefused, check_read
+from lambdascope.collector.server import CollectorServer
+from lambdascope.collector.store import Store
 from tests.collector.conftest import load_event
 from tests.security.hostile import HOSTILE_QUERIES, REFUSED
 from tests.security.test_endpoints import send

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.readguard import (
+from lambdascope.collector.readguard import (
     MAX_SQL_BYTES,
     GuardedRead,
     QueryRefused,
@@ -28,7 +28,7 @@ from collector.readguard import (
     guard_read,
     is_allowed_function,
 )
-from collector.store import INTERNAL_TABLES
+from lambdascope.collector.store import INTERNAL_TABLES
 from lambdascope.query import QueryError, bound_parameters
 from tests.security.hostile import HOSTILE_QUERIES, REFUSED
 
@@ -45,7 +45,7 @@ _QUERY = re.compile(r"\s*(?:SELECT|WITH)\b", re.IGNORECASE)
 def _store_tables() -> frozenset[str]:  # as Store.read_policy lists them
     """Every table and view the collector's migrations and the alert engine create."""
     names: set[str] = set()
-    for module in ("collector.sql", "analyzers.alerts.sql"):
+    for module in ("lambdascope.collector.sql", "lambdascope.analyzers.alerts.sql"):
         for value in vars(importlib.import_module(module)).values():
             if isinstance(value, str):
                 names.update(_CREATED.findall(value))
@@ -458,7 +458,7 @@ def test_a_table_function_stays_refused_when_a_table_has_its_name() -> None:
     "sql",
     [
         "SELECT * FROM logs",
-        "SELECT * FROM lambdascope.logs",
+        "SELECT * FROM lambdascope.cli.logs",
         'SELECT * FROM "lambdascope"."logs"',
         "SELECT * FROM `lambdascope`.`logs`",
         "WITH recent AS (SELECT * FROM logs) SELECT count() FROM recent",
@@ -536,7 +536,7 @@ def test_a_parse_error_gives_the_parsers_message() -> None:
 def test_only_select_queries_run_not_describe_or_show() -> None:
     for sql in (
         "DESCRIBE TABLE invocations",
-        "desc lambdascope.logs",
+        "desc lambdascope.cli.logs",
         "EXISTS logs",
         "SHOW CREATE TABLE logs",
         "SHOW DATABASES",
@@ -605,7 +605,7 @@ class _FakeStore:
 
 
 def test_the_stores_reader_runs_the_checked_sql_and_refuses_with_a_query_error() -> None:
-    from collector.store import _StoreReader
+    from lambdascope.collector.store import _StoreReader
 
     store = _FakeStore({"logs"})
     reader = _StoreReader(store)  # type: ignore[arg-type]
@@ -620,7 +620,7 @@ def test_the_stores_reader_runs_the_checked_sql_and_refuses_with_a_query_error()
 
 
 def test_the_stores_reader_asks_for_the_tables_again_when_one_is_unknown() -> None:
-    from collector.store import _StoreReader
+    from lambdascope.collector.store import _StoreReader
 
     store = _FakeStore({"logs"})
     reader = _StoreReader(store)  # type: ignore[arg-type]

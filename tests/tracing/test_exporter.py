@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from extension.buffer import TelemetryBuffer
-from extension.otlp import start_receiver
+from lambdascope.extension.buffer import TelemetryBuffer
+from lambdascope.extension.otlp import start_receiver
 from lambdascope_tracing.exporter import (
     ExportHttpError,
     OtlpJsonSpanExporter,

@@ -23,10 +23,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import lambdascope_tracing
-from collector.otlp import parse_traces
-from extension.buffer import TelemetryBuffer
-from extension.httpio import HttpServer
-from extension.otlp import start_receiver
+from lambdascope.collector.otlp import parse_traces
+from lambdascope.extension.buffer import TelemetryBuffer
+from lambdascope.extension.httpio import HttpServer
+from lambdascope.extension.otlp import start_receiver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:checkout"

@@ -23,10 +23,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import lambdascope_tracing
-from emulator import Emulator, FunctionConfig
-from extension.buffer import TelemetryBuffer
-from extension.layer import build_layer_dir
-from extension.otlp import start_receiver
+from lambdascope.emulator import Emulator, FunctionConfig
+from lambdascope.extension.buffer import TelemetryBuffer
+from lambdascope.extension.layer import build_layer_dir
+from lambdascope.extension.otlp import start_receiver
 from lambdascope_tracing import _capture
 from lambdascope_tracing._capture import (
     CAPTURE_ENV,

@@ -10,11 +10,11 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from lambdascope.query import CollectorQueryClient
+from lambdascope.tui.app import LambdascopeApp
+from lambdascope.tui.screens import FindingScreen, MainScreen
+from lambdascope.tui.widgets import FindingsTable, FleetTable, InvocationsTable, LogView
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW, PAYMENTS_LINE, TIMED_OUT
-from tui.app import LambdascopeApp
-from tui.screens import FindingScreen, MainScreen
-from tui.widgets import FindingsTable, FleetTable, InvocationsTable, LogView
 
 SIZE = (120, 36)
 

@@ -1,6 +1,6 @@
 """One screen a file."""
 
-from tui.screens.finding import FindingScreen
-from tui.screens.main import MainScreen
+from lambdascope.tui.screens.finding import FindingScreen
+from lambdascope.tui.screens.main import MainScreen
 
 __all__ = ["FindingScreen", "MainScreen"]

@@ -9,13 +9,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from analyzers import Finding
-from analyzers.fleet import Invocation, finding_invocations, request_log_view
+from lambdascope.analyzers import Finding
+from lambdascope.analyzers.fleet import Invocation, finding_invocations, request_log_view
 from lambdascope.query import QueryClient, QueryError, StoreUnavailableError
-from tui.format import error_text, figures
-from tui.messages import InvocationsLoaded, LoadFailed, LogsLoaded
-from tui.widgets import InvocationsTable, LogView
-from tui.widgets.findings_table import SEVERITY_STYLE
+from lambdascope.tui.format import error_text, figures
+from lambdascope.tui.messages import InvocationsLoaded, LoadFailed, LogsLoaded
+from lambdascope.tui.widgets import InvocationsTable, LogView
+from lambdascope.tui.widgets.findings_table import SEVERITY_STYLE
 
 
 class FindingScreen(Screen[None]):

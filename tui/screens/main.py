@@ -10,13 +10,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from analyzers import run_detectors
-from analyzers.fleet import fleet_summary
+from lambdascope.analyzers import run_detectors
+from lambdascope.analyzers.fleet import fleet_summary
 from lambdascope.query import QueryClient, QueryError, StoreUnavailableError
-from tui.format import clock, error_text, span
-from tui.messages import FleetLoaded, LoadFailed
-from tui.screens.finding import FindingScreen
-from tui.widgets import FindingsTable, FleetTable
+from lambdascope.tui.format import clock, error_text, span
+from lambdascope.tui.messages import FleetLoaded, LoadFailed
+from lambdascope.tui.screens.finding import FindingScreen
+from lambdascope.tui.widgets import FindingsTable, FleetTable
 
 
 class MainScreen(Screen[None]):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from analyzers.fleet import FunctionSummary
-from tui.format import clock, ms, pct
+from lambdascope.analyzers.fleet import FunctionSummary
+from lambdascope.tui.format import clock, ms, pct
 
 
 class FleetTable(DataTable[str]):

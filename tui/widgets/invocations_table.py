@@ -3,8 +3,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from analyzers.fleet import Invocation
-from tui.format import clock, ms
+from lambdascope.analyzers.fleet import Invocation
+from lambdascope.tui.format import clock, ms
 
 STATUS_STYLE = {"timeout": "bold red", "error": "red", "failure": "red", "unknown": "dim"}
 

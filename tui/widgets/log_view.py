@@ -5,8 +5,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from analyzers.fleet import LogLine
-from tui.format import clock
+from lambdascope.analyzers.fleet import LogLine
+from lambdascope.tui.format import clock
 
 STREAM_STYLE = {"platform": "cyan", "extension": "magenta", "function": ""}
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from analyzers.alerts import sql as alert_sql
-from analyzers.findings import Finding
-from analyzers.window import Window
+from lambdascope.analyzers.alerts import sql as alert_sql
+from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient, QueryError, QueryResult
 
 T0 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)

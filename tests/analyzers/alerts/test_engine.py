@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from analyzers.alerts import (
+from lambdascope.analyzers.alerts import (
     AlertEngine,
     AlertLoop,
     MemoryAlertStateStore,
@@ -11,7 +11,7 @@ from analyzers.alerts import (
     advance,
     parse_rules,
 )
-from analyzers.alerts.notifiers import Dispatcher
+from lambdascope.analyzers.alerts.notifiers import Dispatcher
 from tests.analyzers.alerts.fakes import FakeClient, Recorder, World, minute
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from analyzers.alerts import (
+from lambdascope.analyzers.alerts import (
     AlertEngine,
     CommandNotifier,
     Dispatcher,

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzers.alerts import (
+from lambdascope import alerts_cli
+from lambdascope.analyzers.alerts import (
     DEFAULT_RULES_PATH,
     DetectorSource,
     RulesError,
@@ -14,8 +15,7 @@ from analyzers.alerts import (
     load_rules,
     parse_rules,
 )
-from analyzers.alerts.rules import parse_duration
-from lambdascope import alerts_cli
+from lambdascope.analyzers.alerts.rules import parse_duration
 
 DATA = Path(__file__).parent / "data"
 

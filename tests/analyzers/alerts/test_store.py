@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
-from analyzers.alerts import (
+from lambdascope import alerts_cli
+from lambdascope.analyzers.alerts import (
     DEFAULT_RULES_PATH,
     AlertEngine,
     ClickHouseAlertStateStore,
@@ -13,7 +14,6 @@ from analyzers.alerts import (
     load_rules,
     parse_rules,
 )
-from lambdascope import alerts_cli
 from lambdascope.query import StoreUnavailableError
 from tests.analyzers import fleetdata
 from tests.analyzers.alerts.fakes import Recorder

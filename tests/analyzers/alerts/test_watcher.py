@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzers.alerts import (
+from lambdascope.analyzers.alerts import (
     AlertEngine,
     AlertService,
     MemoryAlertStateStore,

@@ -25,7 +25,7 @@ MAX_STEPS = 60
 def check(path: str | Path, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Validate a rules file: 0 and a one-line summary when valid, else 2 and one line per
     problem as ``file:line: field: message``."""
-    from analyzers.alerts import RulesError, load_rules
+    from lambdascope.analyzers.alerts import RulesError, load_rules
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -71,14 +71,14 @@ def test(
     in the collector. Nothing is sent and nothing is written to the store. Returns 0, or 2 when
     the file is invalid or the store cannot be read.
     """
-    from analyzers.alerts import (
+    from lambdascope.analyzers.alerts import (
         DEFAULT_COLLECTOR_URL,
         AlertEngine,
         MemoryAlertStateStore,
         RulesError,
         load_rules,
     )
-    from analyzers.alerts.notifiers import Dispatcher
+    from lambdascope.analyzers.alerts.notifiers import Dispatcher
 
     out = out or sys.stdout
     err = err or sys.stderr

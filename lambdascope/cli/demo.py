@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from lambdascope.processes import CollectorProcess
+from lambdascope.cli.processes import CollectorProcess
 from lambdascope.query import CollectorQueryClient, QueryClient
 
 FLEET_DIR = Path(__file__).parent / "demo_fleet"
@@ -102,12 +102,12 @@ def run_demo(
         since = datetime.now(UTC) - started_at + timedelta(minutes=1)
         _configure_analyzers()
         if open_tui:
-            from tui.app import LambdascopeApp
+            from lambdascope.tui.app import LambdascopeApp
 
             LambdascopeApp(client, since=since).run()
         else:
-            from analyzers import run_detectors
-            from lambdascope.render import print_findings
+            from lambdascope.analyzers import run_detectors
+            from lambdascope.cli.render import print_findings
 
             print_findings(run_detectors(client, since=since), console)
         return 0
@@ -123,7 +123,7 @@ def run_demo(
 def _configure_analyzers() -> None:
     """The demo knows its fleet's reserved concurrency, as a user's settings file would say
     (``--settings``): the throttle finding then names the limit instead of guessing."""
-    from analyzers import throttles
+    from lambdascope.analyzers import throttles
 
     reserved = {f.name: f.reserved_concurrency for f in FLEET if f.reserved_concurrency}
     throttles.configure(throttles.ConcurrencyLimits(reserved=reserved))
@@ -141,8 +141,8 @@ def _drive_fleet(
     console: Console,
 ) -> Counter[str]:
     """Invoke the fleet from ``concurrency`` threads for ``duration``; count what was sent."""
-    from emulator import Emulator, FunctionConfig, MetricStreamConfig
-    from extension.layer import build_layer_dir
+    from lambdascope.emulator import Emulator, FunctionConfig, MetricStreamConfig
+    from lambdascope.extension.layer import build_layer_dir
 
     layer = workdir / "layer"
     build_layer_dir(layer)

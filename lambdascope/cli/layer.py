@@ -14,7 +14,12 @@ import zipfile
 from pathlib import Path
 from typing import TextIO
 
-from extension.layer import ARCHITECTURES, LayerBuildError, build_layer_zip, python_distributions
+from lambdascope.extension.layer import (
+    ARCHITECTURES,
+    LayerBuildError,
+    build_layer_zip,
+    python_distributions,
+)
 
 __all__ = ["build"]
 

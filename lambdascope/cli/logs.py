@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from emulator.config import ConfigError, ConfigFileError, load_emulator_settings
-from emulator.logs import read_function_log
+from lambdascope.emulator.config import ConfigError, ConfigFileError, load_emulator_settings
+from lambdascope.emulator.logs import read_function_log
 
 
 def resolve_log_dir(*, config: Path | None, log_dir: Path | None) -> Path:

@@ -93,7 +93,7 @@ def _apply_settings(args: argparse.Namespace, command: str) -> bool:
     """Load ``--settings`` into the detectors; False (after saying why) when it is unusable."""
     if args.settings is None:
         return True
-    from analyzers.settings import SettingsError, apply_settings, load_settings
+    from lambdascope.analyzers.settings import SettingsError, apply_settings, load_settings
 
     try:
         apply_settings(load_settings(args.settings))
@@ -291,15 +291,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from lambdascope.demo import run_demo
+    from lambdascope.cli.demo import run_demo
 
     return run_demo(duration=args.duration, open_tui=not args.no_tui, store_url=args.store)
 
 
 def _cmd_collector(args: argparse.Namespace) -> int:
-    from collector.cluster import ClusterError, cluster_from_args
-    from collector.httpserver import TlsFiles
-    from collector.server import run_collector
+    from lambdascope.cli.collector import run_collector
+    from lambdascope.collector.cluster import ClusterError, cluster_from_args
+    from lambdascope.collector.httpserver import TlsFiles
 
     try:
         cluster = cluster_from_args(args.cluster, args.sharded)
@@ -309,7 +309,7 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         print("lambdascope collector: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
-    from lambdascope.tokens import INGEST_TOKEN_ENV, READ_TOKEN_ENV
+    from lambdascope.collector.tokens import INGEST_TOKEN_ENV, READ_TOKEN_ENV
 
     ingest_token = _token(args, "token", INGEST_TOKEN_ENV)
     read_token = _token(args, "read_token", READ_TOKEN_ENV)
@@ -338,7 +338,7 @@ def _cmd_collector(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace, name: str, env_name: str) -> str | None:
     """The token of ``--NAME-file``, ``--NAME`` or ``env_name``, warnings printed; exits 2
     (naming the file and the fix) when it cannot be used."""
-    from lambdascope.tokens import TokenError, resolve_token
+    from lambdascope.collector.tokens import TokenError, resolve_token
 
     flag = "--" + name.replace("_", "-")
     try:
@@ -358,14 +358,14 @@ def _token(args: argparse.Namespace, name: str, env_name: str) -> str | None:
 
 
 def _reader(args: argparse.Namespace) -> CollectorQueryClient:
+    from lambdascope.collector.tokens import READ_TOKEN_ENV
     from lambdascope.query import CollectorQueryClient
-    from lambdascope.tokens import READ_TOKEN_ENV
 
     return CollectorQueryClient(args.collector, token=_token(args, "read_token", READ_TOKEN_ENV))
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from analyzers import run_detectors
+    from lambdascope.analyzers import run_detectors
     from lambdascope.query import QueryError
 
     if not _apply_settings(args, "analyze"):
@@ -379,14 +379,14 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         for finding in findings:
             print(json.dumps(finding.to_dict()))
     else:
-        from lambdascope.render import print_findings
+        from lambdascope.cli.render import print_findings
 
         print_findings(findings)
     return 0
 
 
 def _cmd_tui(args: argparse.Namespace) -> int:
-    from tui.app import LambdascopeApp
+    from lambdascope.tui.app import LambdascopeApp
 
     LambdascopeApp(_reader(args), since=args.since).run()
     return 0
@@ -414,7 +414,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_alerts(args: argparse.Namespace) -> int:
-    from lambdascope import alerts_cli
+    from lambdascope.cli import alerts as alerts_cli
 
     if args.alerts_command == "check":
         return alerts_cli.check(args.rules)
@@ -424,26 +424,26 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def _cmd_layer(args: argparse.Namespace) -> int:
-    from lambdascope.layer_cli import build
+    from lambdascope.cli.layer import build
 
     return build(args.arch, args.output, python_packages=not args.no_python)
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
-    from emulator.cli import serve
+    from lambdascope.emulator.cli import serve
 
     return serve(args.config, args.host, args.port)
 
 
 def _cmd_invoke(args: argparse.Namespace) -> int:
-    from emulator.cli import main as emulator_main
+    from lambdascope.emulator.cli import main as emulator_main
 
     argv = ["invoke", args.name, "--payload", args.payload, "--url", args.url]
     return emulator_main(argv + (["--tail"] if args.tail else []))
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-    from lambdascope.logs import follow_function_log, print_function_log, resolve_log_dir
+    from lambdascope.cli.logs import follow_function_log, print_function_log, resolve_log_dir
 
     try:
         log_dir = resolve_log_dir(config=args.config, log_dir=args.log_dir)
