@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from lambdascope import alerts_cli
 from lambdascope.analyzers.alerts import (
     DEFAULT_RULES_PATH,
     DetectorSource,
@@ -16,6 +15,7 @@ from lambdascope.analyzers.alerts import (
     parse_rules,
 )
 from lambdascope.analyzers.alerts.rules import parse_duration
+from lambdascope.cli import alerts as alerts_cli
 
 DATA = Path(__file__).parent / "data"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
-from lambdascope import alerts_cli
 from lambdascope.analyzers.alerts import (
     DEFAULT_RULES_PATH,
     AlertEngine,
@@ -14,6 +13,7 @@ from lambdascope.analyzers.alerts import (
     load_rules,
     parse_rules,
 )
+from lambdascope.cli import alerts as alerts_cli
 from lambdascope.query import StoreUnavailableError
 from tests.analyzers import fleetdata
 from tests.analyzers.alerts.fakes import Recorder
