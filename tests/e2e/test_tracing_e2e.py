@@ -1,5 +1,6 @@
 """In-function spans, end to end: a handler decorated with ``lambdascope_tracing`` runs in the
-emulator with the layer; the helper exports its spans to the extension's local OTLP receiver,
+emulator with the layer zip as it is published (built, then extracted as Lambda extracts it
+under /opt); the helper exports its spans to the extension's local OTLP receiver,
 the extension forwards them undecoded in its batches, and the collector (a child process with
 an embedded store) decodes them into ``otel_traces``, each span tagged with its invocation.
 A second function is traced by OpenTelemetry's own ``AwsLambdaInstrumentor`` with the SDK's
@@ -8,13 +9,15 @@ OTLP/protobuf exporter pointed at the extension, the helper's decorator inside i
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from lambdascope.cli.processes import CollectorProcess
 from lambdascope.emulator import Emulator, FunctionConfig
-from lambdascope.extension.layer import build_layer_dir
+from lambdascope.extension.layer import build_layer_zip
 from lambdascope.query import CollectorQueryClient, QueryClient
 from tests.e2e.waiting import wait_for
 
@@ -67,6 +70,18 @@ AwsLambdaInstrumentor().instrument(tracer_provider=provider)
 """
 
 
+def extract_layer(archive: Path, destination: Path) -> Path:
+    """Extract a layer zip as Lambda does: with the file modes the zip records (zipfile alone
+    drops them, and the launcher must stay executable)."""
+    with zipfile.ZipFile(archive) as layer_zip:
+        for info in layer_zip.infolist():
+            extracted = Path(layer_zip.extract(info, destination))
+            mode = info.external_attr >> 16
+            if mode and not info.is_dir():
+                extracted.chmod(mode & 0o777)
+    return destination
+
+
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("tracing-e2e")
@@ -76,8 +91,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     instrumented_code = root / "instrumented"
     instrumented_code.mkdir()
     (instrumented_code / "app.py").write_text(INSTRUMENTOR_HANDLER)
-    layer = root / "layer"
-    build_layer_dir(layer, python_packages=True)
+    layer = extract_layer(build_layer_zip(root / "layer.zip"), root / "layer")
     with CollectorProcess(f"chdb://{root / 'store'}") as collector:
         fn = FunctionConfig(
             name="payments",
@@ -106,7 +120,13 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         client = CollectorQueryClient(collector.url)
         wait_for(client, "SELECT count() FROM otel_traces", 4 + 6)
         wait_for(client, "SELECT count() FROM invocations WHERE has_report = 1", 2 + 2)
-        yield {"client": client, "ok": ok, "failed": failed, "orders": orders}
+        yield {
+            "client": client,
+            "ok": ok,
+            "failed": failed,
+            "orders": orders,
+            "layer": layer,
+        }
 
 
 def test_each_invocations_spans_land_in_otel_traces_with_its_request_id(traced: dict) -> None:
@@ -172,3 +192,21 @@ def test_beside_aws_lambda_instrumentor_every_span_arrives_once_with_its_request
         " FROM otel_traces WHERE FunctionName = 'orders' GROUP BY RequestId"
     ).rows
     assert sorted(traces) == sorted((r.request_id, 1, 1) for r in traced["orders"])
+
+
+def test_the_published_layer_zip_ran_the_extension_and_the_helper(traced: dict) -> None:
+    layer: Path = traced["layer"]
+    # What Lambda needs from the layer, and nothing of the build or the tests.
+    assert sorted(p.name for p in layer.iterdir()) == [
+        "extensions",
+        "lambdascope_extension",
+        "python",
+    ]
+    assert (layer / "extensions" / "lambdascope").stat().st_mode & 0o111
+    assert (layer / "python" / "lambdascope_tracing" / "__init__.py").is_file()
+    # The zipped extension shipped the invocations (a report needs the extension's batches).
+    client: QueryClient = traced["client"]
+    shipped = client.query(
+        "SELECT count() FROM invocations WHERE has_report = 1 AND function_name = 'payments'"
+    ).scalar()
+    assert shipped == 2
