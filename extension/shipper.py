@@ -26,8 +26,9 @@ import time
 from collections import deque
 
 from . import log
-from .batch import BATCHES_PATH, build_batch_json, gzip_bytes, new_id
+from .batch import BATCHES_PATH
 from .buffer import BatchContent
+from .pending import BatchAssembler, PendingBatch, content_bytes, content_events, merged
 from .poster import (
     MAX_BACKOFF_S,
     CertificateVerifyError,
@@ -76,26 +77,6 @@ SHUTDOWN_FINAL_RESERVE_S = 0.1
 SHUTDOWN_MIN_SEND_S = 0.02
 
 
-class PendingBatch:
-    __slots__ = ("sequence", "batch_id", "body", "events", "invocations", "attempts")
-
-    def __init__(
-        self,
-        sequence: int,
-        batch_id: str,
-        body: bytes,
-        events: int,
-        invocations: int,
-        attempts: int = 0,
-    ) -> None:
-        self.sequence = sequence  # creation order, kept through the spool: oldest goes first
-        self.batch_id = batch_id
-        self.body = body  # gzip-compressed JSON, reused as is on every retry
-        self.events = events  # telemetry events plus OTLP export requests
-        self.invocations = invocations
-        self.attempts = attempts  # sends tried so far (1 for a batch back from the spool)
-
-
 class Shipper:
     def __init__(
         self,
@@ -111,9 +92,9 @@ class Shipper:
         self.buffer = buffer
         self.environment = environment
         self.extension = extension
+        self.assembler = BatchAssembler(environment, extension, stats)
         self.url = (config.collector_url or "") + BATCHES_PATH
         self._post: PostFn = post or CollectorPoster(config.ca_bundle)
-        self._stats = stats
         self.spool = spool
         self._pending: deque[PendingBatch] = deque()
         self._pending_bytes = 0
@@ -132,7 +113,6 @@ class Shipper:
         self._thread: threading.Thread | None = None
         self._send_lock = threading.Lock()
         self._book = threading.Lock()  # the counters below: the final flush sends in parallel
-        self._sequence = time.time_ns()  # later processes in this environment sort after
         self.bytes_sent = 0
         self.batches_sent = 0
         self.events_sent = 0  # telemetry events plus OTLP export requests the collector took
@@ -307,37 +287,7 @@ class Shipper:
         content = self.buffer.take_batch(max_events, max_bytes)
         if content is None:
             return None
-        return self._build(content, level)
-
-    def _build(
-        self, content: BatchContent, level: int = 5, final: dict[str, Any] | None = None
-    ) -> PendingBatch:
-        """A batch of `content`; `final` (the final flush's figures) marks the last batch of
-        this environment, sent at SHUTDOWN."""
-        batch_id = new_id()
-        stats: dict[str, Any] = dict(self._stats()) if self._stats is not None else {}
-        stats["final"] = final is not None
-        if final is not None:
-            stats.update(final)
-        raw = build_batch_json(
-            batch_id,
-            int(time.time() * 1000),
-            self.extension,
-            self.environment,
-            content.open_request_id,
-            content.telemetry,
-            content.invocations,
-            stats,
-            content.otlp,
-        )
-        self._sequence += 1
-        return PendingBatch(
-            self._sequence,
-            batch_id,
-            gzip_bytes(raw, level),
-            len(content.telemetry) + len(content.otlp),
-            len(content.invocations),
-        )
+        return self.assembler.build(content, level)
 
     def _bound_pending(self) -> None:
         while len(self._pending) > 1 and self._pending_bytes > self.config.pending_max_bytes:
@@ -516,10 +466,10 @@ class Shipper:
         final: PendingBatch | None = None
         unbatched = 0
         if held is not None and time.monotonic() >= deadline:
-            unbatched = _content_events(held)  # no time left even to spool it
+            unbatched = content_events(held)  # no time left even to spool it
         elif held is not None or can_send:
             sent_so_far = sends.sent_batches()
-            final = self._build(
+            final = self.assembler.build(
                 held or BatchContent(None, [], [], 0),
                 SHUTDOWN_GZIP_LEVEL,
                 {
@@ -584,14 +534,14 @@ class Shipper:
             if held is not None:
                 if not self.buffer.has_data():
                     break
-                events, size = _content_events(held), _content_bytes(held)
+                events, size = content_events(held), content_bytes(held)
                 if events < max_events and size < max_bytes:
                     more = self.buffer.take_batch(max_events - events, max_bytes - size)
                     if more is None:
                         break
-                    held = _merged(held, more)
+                    held = merged(held, more)
                     continue
-                sends.put(self._build(held, SHUTDOWN_GZIP_LEVEL))
+                sends.put(self.assembler.build(held, SHUTDOWN_GZIP_LEVEL))
             held = self.buffer.take_batch(max_events, max_bytes)
             if held is None:
                 break
@@ -854,28 +804,6 @@ class _ParallelSends:
             self.closed = True
             self.cond.notify_all()
             return list(self.sent), list(self.rejected)
-
-
-def _content_events(content: BatchContent) -> int:
-    return len(content.telemetry) + len(content.otlp)
-
-
-def _content_bytes(content: BatchContent) -> int:
-    """As the buffer counts them: JSON text of the events, base64 plus 160 per OTLP item."""
-    return content.telemetry_bytes + sum(
-        len(item.get("body_b64") or "") + 160 for item in content.otlp
-    )
-
-
-def _merged(first: BatchContent, then: BatchContent) -> BatchContent:
-    """`first` followed by `then`, both taken from the buffer in this order."""
-    return BatchContent(
-        first.open_request_id,
-        first.telemetry + then.telemetry,
-        first.invocations + then.invocations,
-        first.telemetry_bytes + then.telemetry_bytes,
-        first.otlp + then.otlp,
-    )
 
 
 def _describe_failure(error: str) -> str:
