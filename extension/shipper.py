@@ -28,6 +28,7 @@ from collections import deque
 from . import log
 from .batch import BATCHES_PATH
 from .buffer import BatchContent
+from .parallel_sends import ParallelSends
 from .pending import BatchAssembler, PendingBatch, content_bytes, content_events, merged
 from .poster import (
     MAX_BACKOFF_S,
@@ -64,17 +65,12 @@ SHUTDOWN_BATCH_MAX_EVENTS = 20000
 # compression, not the network, is what the budget runs out on; level 1 takes about half the
 # CPU of level 5 for a slightly larger body.
 SHUTDOWN_GZIP_LEVEL = 1
-# Concurrent sends (one connection each) at SHUTDOWN: batches cut before SHUTDOWN (kept for
-# retry) and spooled ones cannot be merged without changing their batch_id.
-SHUTDOWN_CONNECTIONS = 4
 # Sends end this long (or 10% of the flush's budget, if more) before the flush's deadline (no
 # send timeout reaches past it): the time to spool what got no answer and write the summary
 # line, on a CPU that may be a small share of a vCPU.
 SHUTDOWN_SPOOL_MARGIN_S = 0.1
 # No send of data starts later than this before the sends' end: room for the final batch.
 SHUTDOWN_FINAL_RESERVE_S = 0.1
-# A send is not started with less time than this left: it could not finish.
-SHUTDOWN_MIN_SEND_S = 0.02
 
 
 class Shipper:
@@ -416,7 +412,12 @@ class Shipper:
         started = time.monotonic()
         budget_s = max(0.0, deadline_ms / 1000.0 - time.time())
         send_deadline = started + budget_s - max(SHUTDOWN_SPOOL_MARGIN_S, budget_s * 0.1)
-        sends = _ParallelSends(self, send_deadline, send_deadline - SHUTDOWN_FINAL_RESERVE_S)
+        sends = ParallelSends(
+            self._attempt,
+            self.config.send_timeout_ms / 1000.0,
+            send_deadline,
+            send_deadline - SHUTDOWN_FINAL_RESERVE_S,
+        )
         # Not held by anyone else at SHUTDOWN (the `end` policy's flush runs on the main
         # thread, which is here); bounded all the same.
         if not self._send_lock.acquire(timeout=budget_s):
@@ -442,7 +443,7 @@ class Shipper:
             sends.close()
             self._send_lock.release()
 
-    def _shutdown_sends(self, sends: _ParallelSends, started: float, budget_s: float) -> None:
+    def _shutdown_sends(self, sends: ParallelSends, started: float, budget_s: float) -> None:
         deadline = started + budget_s
         spool_dropped_before = self.spool.dropped_events if self.spool is not None else 0
         limits = (
@@ -519,7 +520,7 @@ class Shipper:
 
     def _cut_rest(
         self,
-        sends: _ParallelSends,
+        sends: ParallelSends,
         held: BatchContent | None,
         limits: tuple[int, int],
         until: float,
@@ -547,7 +548,7 @@ class Shipper:
                 break
         return held
 
-    def _feed_spooled(self, sends: _ParallelSends) -> None:
+    def _feed_spooled(self, sends: ParallelSends) -> None:
         if self.spool is None:
             return
         for _ in range(100000):
@@ -631,179 +632,6 @@ class Shipper:
         if self.spool is None:
             return "no spool, LAMBDASCOPE_SPOOL_MAX_BYTES=0"
         return "spool %s full, too small or not writable" % self.spool.directory
-
-
-class _ParallelSends:
-    """The final flush's sends: up to SHUTDOWN_CONNECTIONS threads (started at SHUTDOWN, one
-    connection each) take batches from a queue in order. Each batch is handed to one thread
-    once, so nothing is sent twice within the flush. After a failure no send starts (the
-    collector is down or overloaded: the rest is spooled), none starts after `start_by`, no
-    send's timeout reaches past `send_deadline`, and no wait of the caller either: a send
-    still without an answer then counts as not sent (spooled; the collector stores a batch
-    id once should it arrive after all)."""
-
-    def __init__(
-        self,
-        shipper: Shipper,
-        send_deadline: float,
-        start_by: float,
-    ) -> None:
-        self.shipper = shipper
-        self.send_deadline = send_deadline  # monotonic
-        self.start_by = start_by  # monotonic; moved to send_deadline for the final batch
-        self.send_timeout_s = shipper.config.send_timeout_ms / 1000.0
-        self.cond = threading.Condition()
-        self.queue: deque[PendingBatch] = deque()
-        self.in_flight: list[PendingBatch] = []
-        self.sent: list[PendingBatch] = []
-        self.rejected: list[PendingBatch] = []
-        self.failed: list[PendingBatch] = []
-        self.error: str | None = None  # the first failure in this flush
-        self.unanswered = 0  # sends still waiting for an answer at the deadline
-        self.stopped = False  # a send failed: no more start
-        self.closed = False  # answers from now on no longer count
-        self.threads = 0
-        self.idle = 0
-
-    def _may_start(self, now: float) -> bool:
-        return (
-            not self.stopped
-            and not self.closed
-            and now < self.start_by
-            and self.send_deadline - now >= SHUTDOWN_MIN_SEND_S
-        )
-
-    def may_start(self, final: bool = False) -> bool:
-        """Whether a send could still start (`final`: the final batch's, after `start_by`)."""
-        with self.cond:
-            now = time.monotonic()
-            if final:
-                return (
-                    not self.stopped
-                    and not self.closed
-                    and (self.send_deadline - now >= SHUTDOWN_MIN_SEND_S)
-                )
-            return self._may_start(now)
-
-    def put(self, batch: PendingBatch, final: bool = False) -> None:
-        start = False
-        with self.cond:
-            if final:
-                self.start_by = self.send_deadline
-            self.queue.append(batch)
-            if self.threads < SHUTDOWN_CONNECTIONS and len(self.queue) > self.idle:
-                self.threads += 1
-                start = True
-            self.cond.notify()
-        if start:
-            try:
-                threading.Thread(
-                    target=self._work, name="lambdascope-shutdown-send", daemon=True
-                ).start()
-            except RuntimeError:  # no thread to be had: the batch stays queued, then spooled
-                with self.cond:
-                    self.threads -= 1
-                    self.cond.notify_all()
-
-    def _take(self) -> PendingBatch | None:
-        for _ in range(100000):
-            now = time.monotonic()
-            if not self._may_start(now):
-                return None
-            if self.queue:
-                return self.queue.popleft()
-            self.idle += 1
-            try:
-                self.cond.wait(self.start_by - now)
-            finally:
-                self.idle -= 1
-        return None
-
-    def _work(self) -> None:
-        for _ in range(100000):
-            with self.cond:
-                batch = self._take()
-                if batch is None:
-                    self.threads -= 1
-                    self.cond.notify_all()
-                    return
-                self.in_flight.append(batch)
-                timeout_s = max(
-                    0.001, min(self.send_timeout_s, self.send_deadline - time.monotonic())
-                )
-            try:
-                outcome, error, _retry_after = self.shipper._attempt(batch, timeout_s)
-            except Exception as exc:  # noqa: BLE001 - a bug must not hide the batch
-                outcome, error = SendResult.RETRY, repr(exc)
-            with self.cond:
-                self.in_flight.remove(batch)
-                if not self.closed:
-                    if outcome == SendResult.SENT:
-                        self.sent.append(batch)
-                    elif outcome == SendResult.REJECTED:
-                        self.rejected.append(batch)
-                    else:
-                        self.failed.append(batch)
-                        self.stopped = True
-                        if self.error is None:
-                            self.error = error
-                self.cond.notify_all()
-        with self.cond:
-            self.threads -= 1
-            self.cond.notify_all()
-
-    def wait(self) -> None:
-        """Until every queued batch got its answer, or none can start and none is in flight,
-        or `send_deadline`."""
-        with self.cond:
-            for _ in range(100000):
-                now = time.monotonic()
-                if now >= self.send_deadline:
-                    return
-                can_start = self._may_start(now) and self.threads > 0
-                if not self.in_flight and (not self.queue or not can_start):
-                    return
-                until = self.send_deadline
-                if self.queue and can_start:
-                    until = min(until, self.start_by)
-                self.cond.wait(max(0.001, until - now))
-
-    def wait_for_room(self) -> bool:
-        """Until fewer batches wait than there are connections; False when none can start."""
-        with self.cond:
-            for _ in range(100000):
-                now = time.monotonic()
-                if not self._may_start(now):
-                    return False
-                if len(self.queue) < SHUTDOWN_CONNECTIONS:
-                    return True
-                self.cond.wait(self.start_by - now)
-            return False
-
-    def take_unsent(self) -> list[PendingBatch]:
-        """The batches without a 2xx or 4xx answer: queued, failed, and (when time is up) in
-        flight, whose answers no longer count."""
-        with self.cond:
-            unsent = list(self.queue) + self.failed
-            self.queue.clear()
-            self.failed = []
-            if self.in_flight:
-                unsent += self.in_flight
-                self.unanswered += len(self.in_flight)
-                self.closed = True
-                self.cond.notify_all()
-            return unsent
-
-    def sent_batches(self) -> list[PendingBatch]:
-        with self.cond:
-            return list(self.sent)
-
-    def close(self) -> tuple[list[PendingBatch], list[PendingBatch]]:
-        """Stop: idle threads end, late answers no longer count. (sent, rejected)"""
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-            return list(self.sent), list(self.rejected)
 
 
 def _describe_failure(error: str) -> str:
