@@ -9,11 +9,7 @@ Flush policy (default):
   produces only after that invocation ended) so it rides along; `next` is never delayed;
 * when buffered data is `flush_interval_ms` old while the environment runs (long invocations,
   or the emulator, which never freezes an environment);
-* at SHUTDOWN (`_final_flush`): what is left goes out in parallel (up to
-  `SHUTDOWN_CONNECTIONS` connections) and merged (the buffer is cut into batches of up to
-  `SHUTDOWN_BATCH_MAX_BYTES`, not the configured small size) within the deadline, then one
-  last batch marked `final` carries the flush's figures; what got no answer is spooled, and
-  one line says what was sent, spooled and dropped.
+* at SHUTDOWN: the final flush (final_flush.py) sends what is left within the deadline.
 A batch the collector did not take is kept, with its batch_id, and retried with backoff at later
 wake-ups (the collector stores a batch id once). Unsent batches are bounded in bytes; beyond
 that they go to the on-disk spool if there is one, else the oldest are dropped and counted.
@@ -27,9 +23,8 @@ from collections import deque
 
 from . import log
 from .batch import BATCHES_PATH
-from .buffer import BatchContent
-from .parallel_sends import ParallelSends
-from .pending import BatchAssembler, PendingBatch, content_bytes, content_events, merged
+from .final_flush import FinalFlush
+from .pending import BatchAssembler, PendingBatch
 from .poster import (
     MAX_BACKOFF_S,
     CertificateVerifyError,
@@ -49,28 +44,6 @@ if TYPE_CHECKING:
     from .spool import Spool
 
     PostFn = Callable[[str, bytes, dict[str, str], float], tuple[int, dict[str, str], bytes]]
-
-# The final flush at SHUTDOWN. Lambda gives external extensions 2,000 ms for the whole shutdown
-# phase (deadlineMs); the runtime takes up to 300 ms of it first, and the agent exits 150 ms
-# before the deadline.
-# What is buffered is cut into batches this large (uncompressed JSON; never smaller than the
-# configured batch size): a full default buffer (4 MiB) is two requests, not one per
-# LAMBDASCOPE_BATCH_MAX_EVENTS, and even incompressible OTLP payloads stay near 2 MiB
-# compressed, far below the collector's 16 MiB body limit. Larger batches would gain nothing:
-# the gzip costs the same per byte, and a smaller unit overlaps it with the sends and can
-# stop at the deadline.
-SHUTDOWN_BATCH_MAX_BYTES = 2 * 1024 * 1024
-SHUTDOWN_BATCH_MAX_EVENTS = 20000
-# gzip level for batches cut at SHUTDOWN: on a 128 MB function (a fraction of a vCPU) the
-# compression, not the network, is what the budget runs out on; level 1 takes about half the
-# CPU of level 5 for a slightly larger body.
-SHUTDOWN_GZIP_LEVEL = 1
-# Sends end this long (or 10% of the flush's budget, if more) before the flush's deadline (no
-# send timeout reaches past it): the time to spool what got no answer and write the summary
-# line, on a CPU that may be a small share of a vCPU.
-SHUTDOWN_SPOOL_MARGIN_S = 0.1
-# No send of data starts later than this before the sends' end: room for the final batch.
-SHUTDOWN_FINAL_RESERVE_S = 0.1
 
 
 class Shipper:
@@ -99,7 +72,7 @@ class Shipper:
         self._previous_request_id: str | None = None
         self._current_request_id: str | None = None
         self._shutdown_deadline_ms: int | None = None
-        self._shutdown_reason = ""
+        self.shutdown_reason = ""  # the SHUTDOWN event's, for the final batch and its log line
         self._next_attempt = 0.0  # monotonic; backoff after a failed send
         # When the last flush began: INVOKE wake-ups send at most once per flush interval.
         self._last_flush_monotonic = -1e9
@@ -128,7 +101,6 @@ class Shipper:
         self.dropped_batches = 0
         # The final flush's outcome (what its summary line says); None before SHUTDOWN.
         self.shutdown_figures: dict[str, Any] | None = None
-        self._unspooled_late = 0  # events of those the final flush had no time to spool
 
     # -- control (called by the main loop; all return at once) ----------------------------
 
@@ -152,7 +124,7 @@ class Shipper:
         """Ask for the final flush and wait for it until `deadline_ms` (epoch ms); `reason` is
         the SHUTDOWN event's `shutdownReason`. True when the final flush finished in time."""
         with self._cond:
-            self._shutdown_reason = reason
+            self.shutdown_reason = reason
             self._shutdown_deadline_ms = deadline_ms
             self._cond.notify_all()
         if self._thread is None:
@@ -289,15 +261,16 @@ class Shipper:
         while len(self._pending) > 1 and self._pending_bytes > self.config.pending_max_bytes:
             oldest = self._pending.popleft()
             self._pending_bytes -= len(oldest.body)
-            if self._spool_put(oldest):
+            if self.spool_put(oldest):
                 continue
-            self._drop(oldest.events, "unsent_overflow")
+            self.count_dropped(oldest.events, "unsent_overflow")
             log.warning(
                 "dropped unsent batch %s (%d events): more than %d bytes waiting for %s"
                 % (oldest.batch_id, oldest.events, self.config.pending_max_bytes, self.url)
             )
 
-    def _spool_put(self, batch: PendingBatch) -> bool:
+    def spool_put(self, batch: PendingBatch) -> bool:
+        """Write `batch` to the spool and count it; False when there is none or it refused."""
         if self.spool is None or not self.spool.put(
             batch.batch_id, batch.body, batch.events, batch.sequence
         ):
@@ -308,7 +281,8 @@ class Shipper:
             self.spooled_bytes += len(batch.body)
         return True
 
-    def _drop(self, events: int, reason: str, batches: int = 1) -> None:
+    def count_dropped(self, events: int, reason: str, batches: int = 1) -> None:
+        """Count lost events under `reason`, a key of `dropped_by_reason`."""
         with self._book:
             self.dropped_batches += batches
             self.dropped_events += events
@@ -333,12 +307,12 @@ class Shipper:
     # -- sending ----------------------------------------------------------------------------
 
     def _send(self, batch: PendingBatch, timeout_s: float) -> str:
-        outcome, error, retry_after = self._attempt(batch, timeout_s)
+        outcome, error, retry_after = self.attempt(batch, timeout_s)
         if outcome == SendResult.RETRY:
             self._failed(error or "", retry_after)
         return outcome
 
-    def _attempt(self, batch: PendingBatch, timeout_s: float) -> tuple[str, str | None, float]:
+    def attempt(self, batch: PendingBatch, timeout_s: float) -> tuple[str, str | None, float]:
         """One POST of `batch` and its bookkeeping (safe from several threads at once):
         (outcome, the failure's text for RETRY, Retry-After seconds). Logs a rejection; a
         failure is the caller's to report."""
@@ -378,7 +352,7 @@ class Shipper:
         else:
             with self._book:
                 self.batches_rejected += 1
-            self._drop(batch.events, "rejected")
+            self.count_dropped(batch.events, "rejected")
             log.error(
                 "collector %s rejected batch %s with HTTP %d %s; dropped it (%d events). "
                 "Check LAMBDASCOPE_TOKEN and the collector's version."
@@ -405,251 +379,24 @@ class Shipper:
     # -- SHUTDOWN -----------------------------------------------------------------------------
 
     def _final_flush(self, deadline_ms: int, last_request_id: str | None) -> None:
-        """Send what is left before `deadline_ms`: batches cut earlier and the buffer cut into
-        large batches, over up to SHUTDOWN_CONNECTIONS connections at once; then the batch
-        marked `final` with the flush's figures; spool what got no answer; one summary line.
-        Returns before the deadline whatever the collector does."""
-        started = time.monotonic()
-        budget_s = max(0.0, deadline_ms / 1000.0 - time.time())
-        send_deadline = started + budget_s - max(SHUTDOWN_SPOOL_MARGIN_S, budget_s * 0.1)
-        sends = ParallelSends(
-            self._attempt,
-            self.config.send_timeout_ms / 1000.0,
-            send_deadline,
-            send_deadline - SHUTDOWN_FINAL_RESERVE_S,
-        )
+        """The final flush (final_flush.py) before `deadline_ms`, once it has the connection."""
+        flush = FinalFlush(self, deadline_ms)
         # Not held by anyone else at SHUTDOWN (the `end` policy's flush runs on the main
         # thread, which is here); bounded all the same.
-        if not self._send_lock.acquire(timeout=budget_s):
+        if not self._send_lock.acquire(timeout=flush.budget_s):
             log.warning("shutdown: a send still running kept the final flush from starting")
             return
         try:
-            # Batches cut before SHUTDOWN leave at once, while the last report is on its way.
-            for batch in self._pending:
-                sends.put(batch)
-            self._pending.clear()
-            self._pending_bytes = 0
-            wait_s = min(self.config.shutdown_report_wait_ms / 1000.0, budget_s * 0.3)
-            if last_request_id is not None:
-                self.buffer.wait_for_report(last_request_id, wait_s)
-            else:
-                time.sleep(min(wait_s, 0.05))  # let an in-flight delivery land
-            self._shutdown_sends(sends, started, budget_s)
-        except BaseException:
-            # A bug must not lose what was handed to the sends: keep it for the next process.
-            self._spool_or_drop(sends.take_unsent(), started + budget_s)
-            raise
+            flush.run(last_request_id)
         finally:
-            sends.close()
             self._send_lock.release()
 
-    def _shutdown_sends(self, sends: ParallelSends, started: float, budget_s: float) -> None:
-        deadline = started + budget_s
-        spool_dropped_before = self.spool.dropped_events if self.spool is not None else 0
-        limits = (
-            max(self.config.batch_max_events, SHUTDOWN_BATCH_MAX_EVENTS),
-            max(self.config.batch_max_bytes, SHUTDOWN_BATCH_MAX_BYTES),
-        )
-        # 1. What is buffered, merged into large batches, each sent as soon as it is cut; the
-        # last one is held back: it becomes the final batch.
-        held = self._cut_rest(sends, None, limits, sends.start_by)
-        # 2. Batches an earlier process spooled, while there is time (else they stay there).
-        self._feed_spooled(sends)
-        sends.wait()
-        if self.buffer.has_data():  # arrived meanwhile (the last report, say)
-            held = self._cut_rest(sends, held, limits, sends.send_deadline)
-            sends.wait()
-        unsent = sends.take_unsent()
-        spooled, unspooled = self._spool_or_drop(unsent, deadline)
-        # 3. The final batch, with the figures of the batches before it: sent unless a send
-        # failed or time is up, then spooled (an empty one only when it can be sent).
-        can_send = sends.may_start(final=True)
-        final: PendingBatch | None = None
-        unbatched = 0
-        if held is not None and time.monotonic() >= deadline:
-            unbatched = content_events(held)  # no time left even to spool it
-        elif held is not None or can_send:
-            sent_so_far = sends.sent_batches()
-            final = self.assembler.build(
-                held or BatchContent(None, [], [], 0),
-                SHUTDOWN_GZIP_LEVEL,
-                {
-                    "shutdown_reason": self._shutdown_reason or None,
-                    "shutdown_budget_ms": int(budget_s * 1000),
-                    "shutdown_elapsed_ms": int((time.monotonic() - started) * 1000),
-                    "shutdown_batches_sent": len(sent_so_far),
-                    "shutdown_events_sent": sum(b.events for b in sent_so_far),
-                    "shutdown_batches_unsent": len(unsent),
-                    "shutdown_events_unsent": sum(b.events for b in unsent),
-                },
-            )
-            rest = [final]
-            if can_send:
-                sends.put(final, final=True)
-                sends.wait()
-                rest = sends.take_unsent()
-            unsent += rest
-            more_spooled, more_unspooled = self._spool_or_drop(rest, deadline)
-            spooled += more_spooled
-            unspooled += more_unspooled
-        sent, rejected = sends.close()
-        unbatched += len(self.buffer)
-        if unbatched:
-            self._drop(unbatched, "shutdown_unbatched", batches=0)
-        figures: dict[str, Any] = {
-            "elapsed_ms": int((time.monotonic() - started) * 1000),
-            "batches_sent": len(sent),
-            "events_sent": sum(b.events for b in sent),
-            "final_sent": final is not None and any(b is final for b in sent),
-            "batches_unsent": len(unsent),
-            "events_unsent": sum(b.events for b in unsent),
-            "error": sends.error,
-            "batches_unanswered": sends.unanswered,
-            "batches_spooled": len(spooled),
-            "events_spooled": sum(b.events for b in spooled),
-            "bytes_spooled": sum(len(b.body) for b in spooled),
-            "events_unspooled": sum(b.events for b in unspooled),
-            "events_spool_full": (
-                self.spool.dropped_events - spool_dropped_before if self.spool is not None else 0
-            ),
-            "events_rejected": sum(b.events for b in rejected),
-            "events_unbatched": unbatched,
-        }
-        self.shutdown_figures = figures
-        self._log_shutdown(figures)
-
-    def _cut_rest(
-        self,
-        sends: ParallelSends,
-        held: BatchContent | None,
-        limits: tuple[int, int],
-        until: float,
-    ) -> BatchContent | None:
-        """Cut the buffer into batches of up to `limits` (events, bytes) until `until`
-        (monotonic): each full one goes to `sends`, the last one is returned unbuilt (`held`
-        is topped up first)."""
-        max_events, max_bytes = limits
-        for _ in range(100000):
-            if time.monotonic() >= until:
-                break
-            if held is not None:
-                if not self.buffer.has_data():
-                    break
-                events, size = content_events(held), content_bytes(held)
-                if events < max_events and size < max_bytes:
-                    more = self.buffer.take_batch(max_events - events, max_bytes - size)
-                    if more is None:
-                        break
-                    held = merged(held, more)
-                    continue
-                sends.put(self.assembler.build(held, SHUTDOWN_GZIP_LEVEL))
-            held = self.buffer.take_batch(max_events, max_bytes)
-            if held is None:
-                break
-        return held
-
-    def _feed_spooled(self, sends: ParallelSends) -> None:
-        if self.spool is None:
-            return
-        for _ in range(100000):
-            # A few at a time: a file taken from the spool and not sent is written back.
-            if not self.spool.maybe_nonempty or not sends.wait_for_room():
-                return
-            item = self.spool.take_oldest()
-            if item is None:
-                return
-            batch_id, body, events, sequence = item
-            sends.put(PendingBatch(sequence, batch_id, body, events, 0, attempts=1))
-
-    def _spool_or_drop(
-        self, batches: list[PendingBatch], deadline: float
-    ) -> tuple[list[PendingBatch], list[PendingBatch]]:
-        """Spool `batches` (oldest first) for the next extension process in this environment;
-        those the spool cannot take, or that the deadline leaves no time for, are dropped."""
-        spooled: list[PendingBatch] = []
-        dropped: list[PendingBatch] = []
-        for batch in sorted(batches, key=lambda b: b.sequence):
-            if time.monotonic() >= deadline:
-                self._unspooled_late += batch.events
-            elif self._spool_put(batch):
-                spooled.append(batch)
-                continue
-            self._drop(batch.events, "shutdown_unspooled")
-            dropped.append(batch)
-        return spooled, dropped
-
-    def _log_shutdown(self, f: dict[str, Any]) -> None:
-        """One line: what the final flush sent, what it could not and where that went."""
-        reason = " (%s)" % self._shutdown_reason if self._shutdown_reason else ""
-        parts = [
-            "shutdown%s: sent %s (%s events) in %d ms"
-            % (reason, _batches(f["batches_sent"]), _count(f["events_sent"]), f["elapsed_ms"])
-        ]
-        if f["batches_unsent"]:
-            if f["error"]:
-                why = _describe_failure(f["error"])
-            elif f["batches_unanswered"]:
-                why = "no answer before the SHUTDOWN deadline"
-            else:
-                why = "no time left before the SHUTDOWN deadline"
-            parts.append(
-                "%s (%s events) not sent to %s: %s"
-                % (_batches(f["batches_unsent"]), _count(f["events_unsent"]), self.url, why)
-            )
-        if f["batches_spooled"]:
-            parts.append(
-                "spooled %s (%s events, %s bytes) to %s for the next extension process"
-                % (
-                    _batches(f["batches_spooled"]),
-                    _count(f["events_spooled"]),
-                    _count(f["bytes_spooled"]),
-                    self.spool.directory if self.spool is not None else "?",
-                )
-            )
-        late = self._unspooled_late
-        reasons = [
-            (f["events_unspooled"] - late, "not spooled: " + self._unspooled_reason()),
-            (late, "not spooled: no time left"),
-            (f["events_spool_full"], "spool full: its oldest batches deleted"),
-            (f["events_rejected"], "rejected by the collector"),
-            (f["events_unbatched"], "still buffered at the deadline"),
-        ]
-        reasons = [(n, text) for n, text in reasons if n]
-        dropped = sum(n for n, _text in reasons)
-        if dropped:
-            if len(reasons) == 1:
-                detail = reasons[0][1]
-            else:
-                detail = ", ".join("%s: %s" % (text, _count(n)) for n, text in reasons)
-            parts.append("%s events dropped (%s)" % (_count(dropped), detail))
-        line = "; ".join(parts)
-        if f["batches_unsent"] or dropped:
-            log.warning(line)
-        else:
-            log.info(line)
-
-    def _unspooled_reason(self) -> str:
-        if self.spool is None:
-            return "no spool, LAMBDASCOPE_SPOOL_MAX_BYTES=0"
-        return "spool %s full, too small or not writable" % self.spool.directory
-
-
-def _describe_failure(error: str) -> str:
-    if error.startswith("HTTP "):
-        return "collector answered " + error
-    if error.startswith("certificate verify failed"):
-        return error
-    if "timed out" in error or error.startswith(("TimeoutError", "timeout")):
-        return "no answer in time (%s)" % error
-    return "collector unreachable (%s)" % error
-
-
-def _count(number: int) -> str:
-    return "{:,}".format(number)
-
-
-def _batches(number: int) -> str:
-    return "%s batch%s" % (_count(number), "" if number == 1 else "es")
+    def hand_over_pending(self, put: Callable[[PendingBatch], None]) -> None:
+        """Give every unsent batch, oldest first, to `put` (the final flush's sends)."""
+        for batch in self._pending:
+            put(batch)
+        self._pending.clear()
+        self._pending_bytes = 0
 
 
 def _snippet(body: bytes) -> str:
