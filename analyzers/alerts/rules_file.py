@@ -38,10 +38,10 @@ from typing import Any
 
 import yaml
 
+from lambdascope.analyzers.alerts.rule_fields import FieldReader, listing, node_line, sql_problem
 from lambdascope.analyzers.alerts.rules import (
     DEFAULT_NOTIFIER_TIMEOUT,
     NOTIFIER_TYPES,
-    OPERATORS,
     DetectorSource,
     NotifierConfig,
     Rule,
@@ -53,7 +53,7 @@ from lambdascope.analyzers.alerts.rules import (
 )
 from lambdascope.analyzers.findings import SEVERITIES
 
-__all__ = ["KNOWN_KINDS", "load_rules", "parse_duration", "parse_rules"]
+__all__ = ["KNOWN_KINDS", "load_rules", "parse_rules"]
 
 #: Finding kinds of the built-in detectors, so a misspelt ``kind`` is caught by ``check``
 #: instead of silently never matching. Detectors registered elsewhere are not checked.
@@ -106,23 +106,6 @@ _DEFAULTABLE = _RULE_FIELDS - {
 _NOTIFIER_FIELDS = {"type", "url", "command", "timeout", "headers"}
 _TOP_FIELDS = {"version", "defaults", "notifiers", "rules"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_MAX_N = 60
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``90s``, ``5m``, ``1h``, ``2d``, ``250ms``; a bare number is seconds."""
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{value!r} is not a duration: use e.g. 30s, 5m or 1h")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"{value!r} is negative: durations are 0 or more")
-        return timedelta(seconds=float(value))
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration: use e.g. 30s, 5m or 1h")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
 
 
 def load_rules(path: str | Path, *, detectors: Collection[str] | None = None) -> RuleSet:
@@ -156,62 +139,13 @@ def parse_rules(
 # -- the parser ---------------------------------------------------------------------------------
 
 
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
-class _Parser:
+class _Parser(FieldReader):
     def __init__(self, path: str, detectors: tuple[str, ...]) -> None:
-        self.path = path
+        super().__init__(path)
         self.detectors = detectors
-        self.problems: list[RuleProblem] = []
-        self._loader: Any = None
-
-    def problem(self, node: yaml.Node | int, fieldname: str, message: str) -> None:
-        line = node if isinstance(node, int) else _line(node)
-        self.problems.append(RuleProblem(self.path, line, fieldname, message))
-
-    def value(self, node: yaml.Node) -> Any:
-        return self._loader.construct_object(node, deep=True)
-
-    def mapping(self, node: yaml.Node, fieldname: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        """key -> (key node, value node); duplicate or non-string keys are problems."""
-        if not isinstance(node, yaml.MappingNode):
-            self.problem(node, fieldname, "must be a mapping of `key: value` lines")
-            return {}
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            key = self.value(key_node)
-            if not isinstance(key, str):
-                self.problem(key_node, fieldname, f"key {key!r} must be a string")
-                continue
-            if key in out:
-                self.problem(
-                    key_node,
-                    f"{fieldname}.{key}" if fieldname else key,
-                    f"appears twice (first on line {_line(out[key][0])}); keep one",
-                )
-                continue
-            out[key] = (key_node, value_node)
-        return out
 
     def parse(self, text: str) -> RuleSet:
-        try:
-            self._loader = yaml.SafeLoader(text)
-            try:
-                root = self._loader.get_single_node()
-            finally:
-                self._loader.dispose()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else 0
-            detail = exc.problem or exc.context or str(exc)
-            if exc.context and exc.context_mark is not None and exc.problem:
-                # "expected ',' or ']'" alone hides where the unclosed bracket opened.
-                detail += f" ({exc.context} on line {exc.context_mark.line + 1})"
-            raise RulesError([RuleProblem(self.path, line, "", f"invalid YAML: {detail}")]) from exc
-        except yaml.YAMLError as exc:
-            raise RulesError([RuleProblem(self.path, 0, "", f"invalid YAML: {exc}")]) from exc
+        root = self.root(text)
         if root is None:
             raise RulesError(
                 [RuleProblem(self.path, 1, "rules", "the file is empty: add a `rules:` list")]
@@ -278,14 +212,16 @@ class _Parser:
                 if key not in _NOTIFIER_FIELDS:
                     self.problem(k_node, f"{where}.{key}", _unknown(key, _NOTIFIER_FIELDS))
             if "type" not in fields:
-                self.problem(value_node, f"{where}.type", f"missing: one of {_or(NOTIFIER_TYPES)}")
+                self.problem(
+                    value_node, f"{where}.type", f"missing: one of {listing(NOTIFIER_TYPES)}"
+                )
                 continue
             kind = self.value(fields["type"][1])
             if kind not in NOTIFIER_TYPES:
                 self.problem(
                     fields["type"][1],
                     f"{where}.type",
-                    f"{kind!r} is not one of {_or(NOTIFIER_TYPES)}",
+                    f"{kind!r} is not one of {listing(NOTIFIER_TYPES)}",
                 )
                 continue
             url = ""
@@ -345,19 +281,12 @@ class _Parser:
                     command=command,
                     timeout=timeout,
                     headers=headers,
-                    line=_line(key_node),
+                    line=node_line(key_node),
                 )
             )
         return out
 
     # -- rules
-
-    def duration(self, node: yaml.Node, where: str) -> timedelta | None:
-        try:
-            return parse_duration(self.value(node))
-        except ValueError as exc:
-            self.problem(node, where, str(exc))
-            return None
 
     def rule(
         self,
@@ -471,7 +400,7 @@ class _Parser:
             severity = self.value(node_sev)
             if severity not in SEVERITIES:
                 self.problem(
-                    node_sev, at("severity"), f"{severity!r} is not one of {_or(SEVERITIES)}"
+                    node_sev, at("severity"), f"{severity!r} is not one of {listing(SEVERITIES)}"
                 )
             else:
                 kwargs["severity"] = severity
@@ -502,7 +431,7 @@ class _Parser:
             kwargs["description"] = str(self.value(own["description"][1]))
         if len(self.problems) > before or source is None:
             return None
-        return Rule(name=name, source=source, threshold=threshold, line=_line(node), **kwargs)
+        return Rule(name=name, source=source, threshold=threshold, line=node_line(node), **kwargs)
 
     def source(
         self, own: Mapping[str, tuple[yaml.Node, yaml.Node]], node: yaml.Node, where: str
@@ -512,7 +441,8 @@ class _Parser:
             self.problem(
                 node,
                 f"{where}.detector",
-                f"a rule needs exactly one of `detector` (one of {_or(self.detectors)}) or `sql`",
+                f"a rule needs exactly one of `detector` (one of {listing(self.detectors)}) "
+                "or `sql`",
             )
             return None
         if has_sql:
@@ -521,7 +451,7 @@ class _Parser:
                 if key in own:
                     self.problem(own[key][0], f"{where}.{key}", "only applies to detector rules")
             text = self.value(sql_node)
-            problem = _sql_problem(text)
+            problem = sql_problem(text)
             if problem:
                 self.problem(sql_node, f"{where}.sql", problem)
                 return None
@@ -532,7 +462,7 @@ class _Parser:
             self.problem(
                 detector_node,
                 f"{where}.detector",
-                f"{detector!r} is not a registered detector: use one of {_or(self.detectors)}",
+                f"{detector!r} is not a registered detector: use one of {listing(self.detectors)}",
             )
             return None
         kind = metric = min_severity = None
@@ -543,7 +473,7 @@ class _Parser:
                 self.problem(
                     own["kind"][1],
                     f"{where}.kind",
-                    f"detector {detector!r} reports no kind {kind!r}: use {_or(known)}",
+                    f"detector {detector!r} reports no kind {kind!r}: use {listing(known)}",
                 )
                 return None
         if "metric" in own:
@@ -557,99 +487,12 @@ class _Parser:
                 self.problem(
                     own["min_severity"][1],
                     f"{where}.min_severity",
-                    f"{min_severity!r} is not one of {_or(SEVERITIES)}",
+                    f"{min_severity!r} is not one of {listing(SEVERITIES)}",
                 )
                 return None
         return DetectorSource(
             detector=str(detector), kind=kind, metric=metric, min_severity=min_severity
         )
-
-    def threshold(self, node: yaml.Node, where: str) -> Threshold | None:
-        raw = self.value(node)
-        text = str(raw).strip() if not isinstance(raw, bool) else ""
-        for op in OPERATORS:
-            if text.startswith(op):
-                number = _number(text[len(op) :])
-                if number is not None:
-                    return Threshold(op, number)
-                break
-        self.problem(
-            node,
-            where,
-            f'{raw!r} must be an operator ({_or(OPERATORS)}) and a number, e.g. "> 0.05" '
-            'or ">= 5%"',
-        )
-        return None
-
-    def margin(self, node: yaml.Node, where: str) -> tuple[float, bool] | None:
-        raw = self.value(node)
-        text = str(raw).strip()
-        if not isinstance(raw, bool):
-            if text.endswith("%"):
-                number = _number(text)
-                if number is not None and number >= 0:
-                    return number, True
-            elif isinstance(raw, int | float) and raw >= 0:
-                return float(raw), False
-        self.problem(node, where, f"{raw!r} must be a number >= 0 or a share such as 10%")
-        return None
-
-    def m_of_n(self, node: yaml.Node, where: str) -> tuple[int, int] | None:
-        raw = self.value(node)
-        match = re.match(r"^\s*(\d+)\s*(?:/|of)\s*(\d+)\s*$", str(raw))
-        if isinstance(raw, dict) and set(raw) == {"m", "n"}:
-            m, n = raw["m"], raw["n"]
-        elif match:
-            m, n = int(match.group(1)), int(match.group(2))
-        else:
-            self.problem(node, where, f"{raw!r} must look like 2/3 (2 of the last 3 windows)")
-            return None
-        if not (isinstance(m, int) and isinstance(n, int) and 1 <= m <= n <= _MAX_N):
-            self.problem(node, where, f"needs 1 <= m <= n <= {_MAX_N}, got {m}/{n}")
-            return None
-        return m, n
-
-    def string_list(self, node: yaml.Node, where: str) -> tuple[str, ...] | None:
-        raw = self.value(node)
-        if isinstance(raw, str):
-            raw = [raw]
-        if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
-            self.problem(node, where, 'must be a list of names, e.g. [checkout, "pay-*"]')
-            return None
-        return tuple(raw)
-
-
-def _number(text: str) -> float | None:
-    text = text.strip()
-    scale = 1.0
-    if text.endswith("%"):
-        text, scale = text[:-1].strip(), 0.01
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value * scale if value == value else None
-
-
-def _sql_problem(text: Any) -> str | None:
-    """Why ``text`` cannot be a rule's query, or None. The store also runs it read-only."""
-    if not isinstance(text, str) or not text.strip():
-        return "must be a SELECT statement"
-    body = re.sub(r"--[^\n]*|/\*.*?\*/", " ", text, flags=re.S).strip().rstrip(";").strip()
-    if not re.match(r"^(SELECT|WITH)\b", body, re.I):
-        return "must be a read-only SELECT (or WITH ... SELECT) statement"
-    if ";" in re.sub(r"'(?:[^'\\]|\\.)*'", "''", body):
-        return "must be a single statement: remove the ';' inside it"
-    missing = [p for p in ("since", "until") if not re.search(r"\{" + p + r"\s*:", body)]
-    if missing:
-        return (
-            "must filter on the window with "
-            + " and ".join(f"{{{p}:DateTime64(3)}}" for p in missing)
-            + " (bound by the engine, never formatted into the text)"
-        )
-    if re.search(r"\{(?!since\s*:|until\s*:)\w+\s*:", body):
-        return "may use only the {since:...} and {until:...} parameters"
-    return None
 
 
 def _unknown(key: str, allowed: Collection[str]) -> str:
@@ -658,7 +501,3 @@ def _unknown(key: str, allowed: Collection[str]) -> str:
     close = difflib.get_close_matches(key, sorted(allowed), n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(sorted(allowed))}"
     return f"unknown field {key!r}: {hint}"
-
-
-def _or(values: Collection[str]) -> str:
-    return ", ".join(sorted(values))
