@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 
 from lambdascope.analyzers import DETECTORS, Detector, Finding, run_detectors  # noqa: E402
 from lambdascope.analyzers.alerts import DEFAULT_RULES_PATH, AlertEngine, MemoryAlertStateStore  # noqa: E402
-from lambdascope.analyzers.alerts.rules import load_rules  # noqa: E402
+from lambdascope.analyzers.alerts.rules_file import load_rules  # noqa: E402
 from lambdascope.analyzers.fleet import fleet_summary  # noqa: E402
 from lambdascope.analyzers.rollups import RecordingClient  # noqa: E402
 from lambdascope.analyzers.window import ch_time  # noqa: E402

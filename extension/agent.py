@@ -204,7 +204,8 @@ class Agent:
                     % COLLECTOR_URL
                 )
             return
-        from .shipper import CollectorPoster, Shipper
+        from .poster import CollectorPoster
+        from .shipper import Shipper
         from .spool import Spool
 
         ca_bundle = self.config.ca_bundle

@@ -9,11 +9,7 @@ Flush policy (default):
   produces only after that invocation ended) so it rides along; `next` is never delayed;
 * when buffered data is `flush_interval_ms` old while the environment runs (long invocations,
   or the emulator, which never freezes an environment);
-* at SHUTDOWN (`_final_flush`): what is left goes out in parallel (up to
-  `SHUTDOWN_CONNECTIONS` connections) and merged (the buffer is cut into batches of up to
-  `SHUTDOWN_BATCH_MAX_BYTES`, not the configured small size) within the deadline, then one
-  last batch marked `final` carries the flush's figures; what got no answer is spooled, and
-  one line says what was sent, spooled and dropped.
+* at SHUTDOWN: the final flush (final_flush.py) sends what is left within the deadline.
 A batch the collector did not take is kept, with its batch_id, and retried with backoff at later
 wake-ups (the collector stores a batch id once). Unsent batches are bounded in bytes; beyond
 that they go to the on-disk spool if there is one, else the oldest are dropped and counted.
@@ -26,9 +22,17 @@ import time
 from collections import deque
 
 from . import log
-from .batch import BATCHES_PATH, build_batch_json, gzip_bytes, new_id
-from .buffer import BatchContent
-from .config import CA_BUNDLE, COLLECTOR_URL, parse_url
+from .batch import BATCHES_PATH
+from .final_flush import FinalFlush
+from .pending import BatchAssembler, PendingBatch
+from .poster import (
+    MAX_BACKOFF_S,
+    CertificateVerifyError,
+    CollectorPoster,
+    SendResult,
+    classify_status,
+    retry_after_s,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,175 +44,6 @@ if TYPE_CHECKING:
     from .spool import Spool
 
     PostFn = Callable[[str, bytes, dict[str, str], float], tuple[int, dict[str, str], bytes]]
-
-MAX_BACKOFF_S = 60.0
-
-# The final flush at SHUTDOWN. Lambda gives external extensions 2,000 ms for the whole shutdown
-# phase (deadlineMs); the runtime takes up to 300 ms of it first, and the agent exits 150 ms
-# before the deadline.
-# What is buffered is cut into batches this large (uncompressed JSON; never smaller than the
-# configured batch size): a full default buffer (4 MiB) is two requests, not one per
-# LAMBDASCOPE_BATCH_MAX_EVENTS, and even incompressible OTLP payloads stay near 2 MiB
-# compressed, far below the collector's 16 MiB body limit. Larger batches would gain nothing:
-# the gzip costs the same per byte, and a smaller unit overlaps it with the sends and can
-# stop at the deadline.
-SHUTDOWN_BATCH_MAX_BYTES = 2 * 1024 * 1024
-SHUTDOWN_BATCH_MAX_EVENTS = 20000
-# gzip level for batches cut at SHUTDOWN: on a 128 MB function (a fraction of a vCPU) the
-# compression, not the network, is what the budget runs out on; level 1 takes about half the
-# CPU of level 5 for a slightly larger body.
-SHUTDOWN_GZIP_LEVEL = 1
-# Concurrent sends (one connection each) at SHUTDOWN: batches cut before SHUTDOWN (kept for
-# retry) and spooled ones cannot be merged without changing their batch_id.
-SHUTDOWN_CONNECTIONS = 4
-# Sends end this long (or 10% of the flush's budget, if more) before the flush's deadline (no
-# send timeout reaches past it): the time to spool what got no answer and write the summary
-# line, on a CPU that may be a small share of a vCPU.
-SHUTDOWN_SPOOL_MARGIN_S = 0.1
-# No send of data starts later than this before the sends' end: room for the final batch.
-SHUTDOWN_FINAL_RESERVE_S = 0.1
-# A send is not started with less time than this left: it could not finish.
-SHUTDOWN_MIN_SEND_S = 0.02
-# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, _EMAIL_MISMATCH, _IP_ADDRESS_MISMATCH: the chain is
-# trusted but names another host, so a CA bundle is not the fix.
-_NAME_MISMATCH_CODES = (62, 63, 64)
-
-
-class PendingBatch:
-    __slots__ = ("sequence", "batch_id", "body", "events", "invocations", "attempts")
-
-    def __init__(
-        self,
-        sequence: int,
-        batch_id: str,
-        body: bytes,
-        events: int,
-        invocations: int,
-        attempts: int = 0,
-    ) -> None:
-        self.sequence = sequence  # creation order, kept through the spool: oldest goes first
-        self.batch_id = batch_id
-        self.body = body  # gzip-compressed JSON, reused as is on every retry
-        self.events = events  # telemetry events plus OTLP export requests
-        self.invocations = invocations
-        self.attempts = attempts  # sends tried so far (1 for a batch back from the spool)
-
-
-class SendResult:
-    SENT = "sent"
-    RETRY = "retry"
-    REJECTED = "rejected"
-
-
-class CertificateVerifyError(OSError):
-    """The collector's certificate failed verification (chain or host name). An OSError, so
-    the sender treats it as it treats a refused connection: kept, retried, spooled."""
-
-
-class CollectorPoster:
-    """The sender's `post`: one request per batch over httpio, TLS for https URLs.
-
-    The SSLContext is built at the first https send (on the sender thread, so neither `ssl` nor
-    the CA store is loaded before `next`, and never for an http collector) and reused after:
-    loading a CA store costs ~20 ms each time.
-    """
-
-    def __init__(self, ca_bundle: str | None = None) -> None:
-        self.ca_bundle = ca_bundle  # None: the system's CA store
-        self._ssl_context: Any = None
-        self._lock = threading.Lock()  # the final flush's parallel sends share the context
-
-    def __call__(
-        self, url: str, body: bytes, headers: dict[str, str], timeout_s: float
-    ) -> tuple[int, dict[str, str], bytes]:
-        from . import httpio
-
-        tls, host, port, path = parse_url(url)
-        context = self.ssl_context() if tls else None
-        try:
-            response = httpio.request(
-                host,
-                port,
-                "POST",
-                path,
-                headers,
-                body,
-                timeout=timeout_s,
-                tls=tls,
-                ssl_context=context,
-            )
-        except OSError as exc:
-            explained = _explained(exc, self.ca_bundle) if tls else None
-            if explained is not None:
-                raise explained from exc
-            raise
-        return response.status, response.headers, response.body
-
-    def ssl_context(self) -> Any:
-        if self._ssl_context is not None:
-            return self._ssl_context
-        with self._lock:
-            return self._build_ssl_context()
-
-    def _build_ssl_context(self) -> Any:
-        if self._ssl_context is None:
-            import ssl
-
-            # create_default_context: CERT_REQUIRED and check_hostname, the system's
-            # minimum protocol version; cafile replaces the system store, it does not add to it.
-            context = None
-            if self.ca_bundle:
-                try:
-                    context = ssl.create_default_context(cafile=self.ca_bundle)
-                except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                    log.error(
-                        "%s=%r cannot be loaded as CA certificates (%s); verifying the "
-                        "collector against the system's CA store instead"
-                        % (CA_BUNDLE, self.ca_bundle, exc)
-                    )
-                    self.ca_bundle = None
-            self._ssl_context = context or ssl.create_default_context()
-        return self._ssl_context
-
-
-def _explained(exc: OSError, ca_bundle: str | None) -> CertificateVerifyError | None:
-    """A verification failure, reworded to say what to do; None for other errors."""
-    import ssl  # loaded already: only called for https
-
-    if not isinstance(exc, ssl.SSLCertVerificationError):
-        return None
-    reason = (getattr(exc, "verify_message", None) or str(exc)).rstrip(".")
-    if getattr(exc, "verify_code", None) in _NAME_MISMATCH_CODES:
-        advice = "the certificate must name the host of %s" % COLLECTOR_URL
-    elif ca_bundle:
-        advice = "the certificate must chain to a CA in %s=%s" % (CA_BUNDLE, ca_bundle)
-    else:
-        advice = "set %s to your CA's PEM file" % CA_BUNDLE
-    return CertificateVerifyError("certificate verify failed: %s; %s" % (reason, advice))
-
-
-def http_post(
-    url: str, body: bytes, headers: dict[str, str], timeout_s: float
-) -> tuple[int, dict[str, str], bytes]:
-    """One POST with the system's CA store (a new SSLContext per call: use CollectorPoster
-    to send more than once over https)."""
-    return CollectorPoster()(url, body, headers, timeout_s)
-
-
-def classify_status(status: int) -> str:
-    """2xx taken; 408/425/429/5xx retried; other 4xx (bad batch, token, size) never succeed."""
-    if 200 <= status < 300:
-        return SendResult.SENT
-    if status in (408, 425, 429) or status >= 500:
-        return SendResult.RETRY
-    return SendResult.REJECTED
-
-
-def retry_after_s(headers: dict[str, str]) -> float:
-    try:
-        return max(0.0, min(float(headers.get("retry-after", "0")), MAX_BACKOFF_S))
-    except ValueError:
-        return 0.0
 
 
 class Shipper:
@@ -226,9 +61,9 @@ class Shipper:
         self.buffer = buffer
         self.environment = environment
         self.extension = extension
+        self.assembler = BatchAssembler(environment, extension, stats)
         self.url = (config.collector_url or "") + BATCHES_PATH
         self._post: PostFn = post or CollectorPoster(config.ca_bundle)
-        self._stats = stats
         self.spool = spool
         self._pending: deque[PendingBatch] = deque()
         self._pending_bytes = 0
@@ -237,7 +72,7 @@ class Shipper:
         self._previous_request_id: str | None = None
         self._current_request_id: str | None = None
         self._shutdown_deadline_ms: int | None = None
-        self._shutdown_reason = ""
+        self.shutdown_reason = ""  # the SHUTDOWN event's, for the final batch and its log line
         self._next_attempt = 0.0  # monotonic; backoff after a failed send
         # When the last flush began: INVOKE wake-ups send at most once per flush interval.
         self._last_flush_monotonic = -1e9
@@ -247,7 +82,6 @@ class Shipper:
         self._thread: threading.Thread | None = None
         self._send_lock = threading.Lock()
         self._book = threading.Lock()  # the counters below: the final flush sends in parallel
-        self._sequence = time.time_ns()  # later processes in this environment sort after
         self.bytes_sent = 0
         self.batches_sent = 0
         self.events_sent = 0  # telemetry events plus OTLP export requests the collector took
@@ -267,7 +101,6 @@ class Shipper:
         self.dropped_batches = 0
         # The final flush's outcome (what its summary line says); None before SHUTDOWN.
         self.shutdown_figures: dict[str, Any] | None = None
-        self._unspooled_late = 0  # events of those the final flush had no time to spool
 
     # -- control (called by the main loop; all return at once) ----------------------------
 
@@ -291,7 +124,7 @@ class Shipper:
         """Ask for the final flush and wait for it until `deadline_ms` (epoch ms); `reason` is
         the SHUTDOWN event's `shutdownReason`. True when the final flush finished in time."""
         with self._cond:
-            self._shutdown_reason = reason
+            self.shutdown_reason = reason
             self._shutdown_deadline_ms = deadline_ms
             self._cond.notify_all()
         if self._thread is None:
@@ -422,51 +255,22 @@ class Shipper:
         content = self.buffer.take_batch(max_events, max_bytes)
         if content is None:
             return None
-        return self._build(content, level)
-
-    def _build(
-        self, content: BatchContent, level: int = 5, final: dict[str, Any] | None = None
-    ) -> PendingBatch:
-        """A batch of `content`; `final` (the final flush's figures) marks the last batch of
-        this environment, sent at SHUTDOWN."""
-        batch_id = new_id()
-        stats: dict[str, Any] = dict(self._stats()) if self._stats is not None else {}
-        stats["final"] = final is not None
-        if final is not None:
-            stats.update(final)
-        raw = build_batch_json(
-            batch_id,
-            int(time.time() * 1000),
-            self.extension,
-            self.environment,
-            content.open_request_id,
-            content.telemetry,
-            content.invocations,
-            stats,
-            content.otlp,
-        )
-        self._sequence += 1
-        return PendingBatch(
-            self._sequence,
-            batch_id,
-            gzip_bytes(raw, level),
-            len(content.telemetry) + len(content.otlp),
-            len(content.invocations),
-        )
+        return self.assembler.build(content, level)
 
     def _bound_pending(self) -> None:
         while len(self._pending) > 1 and self._pending_bytes > self.config.pending_max_bytes:
             oldest = self._pending.popleft()
             self._pending_bytes -= len(oldest.body)
-            if self._spool_put(oldest):
+            if self.spool_put(oldest):
                 continue
-            self._drop(oldest.events, "unsent_overflow")
+            self.count_dropped(oldest.events, "unsent_overflow")
             log.warning(
                 "dropped unsent batch %s (%d events): more than %d bytes waiting for %s"
                 % (oldest.batch_id, oldest.events, self.config.pending_max_bytes, self.url)
             )
 
-    def _spool_put(self, batch: PendingBatch) -> bool:
+    def spool_put(self, batch: PendingBatch) -> bool:
+        """Write `batch` to the spool and count it; False when there is none or it refused."""
         if self.spool is None or not self.spool.put(
             batch.batch_id, batch.body, batch.events, batch.sequence
         ):
@@ -477,7 +281,8 @@ class Shipper:
             self.spooled_bytes += len(batch.body)
         return True
 
-    def _drop(self, events: int, reason: str, batches: int = 1) -> None:
+    def count_dropped(self, events: int, reason: str, batches: int = 1) -> None:
+        """Count lost events under `reason`, a key of `dropped_by_reason`."""
         with self._book:
             self.dropped_batches += batches
             self.dropped_events += events
@@ -502,12 +307,12 @@ class Shipper:
     # -- sending ----------------------------------------------------------------------------
 
     def _send(self, batch: PendingBatch, timeout_s: float) -> str:
-        outcome, error, retry_after = self._attempt(batch, timeout_s)
+        outcome, error, retry_after = self.attempt(batch, timeout_s)
         if outcome == SendResult.RETRY:
             self._failed(error or "", retry_after)
         return outcome
 
-    def _attempt(self, batch: PendingBatch, timeout_s: float) -> tuple[str, str | None, float]:
+    def attempt(self, batch: PendingBatch, timeout_s: float) -> tuple[str, str | None, float]:
         """One POST of `batch` and its bookkeeping (safe from several threads at once):
         (outcome, the failure's text for RETRY, Retry-After seconds). Logs a rejection; a
         failure is the caller's to report."""
@@ -547,7 +352,7 @@ class Shipper:
         else:
             with self._book:
                 self.batches_rejected += 1
-            self._drop(batch.events, "rejected")
+            self.count_dropped(batch.events, "rejected")
             log.error(
                 "collector %s rejected batch %s with HTTP %d %s; dropped it (%d events). "
                 "Check LAMBDASCOPE_TOKEN and the collector's version."
@@ -574,441 +379,24 @@ class Shipper:
     # -- SHUTDOWN -----------------------------------------------------------------------------
 
     def _final_flush(self, deadline_ms: int, last_request_id: str | None) -> None:
-        """Send what is left before `deadline_ms`: batches cut earlier and the buffer cut into
-        large batches, over up to SHUTDOWN_CONNECTIONS connections at once; then the batch
-        marked `final` with the flush's figures; spool what got no answer; one summary line.
-        Returns before the deadline whatever the collector does."""
-        started = time.monotonic()
-        budget_s = max(0.0, deadline_ms / 1000.0 - time.time())
-        send_deadline = started + budget_s - max(SHUTDOWN_SPOOL_MARGIN_S, budget_s * 0.1)
-        sends = _ParallelSends(self, send_deadline, send_deadline - SHUTDOWN_FINAL_RESERVE_S)
+        """The final flush (final_flush.py) before `deadline_ms`, once it has the connection."""
+        flush = FinalFlush(self, deadline_ms)
         # Not held by anyone else at SHUTDOWN (the `end` policy's flush runs on the main
         # thread, which is here); bounded all the same.
-        if not self._send_lock.acquire(timeout=budget_s):
+        if not self._send_lock.acquire(timeout=flush.budget_s):
             log.warning("shutdown: a send still running kept the final flush from starting")
             return
         try:
-            # Batches cut before SHUTDOWN leave at once, while the last report is on its way.
-            for batch in self._pending:
-                sends.put(batch)
-            self._pending.clear()
-            self._pending_bytes = 0
-            wait_s = min(self.config.shutdown_report_wait_ms / 1000.0, budget_s * 0.3)
-            if last_request_id is not None:
-                self.buffer.wait_for_report(last_request_id, wait_s)
-            else:
-                time.sleep(min(wait_s, 0.05))  # let an in-flight delivery land
-            self._shutdown_sends(sends, started, budget_s)
-        except BaseException:
-            # A bug must not lose what was handed to the sends: keep it for the next process.
-            self._spool_or_drop(sends.take_unsent(), started + budget_s)
-            raise
+            flush.run(last_request_id)
         finally:
-            sends.close()
             self._send_lock.release()
 
-    def _shutdown_sends(self, sends: _ParallelSends, started: float, budget_s: float) -> None:
-        deadline = started + budget_s
-        spool_dropped_before = self.spool.dropped_events if self.spool is not None else 0
-        limits = (
-            max(self.config.batch_max_events, SHUTDOWN_BATCH_MAX_EVENTS),
-            max(self.config.batch_max_bytes, SHUTDOWN_BATCH_MAX_BYTES),
-        )
-        # 1. What is buffered, merged into large batches, each sent as soon as it is cut; the
-        # last one is held back: it becomes the final batch.
-        held = self._cut_rest(sends, None, limits, sends.start_by)
-        # 2. Batches an earlier process spooled, while there is time (else they stay there).
-        self._feed_spooled(sends)
-        sends.wait()
-        if self.buffer.has_data():  # arrived meanwhile (the last report, say)
-            held = self._cut_rest(sends, held, limits, sends.send_deadline)
-            sends.wait()
-        unsent = sends.take_unsent()
-        spooled, unspooled = self._spool_or_drop(unsent, deadline)
-        # 3. The final batch, with the figures of the batches before it: sent unless a send
-        # failed or time is up, then spooled (an empty one only when it can be sent).
-        can_send = sends.may_start(final=True)
-        final: PendingBatch | None = None
-        unbatched = 0
-        if held is not None and time.monotonic() >= deadline:
-            unbatched = _content_events(held)  # no time left even to spool it
-        elif held is not None or can_send:
-            sent_so_far = sends.sent_batches()
-            final = self._build(
-                held or BatchContent(None, [], [], 0),
-                SHUTDOWN_GZIP_LEVEL,
-                {
-                    "shutdown_reason": self._shutdown_reason or None,
-                    "shutdown_budget_ms": int(budget_s * 1000),
-                    "shutdown_elapsed_ms": int((time.monotonic() - started) * 1000),
-                    "shutdown_batches_sent": len(sent_so_far),
-                    "shutdown_events_sent": sum(b.events for b in sent_so_far),
-                    "shutdown_batches_unsent": len(unsent),
-                    "shutdown_events_unsent": sum(b.events for b in unsent),
-                },
-            )
-            rest = [final]
-            if can_send:
-                sends.put(final, final=True)
-                sends.wait()
-                rest = sends.take_unsent()
-            unsent += rest
-            more_spooled, more_unspooled = self._spool_or_drop(rest, deadline)
-            spooled += more_spooled
-            unspooled += more_unspooled
-        sent, rejected = sends.close()
-        unbatched += len(self.buffer)
-        if unbatched:
-            self._drop(unbatched, "shutdown_unbatched", batches=0)
-        figures: dict[str, Any] = {
-            "elapsed_ms": int((time.monotonic() - started) * 1000),
-            "batches_sent": len(sent),
-            "events_sent": sum(b.events for b in sent),
-            "final_sent": final is not None and any(b is final for b in sent),
-            "batches_unsent": len(unsent),
-            "events_unsent": sum(b.events for b in unsent),
-            "error": sends.error,
-            "batches_unanswered": sends.unanswered,
-            "batches_spooled": len(spooled),
-            "events_spooled": sum(b.events for b in spooled),
-            "bytes_spooled": sum(len(b.body) for b in spooled),
-            "events_unspooled": sum(b.events for b in unspooled),
-            "events_spool_full": (
-                self.spool.dropped_events - spool_dropped_before if self.spool is not None else 0
-            ),
-            "events_rejected": sum(b.events for b in rejected),
-            "events_unbatched": unbatched,
-        }
-        self.shutdown_figures = figures
-        self._log_shutdown(figures)
-
-    def _cut_rest(
-        self,
-        sends: _ParallelSends,
-        held: BatchContent | None,
-        limits: tuple[int, int],
-        until: float,
-    ) -> BatchContent | None:
-        """Cut the buffer into batches of up to `limits` (events, bytes) until `until`
-        (monotonic): each full one goes to `sends`, the last one is returned unbuilt (`held`
-        is topped up first)."""
-        max_events, max_bytes = limits
-        for _ in range(100000):
-            if time.monotonic() >= until:
-                break
-            if held is not None:
-                if not self.buffer.has_data():
-                    break
-                events, size = _content_events(held), _content_bytes(held)
-                if events < max_events and size < max_bytes:
-                    more = self.buffer.take_batch(max_events - events, max_bytes - size)
-                    if more is None:
-                        break
-                    held = _merged(held, more)
-                    continue
-                sends.put(self._build(held, SHUTDOWN_GZIP_LEVEL))
-            held = self.buffer.take_batch(max_events, max_bytes)
-            if held is None:
-                break
-        return held
-
-    def _feed_spooled(self, sends: _ParallelSends) -> None:
-        if self.spool is None:
-            return
-        for _ in range(100000):
-            # A few at a time: a file taken from the spool and not sent is written back.
-            if not self.spool.maybe_nonempty or not sends.wait_for_room():
-                return
-            item = self.spool.take_oldest()
-            if item is None:
-                return
-            batch_id, body, events, sequence = item
-            sends.put(PendingBatch(sequence, batch_id, body, events, 0, attempts=1))
-
-    def _spool_or_drop(
-        self, batches: list[PendingBatch], deadline: float
-    ) -> tuple[list[PendingBatch], list[PendingBatch]]:
-        """Spool `batches` (oldest first) for the next extension process in this environment;
-        those the spool cannot take, or that the deadline leaves no time for, are dropped."""
-        spooled: list[PendingBatch] = []
-        dropped: list[PendingBatch] = []
-        for batch in sorted(batches, key=lambda b: b.sequence):
-            if time.monotonic() >= deadline:
-                self._unspooled_late += batch.events
-            elif self._spool_put(batch):
-                spooled.append(batch)
-                continue
-            self._drop(batch.events, "shutdown_unspooled")
-            dropped.append(batch)
-        return spooled, dropped
-
-    def _log_shutdown(self, f: dict[str, Any]) -> None:
-        """One line: what the final flush sent, what it could not and where that went."""
-        reason = " (%s)" % self._shutdown_reason if self._shutdown_reason else ""
-        parts = [
-            "shutdown%s: sent %s (%s events) in %d ms"
-            % (reason, _batches(f["batches_sent"]), _count(f["events_sent"]), f["elapsed_ms"])
-        ]
-        if f["batches_unsent"]:
-            if f["error"]:
-                why = _describe_failure(f["error"])
-            elif f["batches_unanswered"]:
-                why = "no answer before the SHUTDOWN deadline"
-            else:
-                why = "no time left before the SHUTDOWN deadline"
-            parts.append(
-                "%s (%s events) not sent to %s: %s"
-                % (_batches(f["batches_unsent"]), _count(f["events_unsent"]), self.url, why)
-            )
-        if f["batches_spooled"]:
-            parts.append(
-                "spooled %s (%s events, %s bytes) to %s for the next extension process"
-                % (
-                    _batches(f["batches_spooled"]),
-                    _count(f["events_spooled"]),
-                    _count(f["bytes_spooled"]),
-                    self.spool.directory if self.spool is not None else "?",
-                )
-            )
-        late = self._unspooled_late
-        reasons = [
-            (f["events_unspooled"] - late, "not spooled: " + self._unspooled_reason()),
-            (late, "not spooled: no time left"),
-            (f["events_spool_full"], "spool full: its oldest batches deleted"),
-            (f["events_rejected"], "rejected by the collector"),
-            (f["events_unbatched"], "still buffered at the deadline"),
-        ]
-        reasons = [(n, text) for n, text in reasons if n]
-        dropped = sum(n for n, _text in reasons)
-        if dropped:
-            if len(reasons) == 1:
-                detail = reasons[0][1]
-            else:
-                detail = ", ".join("%s: %s" % (text, _count(n)) for n, text in reasons)
-            parts.append("%s events dropped (%s)" % (_count(dropped), detail))
-        line = "; ".join(parts)
-        if f["batches_unsent"] or dropped:
-            log.warning(line)
-        else:
-            log.info(line)
-
-    def _unspooled_reason(self) -> str:
-        if self.spool is None:
-            return "no spool, LAMBDASCOPE_SPOOL_MAX_BYTES=0"
-        return "spool %s full, too small or not writable" % self.spool.directory
-
-
-class _ParallelSends:
-    """The final flush's sends: up to SHUTDOWN_CONNECTIONS threads (started at SHUTDOWN, one
-    connection each) take batches from a queue in order. Each batch is handed to one thread
-    once, so nothing is sent twice within the flush. After a failure no send starts (the
-    collector is down or overloaded: the rest is spooled), none starts after `start_by`, no
-    send's timeout reaches past `send_deadline`, and no wait of the caller either: a send
-    still without an answer then counts as not sent (spooled; the collector stores a batch
-    id once should it arrive after all)."""
-
-    def __init__(
-        self,
-        shipper: Shipper,
-        send_deadline: float,
-        start_by: float,
-    ) -> None:
-        self.shipper = shipper
-        self.send_deadline = send_deadline  # monotonic
-        self.start_by = start_by  # monotonic; moved to send_deadline for the final batch
-        self.send_timeout_s = shipper.config.send_timeout_ms / 1000.0
-        self.cond = threading.Condition()
-        self.queue: deque[PendingBatch] = deque()
-        self.in_flight: list[PendingBatch] = []
-        self.sent: list[PendingBatch] = []
-        self.rejected: list[PendingBatch] = []
-        self.failed: list[PendingBatch] = []
-        self.error: str | None = None  # the first failure in this flush
-        self.unanswered = 0  # sends still waiting for an answer at the deadline
-        self.stopped = False  # a send failed: no more start
-        self.closed = False  # answers from now on no longer count
-        self.threads = 0
-        self.idle = 0
-
-    def _may_start(self, now: float) -> bool:
-        return (
-            not self.stopped
-            and not self.closed
-            and now < self.start_by
-            and self.send_deadline - now >= SHUTDOWN_MIN_SEND_S
-        )
-
-    def may_start(self, final: bool = False) -> bool:
-        """Whether a send could still start (`final`: the final batch's, after `start_by`)."""
-        with self.cond:
-            now = time.monotonic()
-            if final:
-                return (
-                    not self.stopped
-                    and not self.closed
-                    and (self.send_deadline - now >= SHUTDOWN_MIN_SEND_S)
-                )
-            return self._may_start(now)
-
-    def put(self, batch: PendingBatch, final: bool = False) -> None:
-        start = False
-        with self.cond:
-            if final:
-                self.start_by = self.send_deadline
-            self.queue.append(batch)
-            if self.threads < SHUTDOWN_CONNECTIONS and len(self.queue) > self.idle:
-                self.threads += 1
-                start = True
-            self.cond.notify()
-        if start:
-            try:
-                threading.Thread(
-                    target=self._work, name="lambdascope-shutdown-send", daemon=True
-                ).start()
-            except RuntimeError:  # no thread to be had: the batch stays queued, then spooled
-                with self.cond:
-                    self.threads -= 1
-                    self.cond.notify_all()
-
-    def _take(self) -> PendingBatch | None:
-        for _ in range(100000):
-            now = time.monotonic()
-            if not self._may_start(now):
-                return None
-            if self.queue:
-                return self.queue.popleft()
-            self.idle += 1
-            try:
-                self.cond.wait(self.start_by - now)
-            finally:
-                self.idle -= 1
-        return None
-
-    def _work(self) -> None:
-        for _ in range(100000):
-            with self.cond:
-                batch = self._take()
-                if batch is None:
-                    self.threads -= 1
-                    self.cond.notify_all()
-                    return
-                self.in_flight.append(batch)
-                timeout_s = max(
-                    0.001, min(self.send_timeout_s, self.send_deadline - time.monotonic())
-                )
-            try:
-                outcome, error, _retry_after = self.shipper._attempt(batch, timeout_s)
-            except Exception as exc:  # noqa: BLE001 - a bug must not hide the batch
-                outcome, error = SendResult.RETRY, repr(exc)
-            with self.cond:
-                self.in_flight.remove(batch)
-                if not self.closed:
-                    if outcome == SendResult.SENT:
-                        self.sent.append(batch)
-                    elif outcome == SendResult.REJECTED:
-                        self.rejected.append(batch)
-                    else:
-                        self.failed.append(batch)
-                        self.stopped = True
-                        if self.error is None:
-                            self.error = error
-                self.cond.notify_all()
-        with self.cond:
-            self.threads -= 1
-            self.cond.notify_all()
-
-    def wait(self) -> None:
-        """Until every queued batch got its answer, or none can start and none is in flight,
-        or `send_deadline`."""
-        with self.cond:
-            for _ in range(100000):
-                now = time.monotonic()
-                if now >= self.send_deadline:
-                    return
-                can_start = self._may_start(now) and self.threads > 0
-                if not self.in_flight and (not self.queue or not can_start):
-                    return
-                until = self.send_deadline
-                if self.queue and can_start:
-                    until = min(until, self.start_by)
-                self.cond.wait(max(0.001, until - now))
-
-    def wait_for_room(self) -> bool:
-        """Until fewer batches wait than there are connections; False when none can start."""
-        with self.cond:
-            for _ in range(100000):
-                now = time.monotonic()
-                if not self._may_start(now):
-                    return False
-                if len(self.queue) < SHUTDOWN_CONNECTIONS:
-                    return True
-                self.cond.wait(self.start_by - now)
-            return False
-
-    def take_unsent(self) -> list[PendingBatch]:
-        """The batches without a 2xx or 4xx answer: queued, failed, and (when time is up) in
-        flight, whose answers no longer count."""
-        with self.cond:
-            unsent = list(self.queue) + self.failed
-            self.queue.clear()
-            self.failed = []
-            if self.in_flight:
-                unsent += self.in_flight
-                self.unanswered += len(self.in_flight)
-                self.closed = True
-                self.cond.notify_all()
-            return unsent
-
-    def sent_batches(self) -> list[PendingBatch]:
-        with self.cond:
-            return list(self.sent)
-
-    def close(self) -> tuple[list[PendingBatch], list[PendingBatch]]:
-        """Stop: idle threads end, late answers no longer count. (sent, rejected)"""
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-            return list(self.sent), list(self.rejected)
-
-
-def _content_events(content: BatchContent) -> int:
-    return len(content.telemetry) + len(content.otlp)
-
-
-def _content_bytes(content: BatchContent) -> int:
-    """As the buffer counts them: JSON text of the events, base64 plus 160 per OTLP item."""
-    return content.telemetry_bytes + sum(
-        len(item.get("body_b64") or "") + 160 for item in content.otlp
-    )
-
-
-def _merged(first: BatchContent, then: BatchContent) -> BatchContent:
-    """`first` followed by `then`, both taken from the buffer in this order."""
-    return BatchContent(
-        first.open_request_id,
-        first.telemetry + then.telemetry,
-        first.invocations + then.invocations,
-        first.telemetry_bytes + then.telemetry_bytes,
-        first.otlp + then.otlp,
-    )
-
-
-def _describe_failure(error: str) -> str:
-    if error.startswith("HTTP "):
-        return "collector answered " + error
-    if error.startswith("certificate verify failed"):
-        return error
-    if "timed out" in error or error.startswith(("TimeoutError", "timeout")):
-        return "no answer in time (%s)" % error
-    return "collector unreachable (%s)" % error
-
-
-def _count(number: int) -> str:
-    return "{:,}".format(number)
-
-
-def _batches(number: int) -> str:
-    return "%s batch%s" % (_count(number), "" if number == 1 else "es")
+    def hand_over_pending(self, put: Callable[[PendingBatch], None]) -> None:
+        """Give every unsent batch, oldest first, to `put` (the final flush's sends)."""
+        for batch in self._pending:
+            put(batch)
+        self._pending.clear()
+        self._pending_bytes = 0
 
 
 def _snippet(body: bytes) -> str:

@@ -35,9 +35,8 @@ from lambdascope.analyzers.alerts.rules import (
     RuleSet,
     SqlSource,
     Threshold,
-    load_rules,
-    parse_rules,
 )
+from lambdascope.analyzers.alerts.rules_file import load_rules, parse_rules
 from lambdascope.analyzers.alerts.service import AlertService
 from lambdascope.analyzers.alerts.sql import ALERT_TABLES_DDL
 from lambdascope.analyzers.alerts.state import (

@@ -19,7 +19,8 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from lambdascope.analyzers.alerts.rules import RuleProblem, RulesError, RuleSet, parse_rules
+from lambdascope.analyzers.alerts.rules import RuleProblem, RulesError, RuleSet
+from lambdascope.analyzers.alerts.rules_file import parse_rules
 
 __all__ = ["RulesWatcher"]
 

@@ -26,7 +26,7 @@ SENT = dt.datetime(2026, 11, 24, 7, 0, 5, 250000, tzinfo=dt.UTC)
 META = BatchMeta("b-1", SENT, "checkout", "$LATEST", "env-1")
 
 #: What the extension sends in its final batch (extension/agent.py self_stats and the final
-#: flush's figures, extension/shipper.py).
+#: flush's figures, extension/final_flush.py).
 FINAL_STATS: dict[str, Any] = {
     "peak_rss_kb": 12_800,
     "cpu_ms": 91.5,

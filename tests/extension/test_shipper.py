@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from lambdascope.extension.buffer import TelemetryBuffer
-from lambdascope.extension.config import load_config
-from lambdascope.extension.shipper import Shipper, classify_status, parse_url
+from lambdascope.extension.config import load_config, parse_url
+from lambdascope.extension.poster import classify_status
+from lambdascope.extension.shipper import Shipper
 from lambdascope.extension.spool import Spool
 from tests.extension.fakes import invocation_events
 

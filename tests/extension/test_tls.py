@@ -25,7 +25,8 @@ from lambdascope.extension import config as cfg
 from lambdascope.extension.agent import Agent
 from lambdascope.extension.buffer import TelemetryBuffer
 from lambdascope.extension.config import ca_bundle_problem, is_loopback_host, load_config
-from lambdascope.extension.shipper import CollectorPoster, Shipper
+from lambdascope.extension.poster import CollectorPoster
+from lambdascope.extension.shipper import Shipper
 from lambdascope.extension.spool import Spool
 from tests.extension.fakes import (
     REGISTER_BODY,
@@ -500,7 +501,8 @@ def test_importing_the_sender_for_an_http_url_does_not_import_ssl() -> None:
     script = (
         f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r})\n"
         "from extension.config import load_config\n"
-        "from extension.shipper import CollectorPoster, Shipper\n"
+        "from extension.poster import CollectorPoster\n"
+        "from extension.shipper import Shipper\n"
         "config, _ = load_config({'LAMBDASCOPE_COLLECTOR_URL': 'http://127.0.0.1:9',"
         " 'LAMBDASCOPE_TOKEN': 't'})\n"
         "CollectorPoster(config.ca_bundle)\n"

@@ -14,7 +14,7 @@ from lambdascope.analyzers.alerts import (
     load_rules,
     parse_rules,
 )
-from lambdascope.analyzers.alerts.rules import parse_duration
+from lambdascope.analyzers.alerts.rule_fields import parse_duration
 from lambdascope.cli import alerts as alerts_cli
 
 DATA = Path(__file__).parent / "data"
