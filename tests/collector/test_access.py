@@ -86,7 +86,7 @@ def test_a_user_that_only_reads_the_database_has_no_problems(lines: list[str]) -
         ("GRANT SELECT ON system.* TO r", "system"),
         ("GRANT SELECT ON other.* TO r", "another database"),
         ("GRANT SELECT, INSERT ON lambdascope.* TO r", "a write"),
-        ("GRANT ALTER DELETE ON lambdascope.cli.logs TO r", "a write"),
+        ("GRANT ALTER DELETE ON lambdascope.logs TO r", "a write"),
         ("GRANT FILE ON *.* TO r", "files"),
         ("GRANT URL ON *.* TO r", "URLs"),
         ("GRANT REMOTE ON *.* TO r", "other servers"),

@@ -112,7 +112,9 @@ def _reader_sources() -> Iterator[Path]:
 
 
 def _module_name(path: Path) -> str:
-    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    """The installed name: analyzers/sql.py is lambdascope.analyzers.sql."""
+    name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    return name if name.startswith("lambdascope") else f"lambdascope.{name}"
 
 
 def _reader_constants() -> dict[str, str]:
@@ -156,8 +158,8 @@ DYNAMIC_QUERY_CALLS = {
     ("analyzers/alerts/engine.py", "source.sql"),
     ("analyzers/alerts/state.py", "statement"),
     ("analyzers/rollups.py", "sql_text"),
-    ("lambdascope/cli.py", "args.sql"),
-    ("lambdascope/query.py", "sql"),
+    ("lambdascope/cli/main.py", "args.sql"),
+    ("lambdascope/query/direct.py", "sql"),
 }
 
 #: Literal copies of what users are shown and what the tests read the store with.
@@ -230,8 +232,8 @@ USER_QUERIES = {
 
 def test_the_readers_queries_were_found() -> None:
     assert len(READER_CONSTANTS) >= 25
-    assert "analyzers.sql.TIMEOUTS" in READER_CONSTANTS
-    assert "analyzers.versions_sql.VERSIONS" in READER_CONSTANTS
+    assert "lambdascope.analyzers.sql.TIMEOUTS" in READER_CONSTANTS
+    assert "lambdascope.analyzers.versions_sql.VERSIONS" in READER_CONSTANTS
     assert any("demo.py" in place for place in READER_LITERALS)
 
 
@@ -458,7 +460,7 @@ def test_a_table_function_stays_refused_when_a_table_has_its_name() -> None:
     "sql",
     [
         "SELECT * FROM logs",
-        "SELECT * FROM lambdascope.cli.logs",
+        "SELECT * FROM lambdascope.logs",
         'SELECT * FROM "lambdascope"."logs"',
         "SELECT * FROM `lambdascope`.`logs`",
         "WITH recent AS (SELECT * FROM logs) SELECT count() FROM recent",
@@ -536,7 +538,7 @@ def test_a_parse_error_gives_the_parsers_message() -> None:
 def test_only_select_queries_run_not_describe_or_show() -> None:
     for sql in (
         "DESCRIBE TABLE invocations",
-        "desc lambdascope.cli.logs",
+        "desc lambdascope.logs",
         "EXISTS logs",
         "SHOW CREATE TABLE logs",
         "SHOW DATABASES",
@@ -643,7 +645,7 @@ def test_the_reader_binds_only_the_checked_placeholders() -> None:
 
 
 def test_checking_is_fast_once_a_query_was_seen() -> None:
-    sql = READER_CONSTANTS["analyzers.sql.MEMORY"]
+    sql = READER_CONSTANTS["lambdascope.analyzers.sql.MEMORY"]
     check_read(sql, POLICY)
     start = time.perf_counter()
     for _ in range(1000):
