@@ -40,6 +40,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Environment:
+    """The execution environment a batch comes from (its ``environment`` object)."""
+
     environment_id: str
     function_name: str
     function_version: str
@@ -171,6 +173,8 @@ def _rows_of(cls: Any, columns: dict[str, list[Any]], times: frozenset[str]) -> 
 
 @dataclass(frozen=True)
 class NormalizedBatch:
+    """One extension batch as the store writes it, and what was accepted, ignored, rejected."""
+
     batch_id: str
     sent_at: dt.datetime | None
     environment: Environment

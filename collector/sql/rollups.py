@@ -64,11 +64,11 @@ ALTER_INVOCATION_MINUTES_DEDUP = (
     "{dedup_window}"
 )
 
-# Migration 8: what the fleet table and the detectors' screening need from
-# the per-minute rollups besides the reported invocations, kept by a second materialized view
-# over *every* part (invocation_minutes_mv sees only the report parts). A part may carry one
-# event or several (the collector merges a request's events within a batch), so every figure
-# counts by the part's own flags, never "one part = one event":
+# Migration 8: what the fleet table and the detectors' screening need from the per-minute
+# rollups besides the reported invocations, kept by a second materialized view over *every*
+# part (invocation_minutes_mv sees only the report parts). A part may carry one event or
+# several (the collector merges a request's events within a batch), so every figure counts by
+# the part's own flags, never "one part = one event":
 #
 # * started: parts with has_start = 1. Per function over a window, started - invocations
 #   (the reported ones) is the invocations whose report never came (crashes, timeouts, lost

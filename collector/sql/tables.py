@@ -54,7 +54,7 @@ TTL event_date + INTERVAL {retention_days} DAY
 SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
 """
 
-# Time-range reads: each part records when its event happened, and a projection
+# Time-range reads (migration 6): each part records when its event happened, and a projection
 # keeps the parts ordered by (function_name, event_time) next to the (function_name,
 # request_id) order the merges need, so `invocations_between` prunes by time. Parts written
 # before this migration get event_time from their own timestamps (the DEFAULT). The projection
