@@ -264,12 +264,12 @@ def rss_mb() -> float:
 
 def raw_insert(store: Any, batches: int, run: str) -> tuple[float, int]:
     """Seconds to insert the rows of ``batches`` batches with plain inserts, and the row count."""
-    from lambdascope.collector.normalize import (
+    from lambdascope.collector.batch_rows import (
         COLD_START_COLUMNS,
         INVOCATION_COLUMNS,
         LOG_COLUMNS,
-        normalize_batch,
     )
+    from lambdascope.collector.normalize import normalize_batch
 
     tables: dict[str, tuple[tuple[str, ...], dict[str, list[Any]]]] = {
         "invocation_parts": (INVOCATION_COLUMNS, {name: [] for name in INVOCATION_COLUMNS}),

@@ -1,7 +1,7 @@
 """Opt-in cluster DDL: the collector's schema on a ClickHouse cluster (pure, no I/O).
 
-Every DDL statement in :mod:`sql` is written for one server (or the embedded engine).
-With a :class:`ClusterConfig`, :func:`rewrite` turns each into its cluster form after
+Every DDL statement in :mod:`sql` (collector/sql/) is written for one server (or the embedded
+engine). With a :class:`ClusterConfig`, :func:`rewrite` turns each into its cluster form after
 :func:`schema.render` filled in the numbers:
 
 * ``CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW ... x`` and ``ALTER TABLE x`` run
@@ -291,7 +291,7 @@ def _replicate_engine(rest: str, table: str, local: str, cluster: ClusterConfig)
     if engine is None:
         if _ANY_ENGINE.search(rest):
             return rest  # not a MergeTree (Memory, Log...): nothing to replicate
-        raise ClusterError(f"CREATE TABLE {table} names no ENGINE: give it one in collector/sql.py")
+        raise ClusterError(f"CREATE TABLE {table} names no ENGINE: give it one in collector/sql/")
     prefix = cluster.zookeeper_path_prefix
     if table in UNSHARDED_TABLES:
         prefix = prefix.replace("{shard}", "all")

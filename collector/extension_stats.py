@@ -67,8 +67,8 @@ class BatchMeta:
 @dataclass(frozen=True)
 class ExtensionStatsRow:
     """One ``extension_stats`` row; field names are the columns the collector inserts
-    (collector/sql.py ``EXTENSION_STATS_COLUMNS``). Counters are totals since the extension
-    process started; 0 when an older extension did not send them."""
+    (collector/sql/tables.py ``EXTENSION_STATS_COLUMNS``). Counters are totals since the
+    extension process started; 0 when an older extension did not send them."""
 
     function_name: str
     function_version: str

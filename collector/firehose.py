@@ -33,7 +33,7 @@ from lambdascope.collector import firehose_otel
 
 # The store's time bounds (a Date partition ends on 2149-06-06), shared with the extension
 # batches' checks rather than defined twice.
-from lambdascope.collector.normalize import EPOCH, MAX_STORED_MS, clean_text
+from lambdascope.collector.fields import EPOCH, MAX_STORED_MS, clean_text
 
 __all__ = [
     "METRIC_COLUMNS",

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from lambdascope.collector.normalize import clean_text
+from lambdascope.collector.fields import clean_text
 
 __all__ = [
     "LOG_COLUMNS",

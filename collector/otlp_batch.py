@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lambdascope.collector import otlp, otlp_proto
-from lambdascope.collector.normalize import NormalizedBatch
+from lambdascope.collector.batch_rows import NormalizedBatch
 
 __all__ = ["DEFAULT_MAX_ITEM_BYTES", "BatchWithOtlp", "DecodedItems", "attach", "decode_items"]
 

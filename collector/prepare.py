@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 
 from lambdascope.collector import otlp_batch
-from lambdascope.collector.normalize import BatchError, NormalizedBatch, normalize_batch
+from lambdascope.collector.batch_rows import NormalizedBatch
+from lambdascope.collector.fields import BatchError
+from lambdascope.collector.normalize import normalize_batch
 from lambdascope.collector.wire import HttpError, decode_body, parse_json
 
 __all__ = ["prepare_batch"]

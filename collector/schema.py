@@ -113,7 +113,8 @@ def migrate(
 
 
 def _backfill(client: Any, version: int, description: str, before: str) -> None:
-    """Run the data statements of :data:`lambdascope.collector.sql.BACKFILLS` due before ``before``.
+    """Run the data statements of :data:`lambdascope.collector.sql.migrations.BACKFILLS` due
+    before ``before``.
 
     Only an upgraded store (one that had a schema) needs them: a new store has no rows. They
     run unchanged in cluster mode too: an INSERT ... SELECT through the Distributed tables

@@ -32,18 +32,18 @@ import clickhouse_connect
 
 from lambdascope.collector import firehose, otlp, schema, sql
 from lambdascope.collector.access import grant_problems
+from lambdascope.collector.batch_rows import (
+    COLD_START_COLUMNS,
+    INVOCATION_COLUMNS,
+    LOG_COLUMNS,
+    NormalizedBatch,
+)
 from lambdascope.collector.cluster import (
     ClusterConfig,
     ClusterError,
     check_store_url,
     insert_settings,
     rewrite,
-)
-from lambdascope.collector.normalize import (
-    COLD_START_COLUMNS,
-    INVOCATION_COLUMNS,
-    LOG_COLUMNS,
-    NormalizedBatch,
 )
 from lambdascope.collector.prepare import prepare_batch
 from lambdascope.collector.readguard import (

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from lambdascope.collector.normalize import NormalizedBatch
+from lambdascope.collector.batch_rows import NormalizedBatch
 from lambdascope.collector.store import StoreError, WriteResult
 
 __all__ = ["BatchWriter", "QueueFull"]

@@ -1,6 +1,6 @@
 """The cluster form of the collector's DDL, checked without a server (none runs here).
 
-Every statement of collector/sql.py goes through collector.cluster.rewrite, so a statement
+Every statement of collector/sql/ goes through collector.cluster.rewrite, so a statement
 added later is covered (or refused by name) without touching these tests.
 """
 
@@ -27,6 +27,13 @@ from lambdascope.collector.cluster import (
     local_table,
     rewrite,
 )
+from lambdascope.collector.sql.otel import ALTER_OTEL_LOGS_DEDUP
+from lambdascope.collector.sql.tables import (
+    ALTER_PARTS_ADD_EVENT_TIME,
+    ALTER_PARTS_ADD_PROJECTION,
+    CREATE_LOGS,
+)
+from lambdascope.collector.sql.views import CREATE_INVOCATIONS_BETWEEN_VIEW
 from lambdascope.collector.store import Store, StoreError
 
 DB = "lambdascope"
@@ -66,7 +73,7 @@ def creates(cluster: ClusterConfig) -> dict[str, str]:
 
 
 def merge_tree_tables() -> list[str]:
-    """The tables collector/sql.py creates with a MergeTree-family engine."""
+    """The tables collector/sql/ creates with a MergeTree-family engine."""
     names = []
     for statement in ddl():
         match = re.match(r"\s*CREATE TABLE IF NOT EXISTS (\w+)", statement)
@@ -289,7 +296,7 @@ def test_plain_views_read_the_distributed_tables_and_keep_their_parameters() -> 
         (out,) = rewrite(original, SHARDED, DB)
         assert out.replace(" ON CLUSTER `lambdascope`", "", 1) == original
         assert "_local" not in out
-    between = rewrite(sql.CREATE_INVOCATIONS_BETWEEN_VIEW, SHARDED, DB)[0]
+    between = rewrite(CREATE_INVOCATIONS_BETWEEN_VIEW, SHARDED, DB)[0]
     assert "{since:DateTime64(3, 'UTC')}" in between
 
 
@@ -306,7 +313,7 @@ def test_alters_run_on_the_cluster_against_the_table_holding_the_rows() -> None:
         "ALTER TABLE invocation_parts_local ON CLUSTER `lambdascope` MATERIALIZE PROJECTION "
         "parts_by_time",
     )
-    (dedup,) = rewrite(sql.ALTER_OTEL_LOGS_DEDUP.format(dedup_window=10), SHARDED, DB)
+    (dedup,) = rewrite(ALTER_OTEL_LOGS_DEDUP.format(dedup_window=10), SHARDED, DB)
     assert dedup == (
         "ALTER TABLE otel_logs_local ON CLUSTER `lambdascope` "
         "MODIFY SETTING replicated_deduplication_window = 10"
@@ -314,7 +321,7 @@ def test_alters_run_on_the_cluster_against_the_table_holding_the_rows() -> None:
 
 
 def test_a_new_column_reaches_the_distributed_table_too() -> None:
-    local, distributed = rewrite(sql.ALTER_PARTS_ADD_EVENT_TIME, SHARDED, DB)
+    local, distributed = rewrite(ALTER_PARTS_ADD_EVENT_TIME, SHARDED, DB)
     assert local.lstrip().startswith(
         "ALTER TABLE invocation_parts_local ON CLUSTER `lambdascope` ADD COLUMN IF NOT EXISTS"
     )
@@ -323,7 +330,7 @@ def test_a_new_column_reaches_the_distributed_table_too() -> None:
     )
     assert "event_time SimpleAggregateFunction(min" in distributed
     # A projection belongs to the local table only.
-    assert len(rewrite(sql.ALTER_PARTS_ADD_PROJECTION, SHARDED, DB)) == 1
+    assert len(rewrite(ALTER_PARTS_ADD_PROJECTION, SHARDED, DB)) == 1
 
 
 def test_local_table_names_the_table_holding_rows() -> None:
@@ -474,7 +481,7 @@ def test_bad_cluster_configuration_is_refused_with_the_fix(
 
 def test_an_invalid_database_is_refused_before_it_reaches_ddl() -> None:
     with pytest.raises(ClusterError, match="invalid database name"):
-        rewrite(sql.CREATE_LOGS, SHARDED, "db'); DROP")
+        rewrite(CREATE_LOGS, SHARDED, "db'); DROP")
 
 
 def test_sharded_writes_wait_for_every_shard() -> None:

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 
 from lambdascope.collector import sql
+from lambdascope.collector.batch_rows import NormalizedBatch
 from lambdascope.collector.extension_stats import (
     BatchMeta,
     ExtensionStatsRow,
     StatsError,
     stats_row,
 )
-from lambdascope.collector.normalize import NormalizedBatch, normalize_batch
+from lambdascope.collector.normalize import normalize_batch
 from lambdascope.collector.prepare import prepare_batch
 from lambdascope.collector.store import Store, StoreError
 from tests.collector.conftest import load_event

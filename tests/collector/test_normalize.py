@@ -10,14 +10,10 @@ from typing import Any
 
 import pytest
 
-from lambdascope.collector.normalize import (
-    BatchError,
-    InvocationPart,
-    NormalizedBatch,
-    normalize_batch,
-    parse_text_line,
-    parse_time,
-)
+from lambdascope.collector.batch_rows import InvocationPart, NormalizedBatch
+from lambdascope.collector.fields import BatchError, parse_time
+from lambdascope.collector.log_lines import parse_text_line
+from lambdascope.collector.normalize import normalize_batch
 from tests.collector.conftest import load_event
 
 R1 = "8f5a2c1e-1111-4c3d-9e8f-0a1b2c3d4e5f"

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from lambdascope.collector import schema, sql
+from lambdascope.collector.sql.tables import CREATE_LOGS
 from lambdascope.collector.store import Store
 
 
@@ -46,7 +47,7 @@ def test_retention_and_dedup_window_are_filled_in() -> None:
     for statement in tables:
         assert "INTERVAL 7 DAY" in statement
         assert "{" not in statement
-    assert "non_replicated_deduplication_window = 10000" in schema.render(sql.CREATE_LOGS, 7)
+    assert "non_replicated_deduplication_window = 10000" in schema.render(CREATE_LOGS, 7)
 
 
 @pytest.mark.parametrize("days", [0, -1, 40_000, "30", 1.5, True])

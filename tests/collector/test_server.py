@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from lambdascope.collector.normalize import NormalizedBatch, normalize_batch
+from lambdascope.collector.batch_rows import NormalizedBatch
+from lambdascope.collector.normalize import normalize_batch
 from lambdascope.collector.server import CollectorServer
 from lambdascope.collector.store import Store, StoreError, WriteResult
 from lambdascope.query import CollectorQueryClient, DirectQueryClient, QueryError

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from lambdascope.collector import schema
-from lambdascope.collector.normalize import NormalizedBatch, normalize_batch
+from lambdascope.collector.batch_rows import NormalizedBatch
+from lambdascope.collector.normalize import normalize_batch
 from lambdascope.collector.prepare import prepare_batch
 from lambdascope.collector.store import Store, StoreError, database_in_url, redact_url, resolve_url
 from lambdascope.collector.wire import HttpError

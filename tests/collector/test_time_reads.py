@@ -12,6 +12,10 @@ from typing import Any
 import clickhouse_connect
 
 from lambdascope.collector import schema, sql
+from lambdascope.collector.sql.rollups import (
+    BACKFILL_INVOCATION_MINUTES_EVENTS,
+    SELECT_EVENTS_ROLLUP_FILLED,
+)
 from lambdascope.collector.store import Store
 from tests.collector.test_store import batch_of, report, runtime_done, start, write
 
@@ -225,5 +229,5 @@ def test_a_new_store_needs_no_backfill() -> None:
             pass
 
     schema.migrate(Client())
-    assert sql.BACKFILL_INVOCATION_MINUTES_EVENTS not in calls
-    assert sql.SELECT_EVENTS_ROLLUP_FILLED not in calls
+    assert BACKFILL_INVOCATION_MINUTES_EVENTS not in calls
+    assert SELECT_EVENTS_ROLLUP_FILLED not in calls

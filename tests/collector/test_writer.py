@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from lambdascope.collector.normalize import NormalizedBatch, normalize_batch
+from lambdascope.collector.batch_rows import NormalizedBatch
+from lambdascope.collector.normalize import normalize_batch
 from lambdascope.collector.store import Store, StoreError, WriteResult
 from lambdascope.collector.writer import BatchWriter, QueueFull
 from tests.collector.conftest import load_event

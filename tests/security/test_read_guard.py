@@ -33,6 +33,11 @@ from lambdascope.query import QueryError, bound_parameters
 from tests.security.hostile import HOSTILE_QUERIES, REFUSED
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The modules of collector/sql/ that create tables and views.
+COLLECTOR_SQL_MODULES = tuple(
+    f"lambdascope.collector.sql.{name}"
+    for name in ("tables", "otel", "rollups", "views", "ledger", "migrations")
+)
 READER_PACKAGES = ("analyzers", "tui", "lambdascope")
 _CREATED = re.compile(
     r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:MATERIALIZED\s+)?(?:TABLE|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?"
@@ -45,7 +50,7 @@ _QUERY = re.compile(r"\s*(?:SELECT|WITH)\b", re.IGNORECASE)
 def _store_tables() -> frozenset[str]:  # as Store.read_policy lists them
     """Every table and view the collector's migrations and the alert engine create."""
     names: set[str] = set()
-    for module in ("lambdascope.collector.sql", "lambdascope.analyzers.alerts.sql"):
+    for module in (*COLLECTOR_SQL_MODULES, "lambdascope.analyzers.alerts.sql"):
         for value in vars(importlib.import_module(module)).values():
             if isinstance(value, str):
                 names.update(_CREATED.findall(value))
