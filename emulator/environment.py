@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import random
 import secrets
 import signal
 import subprocess
@@ -42,9 +41,10 @@ from lambdascope.emulator.sandbox_api import (
     MAX_BODY_BYTES,
     Response,
     SandboxServer,
-    bind_sandbox,
     error_response,
     json_response,
+    open_sandbox,
+    release_address,
 )
 from lambdascope.emulator.telemetry import Subscriber, TelemetryHub
 
@@ -68,22 +68,6 @@ RUNTIME_ONLY_VARS = (
 )
 # Passed through from the emulator's own environment so the children behave like it does.
 INHERITED_VARS = ("HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "LD_LIBRARY_PATH")
-
-_used_addresses: set[str] = set()
-_used_lock = threading.Lock()
-
-
-def _allocate_addresses(count: int = 8) -> list[str]:
-    """Random, distinct 127.77.x.y addresses (one environment each)."""
-    picked: list[str] = []
-    with _used_lock:
-        for _ in range(200):
-            address = f"127.77.{random.randint(0, 255)}.{random.randint(1, 254)}"
-            if address not in _used_addresses and address not in picked:
-                picked.append(address)
-                if len(picked) == count:
-                    break
-    return picked
 
 
 def build_environment(
@@ -340,17 +324,14 @@ class ExecutionEnvironment:
             if self.state != "new":  # stopped before it started: launch nothing
                 self.init_error = (
                     "Sandbox.Failure",
-                    self._error_body("Sandbox.Failure", "stopped"),
+                    events.error_body("Sandbox.Failure", "stopped"),
                 )
                 self._init_done = True
                 return
             self.state = "initializing"
-        addresses = _allocate_addresses()
-        self._server = bind_sandbox(self, addresses)
+        self._server = open_sandbox(self)
         host, port = self._server.server_address[:2]
         self.address, self.port = str(host), int(port)
-        with _used_lock:
-            _used_addresses.add(self.address)
         self._server.start()
         kept_tmp = None
         if self._tmp_after_reset is not None:
@@ -402,7 +383,7 @@ class ExecutionEnvironment:
             if stopped:
                 self.init_error = (
                     "Sandbox.Failure",
-                    self._error_body("Sandbox.Failure", "stopped"),
+                    events.error_body("Sandbox.Failure", "stopped"),
                 )
                 self._init_done = True
         if stopped:
@@ -462,19 +443,16 @@ class ExecutionEnvironment:
         if crashed:
             # An extension that dies during init fails the init, as in Lambda.
             message = "; ".join(self._crash_description(name) for name in crashed)
-            body = json.dumps({"errorType": "Extension.Crash", "errorMessage": message})
-            self.init_error = ("Extension.Crash", body.encode())
+            self.init_error = ("Extension.Crash", events.error_body("Extension.Crash", message))
         elif status == "success" and self.init_error is None and not self._runtime_ready:
             # The runtime died without reporting why (e.g. a crash before its client started).
             with self._cv:
                 code = self._runtime_exit
             message = f"Runtime exited with error: exit status {code}"
-            body = json.dumps({"errorType": "Runtime.ExitError", "errorMessage": message})
-            self.init_error = ("Runtime.ExitError", body.encode())
+            self.init_error = ("Runtime.ExitError", events.error_body("Runtime.ExitError", message))
         if status == "timeout":
             message = f"Init timed out after {deadline - mono0:.2f} seconds"
-            body = json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message})
-            self.init_error = ("Sandbox.Timedout", body.encode())
+            self.init_error = ("Sandbox.Timedout", events.error_body("Sandbox.Timedout", message))
         elif self.init_error is not None:
             status, error_type = "error", self.init_error[0]
         self._sync_runtime_logs()
@@ -553,10 +531,7 @@ class ExecutionEnvironment:
         if wait_for_report:
             inv.completed.wait(max(inv.deadline_mono - time.monotonic(), 0) + 1.0)
         outcome = inv.outcome or Outcome(
-            request_id,
-            json.dumps({"errorType": "Sandbox.Failure", "errorMessage": "no answer"}).encode(),
-            "Unhandled",
-            [],
+            request_id, events.error_body("Sandbox.Failure", "no answer"), "Unhandled", []
         )
         with self._log_lock:
             outcome.log_lines = list(inv.log_lines)
@@ -706,7 +681,7 @@ class ExecutionEnvironment:
             self._invocation_phases(inv)
         except Exception:
             log.exception("invocation %s failed inside the emulator", inv.request_id)
-            self._answer(inv, self._error_body("Sandbox.Failure", "emulator error"), "Unhandled")
+            self._answer(inv, events.error_body("Sandbox.Failure", "emulator error"), "Unhandled")
             inv.completed.set()
             self._retire("failure")
 
@@ -714,10 +689,6 @@ class ExecutionEnvironment:
         if not inv.answered.is_set():
             inv.outcome = Outcome(inv.request_id, payload, function_error, [])
             inv.answered.set()
-
-    @staticmethod
-    def _error_body(error_type: str, message: str) -> bytes:
-        return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
     def _invocation_phases(self, inv: _Invocation) -> None:
         fn = self.fn
@@ -966,7 +937,7 @@ class ExecutionEnvironment:
             procs.signal_group(self._runtime, signal.SIGKILL)
         self._sync_runtime_logs()
         message = events.timeout_message(inv.request_id, self.fn.timeout_s)
-        self._answer(inv, self._error_body("Sandbox.Timedout", message), "Unhandled")
+        self._answer(inv, events.error_body("Sandbox.Timedout", message), "Unhandled")
         self._function_line(
             events.timeout_line(time.time(), inv.request_id, self.fn.timeout_s), time.time()
         )
@@ -981,7 +952,7 @@ class ExecutionEnvironment:
         self._sync_runtime_logs()
         error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
         message = events.runtime_exit_message(inv.request_id, -9 if oom else exit_code)
-        self._answer(inv, self._error_body(error_type, message), "Unhandled")
+        self._answer(inv, events.error_body(error_type, message), "Unhandled")
         self._function_line(message + "\n", time.time())
         if inv.error_type == "Function.ResponseSizeTooLarge":
             # The runtime died of the refused response: that is what the caller was told.
@@ -1044,8 +1015,7 @@ class ExecutionEnvironment:
         if self._resetting:
             self._end_reset(self.view.keep_tmp())
         self.view.cleanup()
-        with _used_lock:
-            _used_addresses.discard(self.address)
+        release_address(self.address)
 
     # --- SandboxController: Runtime API ---------------------------------------------------
 
@@ -1097,7 +1067,7 @@ class ExecutionEnvironment:
                 return problem
             if len(body) > MAX_BODY_BYTES:
                 inv.kind, inv.error_type = "error", "Function.ResponseSizeTooLarge"
-                inv.body = self._error_body(
+                inv.body = events.error_body(
                     "Function.ResponseSizeTooLarge",
                     f"Response payload size ({len(body)} bytes) exceeded maximum allowed "
                     f"payload size ({MAX_BODY_BYTES - 100} bytes).",
