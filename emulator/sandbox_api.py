@@ -1,9 +1,9 @@
 """The per-environment HTTP API: Runtime (`/2018-06-01`), Extensions (`/2020-01-01`) and
 Telemetry (`/2022-07-01/telemetry`), served on the environment's own loopback address.
 
-A thin shell: it parses HTTP and routes to a `SandboxController` (the environment), which owns
-all state. Long polls (`next`) block in their handler thread; HTTP/1.1 keep-alive is kept by
-always sending Content-Length.
+A thin shell: it parses HTTP and routes to a `SandboxController` (the environment's
+`SandboxHandlers`), which holds the rules and the state. Long polls (`next`) block in their
+handler thread; HTTP/1.1 keep-alive is kept by always sending Content-Length.
 """
 
 from __future__ import annotations
