@@ -13,41 +13,25 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from lambdascope.emulator import events, sandboxfs
 from lambdascope.emulator.config import ACCOUNT_ID, FunctionConfig
 from lambdascope.emulator.environment import INIT_TIMEOUT_S, ExecutionEnvironment
+from lambdascope.emulator.invoke_api import InvokeServer
+from lambdascope.emulator.invoke_result import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT, InvokeResult
 from lambdascope.emulator.logs import FunctionLogs
 from lambdascope.emulator.metrics import MetricStream, MetricStreamConfig
 
 log = logging.getLogger(__name__)
 
-SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # 6,291,456 bytes, Lambda's RequestResponse limit
-ASYNC_PAYLOAD_LIMIT = 256 * 1024
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 DEFAULT_ACCOUNT_CONCURRENCY = 1000
 # A caller arriving while the only environment finishes its post-runtime phase (extensions
 # calling `next`, usually a few ms) waits this long for it instead of paying a cold start:
 # sequential invocations then stay warm, as they do in Lambda.
 FINISHING_WAIT_S = 0.1
-
-
-@dataclass
-class InvokeResult:
-    """The Invoke API's answer. `error_type` is `x-amzn-ErrorType` for API errors (4xx/5xx),
-    None otherwise; `retry_after_s` is set on 429."""
-
-    status_code: int
-    payload: bytes
-    function_error: str | None
-    executed_version: str | None
-    log_result: str | None
-    request_id: str
-    error_type: str | None = None
-    retry_after_s: int | None = None
 
 
 def _api_error(
@@ -108,7 +92,7 @@ class Emulator:
         self._background: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._stopped = False
-        self._server: object | None = None
+        self._server: InvokeServer | None = None
         self._reaper: threading.Thread | None = None
         self.logs = FunctionLogs(log_dir)
         self.namespaced = sandboxfs.resolve_isolation(isolation)
@@ -118,8 +102,6 @@ class Emulator:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> Emulator:
-        from lambdascope.emulator.invoke_api import InvokeServer
-
         if self._server is not None:
             return self
         server = InvokeServer((self.host, self.port), self)
@@ -198,9 +180,7 @@ class Emulator:
             self._stopped = True
             self._stopping.set()
             envs = list(self._all_envs)
-        from lambdascope.emulator.invoke_api import InvokeServer
-
-        if isinstance(self._server, InvokeServer):
+        if self._server is not None:
             self._server.stop()
         threads = [
             threading.Thread(target=env.shutdown, args=("spindown",), daemon=True) for env in envs

@@ -399,6 +399,11 @@ def resolve_destination(uri: str, sandbox_address: str) -> tuple[str, int, str]:
 # --- Invoke API errors ----------------------------------------------------------------------
 
 
+def error_body(error_type: str, message: str) -> bytes:
+    """A failed invocation's payload as its caller gets it (with `X-Amz-Function-Error`)."""
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
 def aws_error(error_type: str, message: str, **extra: Any) -> bytes:
     body = {"Type": "User", "message": message, **extra}
     return json.dumps(body).encode("utf-8")

@@ -1,20 +1,17 @@
 """The Invoke API: `POST /2015-03-31/functions/{name}/invocations`, shaped like Lambda's REST
 API so `boto3.client("lambda", endpoint_url=...)` works unchanged. A thin HTTP shell over
-`Emulator.invoke`."""
+an `Invoker` (the `Emulator`)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from lambdascope.emulator import events
-from lambdascope.emulator.emulator import SYNC_PAYLOAD_LIMIT, InvokeResult
-
-if TYPE_CHECKING:
-    from lambdascope.emulator.emulator import Emulator
+from lambdascope.emulator.invoke_result import SYNC_PAYLOAD_LIMIT, InvokeResult
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +19,20 @@ log = logging.getLogger(__name__)
 READ_LIMIT = 4 * SYNC_PAYLOAD_LIMIT
 _PREFIX = "/2015-03-31/functions/"
 _SUFFIX = "/invocations"
+
+
+class Invoker(Protocol):
+    """What the shell calls: `Emulator.invoke`, validation of the request included."""
+
+    def invoke(
+        self,
+        name: str,
+        payload: bytes = ...,
+        invocation_type: str = ...,
+        log_type: str | None = ...,
+        qualifier: str | None = ...,
+        client_context: str | None = ...,
+    ) -> InvokeResult: ...
 
 
 def headers_for(result: InvokeResult) -> dict[str, str]:
@@ -103,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
 class InvokeServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+    def __init__(self, address: tuple[str, int], emulator: Invoker) -> None:
         self.emulator = emulator
         super().__init__(address, _Handler)
 

@@ -1,15 +1,16 @@
 """The per-environment HTTP API: Runtime (`/2018-06-01`), Extensions (`/2020-01-01`) and
 Telemetry (`/2022-07-01/telemetry`), served on the environment's own loopback address.
 
-A thin shell: it parses HTTP and routes to a `SandboxController` (the environment), which owns
-all state. Long polls (`next`) block in their handler thread; HTTP/1.1 keep-alive is kept by
-always sending Content-Length.
+A thin shell: it parses HTTP and routes to a `SandboxController` (the environment's
+`SandboxHandlers`), which holds the rules and the state. Long polls (`next`) block in their
+handler thread; HTTP/1.1 keep-alive is kept by always sending Content-Length.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 
 # Largest body the sandbox reads: a 6 MiB response plus headroom for error JSON.
 MAX_BODY_BYTES = 6 * 1024 * 1024 + 100
+
+_used_addresses: set[str] = set()
+_used_lock = threading.Lock()
 
 
 @dataclass
@@ -175,6 +179,33 @@ class SandboxServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+def _allocate_addresses(count: int = 8) -> list[str]:
+    """Random, distinct 127.77.x.y addresses (one environment each)."""
+    picked: list[str] = []
+    with _used_lock:
+        for _ in range(200):
+            address = f"127.77.{random.randint(0, 255)}.{random.randint(1, 254)}"
+            if address not in _used_addresses and address not in picked:
+                picked.append(address)
+                if len(picked) == count:
+                    break
+    return picked
+
+
+def open_sandbox(controller: SandboxController) -> SandboxServer:
+    """A server (not started yet) on a loopback address no other environment holds until
+    `release_address`: fixed extension ports then never collide between environments."""
+    server = bind_sandbox(controller, _allocate_addresses())
+    with _used_lock:
+        _used_addresses.add(str(server.server_address[0]))
+    return server
+
+
+def release_address(address: str) -> None:
+    with _used_lock:
+        _used_addresses.discard(address)
 
 
 def bind_sandbox(

@@ -1,5 +1,5 @@
-"""The Extensions, Telemetry and Runtime API rules, called on an environment without
-processes (the HTTP layer is a thin shell over these methods), plus the HTTP routing."""
+"""The Extensions, Telemetry and Runtime API rules, called on the handlers of an environment
+without processes (the HTTP layer is a thin shell over these methods), plus the HTTP routing."""
 
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from lambdascope.emulator import events
-from lambdascope.emulator.environment import (
-    ExecutionEnvironment,
-    build_environment,
-    find_extensions,
-)
+from lambdascope.emulator.environment import ExecutionEnvironment
 from lambdascope.emulator.sandbox_api import route
+from lambdascope.emulator.sandbox_processes import build_environment, find_extensions
 
 from .conftest import HANDLERS, RECORDER_LAYER, function
 
@@ -31,7 +28,7 @@ def env() -> Iterator[ExecutionEnvironment]:
 
 def register(env, name="recorder", events_=("INVOKE",), **headers):
     body = json.dumps({"events": list(events_)}).encode()
-    return env.extension_register({"lambda-extension-name": name, **headers}, body)
+    return env.api.extension_register({"lambda-extension-name": name, **headers}, body)
 
 
 def error_type(response) -> str:
@@ -64,22 +61,22 @@ def test_register_errors_follow_lambda(env):
 
 
 def test_register_is_closed_after_init(env):
-    env._init_done = True
+    env._sandbox.init_done = True
     closed = register(env)
     assert closed.status == 403 and error_type(closed) == "Extension.RegistrationClosed"
 
 
 def test_next_and_subscribe_need_a_known_identifier(env):
-    missing = env.extension_next({})
+    missing = env.api.extension_next({})
     assert missing is not None and error_type(missing) == "Extension.MissingExtensionIdentifier"
-    unknown = env.telemetry_subscribe({"lambda-extension-identifier": "nope"}, b"{}")
+    unknown = env.api.telemetry_subscribe({"lambda-extension-identifier": "nope"}, b"{}")
     assert error_type(unknown) == "Extension.UnknownExtensionIdentifier"
 
 
 def test_subscribe_validates_then_accepts_once(env):
     identifier = register(env).headers["Lambda-Extension-Identifier"]
     headers = {"lambda-extension-identifier": identifier}
-    bad = env.telemetry_subscribe(headers, json.dumps({"schemaVersion": "2022-12-13"}).encode())
+    bad = env.api.telemetry_subscribe(headers, json.dumps({"schemaVersion": "2022-12-13"}).encode())
     assert bad.status == 400 and error_type(bad) == "ValidationError"
     body = {
         "schemaVersion": "2025-01-29",
@@ -87,32 +84,32 @@ def test_subscribe_validates_then_accepts_once(env):
         "types": ["platform"],
         "buffering": {"timeoutMs": 25},
     }
-    ok = env.telemetry_subscribe(headers, json.dumps(body).encode())
+    ok = env.api.telemetry_subscribe(headers, json.dumps(body).encode())
     assert ok.status == 200 and json.loads(ok.body) == "OK"
     assert env.hub.emitted[-1]["type"] == "platform.telemetrySubscription"
-    assert env.telemetry_subscribe(headers, json.dumps(body).encode()).status == 400
-    env._init_done = True
-    closed = env.telemetry_subscribe(headers, json.dumps(body).encode())
+    assert env.api.telemetry_subscribe(headers, json.dumps(body).encode()).status == 400
+    env._sandbox.init_done = True
+    closed = env.api.telemetry_subscribe(headers, json.dumps(body).encode())
     assert closed.status == 403 and error_type(closed) == "Telemetry.SubscriptionClosed"
 
 
 def test_runtime_posts_for_an_unknown_request_are_rejected(env):
-    response = env.runtime_response("not-current", b"{}", {})
+    response = env.api.runtime_response("not-current", b"{}", {})
     assert response.status == 400 and error_type(response) == "InvalidRequestID"
 
 
 def test_init_error_is_only_accepted_during_init(env):
-    accepted = env.runtime_init_error(b'{"errorType": "Runtime.HandlerNotFound"}', {})
+    accepted = env.api.runtime_init_error(b'{"errorType": "Runtime.HandlerNotFound"}', {})
     assert accepted.status == 202 and env.init_error is not None
     assert env.init_error[0] == "Runtime.HandlerNotFound"
-    env._init_done = True
-    assert env.runtime_init_error(b"{}", {}).status == 403
+    env._sandbox.init_done = True
+    assert env.api.runtime_init_error(b"{}", {}).status == 403
 
 
 def test_routing_answers_404_for_unknown_paths_and_400_for_the_logs_api(env):
-    unknown = route(env, "GET", "/2018-06-01/nope", {}, b"")
+    unknown = route(env.api, "GET", "/2018-06-01/nope", {}, b"")
     assert unknown is not None and unknown.status == 404
-    logs = route(env, "PUT", "/2020-08-15/logs", {}, b"")
+    logs = route(env.api, "PUT", "/2020-08-15/logs", {}, b"")
     assert logs is not None and logs.status == 400
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lambdascope.emulator import Emulator, sandboxfs
-from lambdascope.emulator.environment import build_environment
+from lambdascope.emulator.sandbox_processes import build_environment
 from lambdascope.emulator.sandboxfs import (
     IsolationError,
     SandboxView,

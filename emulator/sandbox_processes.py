@@ -1,0 +1,339 @@
+"""The processes of one execution environment: the runtime (awslambdaric running the handler)
+and the external extensions, launched with the variables Lambda gives each, watched until they
+exit, the runtime's memory sampled against the function's memory size, and what is left to
+say about an extension that crashed."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lambdascope.emulator import events, procs, sandboxfs
+from lambdascope.emulator.config import FunctionConfig
+from lambdascope.emulator.sandbox_state import SandboxState
+
+log = logging.getLogger(__name__)
+
+MEMORY_SAMPLE_INTERVAL_S = 0.02
+# Variables only the runtime sees (reference §1): extensions get the rest.
+RUNTIME_ONLY_VARS = (
+    "_HANDLER",
+    "LAMBDA_TASK_ROOT",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_EXECUTION_ENV",
+    "AWS_XRAY_DAEMON_ADDRESS",
+    "AWS_XRAY_CONTEXT_MISSING",
+)
+# Passed through from the emulator's own environment so the children behave like it does.
+INHERITED_VARS = ("HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "LD_LIBRARY_PATH")
+
+
+def build_environment(
+    fn: FunctionConfig,
+    runtime_api: str,
+    log_stream: str,
+    base: dict[str, str] | None = None,
+    initialization_type: str = "on-demand",
+    view: sandboxfs.SandboxView | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(runtime env, extension env) as Lambda sets them (reference §5), with the paths as
+    the environment's processes see them (`view`: /var/task and /opt when namespaced). Pure."""
+    base = dict(os.environ if base is None else base)
+    view = view or sandboxfs.SandboxView(False, fn.code_dir, fn.layers)
+    python_dirs = [view.task_root] + [f"{root}/python" for root in view.layer_roots]
+    exe_dir = str(Path(sys.executable).parent)
+    path = os.pathsep.join([exe_dir, base.get("PATH", "/usr/local/bin:/usr/bin:/bin")])
+    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    env = {k: base[k] for k in INHERITED_VARS if k in base}
+    if view.namespaced:
+        env.pop("TMPDIR", None)  # the host's temp folder is hidden: /tmp is the environment's
+    env.update(
+        {
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": fn.version,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+            "AWS_LAMBDA_LOG_FORMAT": fn.log_format,
+            "AWS_REGION": fn.region,
+            "AWS_DEFAULT_REGION": fn.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{py}",
+            "_HANDLER": fn.handler,
+            "LAMBDA_TASK_ROOT": view.task_root,
+            "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
+            "TZ": ":UTC",
+            "PATH": path,
+            "PYTHONPATH": os.pathsep.join(python_dirs),
+        }
+    )
+    if fn.log_level:
+        env["AWS_LAMBDA_LOG_LEVEL"] = fn.log_level.upper()
+    env.update(fn.environment)
+    extension_env = {
+        k: v for k, v in env.items() if k not in RUNTIME_ONLY_VARS and not k.startswith("_")
+    }
+    return env, extension_env
+
+
+def find_extensions(layers: tuple[Path, ...]) -> list[Path]:
+    """Every executable file in `<layer>/extensions/`, in Lambda's (alphabetical) order."""
+    found: dict[str, Path] = {}
+    for layer in layers:
+        folder = layer / "extensions"
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and os.access(path, os.X_OK):
+                found[path.name] = path  # a later layer overrides an earlier one, as in /opt
+    return [found[name] for name in sorted(found)]
+
+
+@dataclass
+class _Launched:
+    name: str
+    proc: subprocess.Popen[bytes]
+    reader: procs.LineReader | None = None
+    last_lines: deque[str] = field(default_factory=lambda: deque(maxlen=5))
+
+
+class SandboxProcesses:
+    """The runtime and extension processes of one environment. `runtime_exit` and `oom` are
+    read under the sandbox's `cv`, which the watchers notify whenever a process exits."""
+
+    def __init__(
+        self,
+        fn: FunctionConfig,
+        sandbox: SandboxState,
+        *,
+        on_function_line: Callable[[str, float], None],
+        on_extension_line: Callable[[str, float], None],
+        on_runtime_exit: Callable[[], None],
+        emit: Callable[[events.Event], None],
+    ) -> None:
+        self.fn = fn
+        self._sandbox = sandbox
+        self._on_function_line = on_function_line
+        self._on_extension_line = on_extension_line
+        self._on_runtime_exit = on_runtime_exit
+        self._emit = emit
+        self.runtime_exit: int | None = None
+        self.oom = False  # killed for going over the function's memory size
+        self._runtime: subprocess.Popen[bytes] | None = None
+        self._runtime_readers: list[procs.LineReader] = []
+        self._runtime_watcher: threading.Thread | None = None
+        self._runtime_peak_kb = 0
+        self._launched: dict[str, _Launched] = {}
+
+    @property
+    def runtime_pid(self) -> int | None:
+        return self._runtime.pid if self._runtime else None
+
+    def pids(self) -> list[int]:
+        found = [p.proc.pid for p in self._launched.values()]
+        if self._runtime:
+            found.append(self._runtime.pid)
+        return found
+
+    # --- launching ----------------------------------------------------------------------
+
+    def launch_extension(
+        self, path: Path, env: dict[str, str], view: sandboxfs.SandboxView
+    ) -> None:
+        with self._sandbox.cv:
+            # Known before the process runs: it may register before Popen even returns.
+            self._sandbox.external_names.add(path.name)
+        argv, cwd = view.extension_command(path)
+        try:
+            proc = procs.launch(argv, cwd, env)
+        except OSError as exc:
+            log.warning("extension %s could not be started: %s", path, exc)
+            self._emit(events.extension_state(time.time(), path.name, "LaunchError", [], None))
+            return
+        launched = _Launched(path.name, proc)
+
+        def on_line(line: str, t: float) -> None:
+            launched.last_lines.append(line)
+            self._on_extension_line(line, t)
+
+        launched.reader = procs.LineReader(proc.stdout, on_line, path.name)
+        with self._sandbox.cv:
+            self._launched[path.name] = launched
+        threading.Thread(target=self._watch_extension, args=(launched,), daemon=True).start()
+
+    def start_runtime(self, env: dict[str, str], view: sandboxfs.SandboxView) -> None:
+        """Launch the runtime and read its output; `watch_runtime()` then follows it."""
+        # awslambdaric writes its log records as frames to this descriptor (as in Lambda), so a
+        # multi-line record (a traceback) stays one `function` record; print() goes to stdout.
+        frames_read, frames_write = os.pipe()
+        env["_LAMBDA_TELEMETRY_LOG_FD"] = str(frames_write)
+        argv, cwd = view.runtime_command([sys.executable, "-m", "awslambdaric", self.fn.handler])
+        try:
+            self._runtime = procs.launch(argv, cwd, env, pass_fds=(frames_write,))
+        finally:
+            os.close(frames_write)
+        self._runtime_readers = [
+            procs.LineReader(
+                self._runtime.stdout, self._on_function_line, f"{self.fn.name}-stdout"
+            ),
+            procs.LineReader(
+                os.fdopen(frames_read, "rb", buffering=0),
+                self._on_function_line,
+                f"{self.fn.name}-frames",
+                framed=True,
+            ),
+        ]
+
+    def watch_runtime(self) -> None:
+        """Wait for the runtime's exit and sample its memory, each in a thread of its own."""
+        assert self._runtime is not None
+        self._runtime_watcher = threading.Thread(
+            target=self._watch_runtime, args=(self._runtime,), daemon=True
+        )
+        self._runtime_watcher.start()
+        threading.Thread(target=self._sample_memory, args=(self._runtime,), daemon=True).start()
+
+    # --- watching -----------------------------------------------------------------------
+
+    def _watch_extension(self, launched: _Launched) -> None:
+        procs.wait_and_clean_group(launched.proc)
+        with self._sandbox.cv:
+            self._sandbox.cv.notify_all()
+
+    def _watch_runtime(self, proc: subprocess.Popen[bytes]) -> None:
+        code = procs.wait_and_clean_group(proc)
+        with self._sandbox.cv:
+            self.runtime_exit = code
+            self._sandbox.cv.notify_all()
+        self._on_runtime_exit()
+
+    def _sample_memory(self, mine: subprocess.Popen[bytes]) -> None:
+        limit_kb = self.fn.memory_size_mb * 1024
+        while True:
+            with self._sandbox.cv:
+                if (
+                    self._sandbox.closing
+                    or self.runtime_exit is not None
+                    or self._runtime is not mine
+                ):
+                    return
+                busy = self._sandbox.current is not None
+                runtime = self._runtime
+            if runtime is not None:
+                # Kept so a report after the runtime died can still say what it used.
+                self._runtime_peak_kb = max(
+                    self._runtime_peak_kb, procs.memory_kb(runtime.pid, "VmHWM")
+                )
+            if busy and runtime is not None and procs.memory_kb(runtime.pid) > limit_kb:
+                with self._sandbox.cv:
+                    self.oom = True
+                procs.signal_group(runtime, signal.SIGKILL)
+                return
+            time.sleep(MEMORY_SAMPLE_INTERVAL_S)
+
+    def max_memory_used_mb(self) -> int:
+        total_kb = 0
+        if self._runtime is not None:
+            now_kb = procs.memory_kb(self._runtime.pid, "VmHWM")
+            self._runtime_peak_kb = max(self._runtime_peak_kb, now_kb)
+            total_kb += self._runtime_peak_kb
+        for launched in self._launched.values():
+            total_kb += procs.memory_kb(launched.proc.pid, "VmHWM")
+        return max(1, math.ceil(total_kb / 1024))
+
+    def has_extensions(self) -> bool:
+        return bool(self._launched)
+
+    def all_registered_or_exited(self, registered: set[str]) -> bool:
+        """Every launched extension registered (by the name of its executable) or exited."""
+        return all(
+            x.name in registered or x.proc.poll() is not None for x in self._launched.values()
+        )
+
+    def exited_extensions(self) -> list[str]:
+        return [x.name for x in self._launched.values() if x.proc.poll() is not None]
+
+    def extensions_running(self) -> bool:
+        return any(x.proc.poll() is None for x in self._launched.values())
+
+    def crash_description(self, name: str) -> str:
+        launched = self._launched[name]
+        if launched.reader is not None:
+            launched.reader.wait_eof(0.2)
+        tail = "".join(launched.last_lines).strip()
+        return f"extension {name} exited with status {launched.proc.returncode} during init" + (
+            f"; its last output: {tail}" if tail else ""
+        )
+
+    # --- output -------------------------------------------------------------------------
+
+    def sync_runtime_logs(self) -> None:
+        """Until the runtime's output so far is handed over. Never while holding `cv`."""
+        for reader in self._runtime_readers:
+            reader.sync()
+
+    def sync_extension_logs(self) -> None:
+        """Until the extensions' output so far is handed over. Never while holding `cv`."""
+        for launched in list(self._launched.values()):
+            if launched.reader is not None:
+                launched.reader.sync()
+
+    def wait_for_extension_output(self, timeout_s: float) -> None:
+        """Until each extension's output is read to its end, at most `timeout_s` each."""
+        for launched in list(self._launched.values()):
+            if launched.reader is not None:
+                launched.reader.wait_eof(timeout_s)
+
+    # --- stopping -----------------------------------------------------------------------
+
+    def signal_runtime(self, sig: int) -> None:
+        if self._runtime is not None:
+            procs.signal_group(self._runtime, sig)
+
+    def kill_runtime(self) -> None:
+        if self._runtime is not None:
+            procs.kill_group(self._runtime)
+
+    def stop_runtime(self, grace_s: float) -> None:
+        """SIGTERM, `grace_s` to exit, then SIGKILL."""
+        if self._runtime is not None and self._runtime.poll() is None:
+            procs.signal_group(self._runtime, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._runtime.wait(grace_s)
+            procs.kill_group(self._runtime)
+
+    def kill(self) -> None:
+        """SIGKILL every process group now."""
+        for launched in list(self._launched.values()):
+            procs.kill_group(launched.proc)
+        if self._runtime is not None:
+            procs.kill_group(self._runtime)
+
+    def join_runtime_watcher(self, timeout_s: float) -> None:
+        if self._runtime_watcher is not None:
+            self._runtime_watcher.join(timeout_s)
+
+    def forget(self) -> None:
+        """Forget the killed processes, for an init that starts them again (hold `cv`).
+
+        The dead runtime stays until the new one replaces it: a shutdown running meanwhile
+        must find a process there, never None."""
+        self._launched.clear()
+        self._runtime_watcher = None
+        self._runtime_readers = []
+        self.runtime_exit = None
+        self.oom = False
+        self._runtime_peak_kb = 0
