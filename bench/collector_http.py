@@ -199,10 +199,14 @@ class Side:
         return env
 
     def check_imports(self) -> str:
-        """Import ``collector`` and ``lambdascope`` the way the collector will; both must come
-        from this side's tree (PYTHONPATH must win over the editable install)."""
+        """Import the collector and ``lambdascope`` the way the collector will; both must come
+        from this side's tree (PYTHONPATH must win over the editable install). Trees from
+        before the parts moved under ``lambdascope`` have the collector as ``collector``."""
         code = (
-            "import collector, lambdascope; print(collector.__file__); print(lambdascope.__file__)"
+            "import lambdascope\n"
+            "try:\n    import lambdascope.collector as collector\n"
+            "except ImportError:\n    import collector\n"
+            "print(collector.__file__); print(lambdascope.__file__)"
         )
         done = subprocess.run(
             [venv_python(), "-c", code],

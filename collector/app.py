@@ -1,5 +1,5 @@
 """The collector's HTTP endpoints as a Starlette application: a thin shell over
-:class:`lambdascope.collector.server.CollectorServer`, whose methods do the work on worker threads.
+``CollectorServer`` (server.py), whose methods do the work on worker threads.
 
 What this layer bounds, so that no client can take the collector's memory or threads:
 
@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -36,16 +36,55 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lambdascope.collector import firehose, otlp_proto
-from lambdascope.collector.wire import HttpError, bearer_matches, json_bytes
-
-if TYPE_CHECKING:
-    from lambdascope.collector.server import CollectorServer
+from lambdascope.collector.wire import HttpError, Metrics, bearer_matches, json_bytes
 
 __all__ = ["build_app"]
 
 log = logging.getLogger("lambdascope.collector")
 
 T = TypeVar("T")
+
+
+class _Pingable(Protocol):
+    def ping(self) -> bool: ...
+
+
+class CollectorService(Protocol):
+    """What the HTTP shell needs from the collector's service (``CollectorServer``): its
+    limits, its tokens, and the work of each endpoint, called on worker threads."""
+
+    ingest_token: str | None
+    read_token: str | None
+    max_body_bytes: int
+    max_inflight_body_bytes: int
+    max_concurrent_reads: int
+    max_waiting_reads: int
+    ingest_threads: int
+    body_timeout_s: float
+    retry_after_s: int
+    metrics: Metrics
+
+    @property
+    def store(self) -> _Pingable: ...
+
+    def ingest(self, body: bytes, content_encoding: str | None) -> dict[str, Any]: ...
+
+    def query(self, body: bytes, content_encoding: str | None) -> dict[str, Any]: ...
+
+    def otlp(
+        self, path: str, body: bytes, content_encoding: str | None, content_type: str | None
+    ) -> bytes: ...
+
+    def firehose(
+        self,
+        body: bytes,
+        content_encoding: str | None,
+        request_id: str | None,
+        access_key: str | None,
+    ) -> dict[str, Any]: ...
+
+    def render_metrics(self) -> str: ...
+
 
 INGEST_PATH = "/v1/extension/batches"
 QUERY_PATH = "/api/v1/query"
@@ -77,7 +116,7 @@ class _BodyBudget:
 
 
 class _Endpoints:
-    def __init__(self, service: CollectorServer) -> None:
+    def __init__(self, service: CollectorService) -> None:
         self.service = service
         self.budget = _BodyBudget(service.max_inflight_body_bytes)
         # Created lazily: anyio limiters belong to the event loop that first uses them.
@@ -345,7 +384,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return _json(status, {"error": str(detail)})
 
 
-def build_app(service: CollectorServer) -> Starlette:
+def build_app(service: CollectorService) -> Starlette:
     """The collector's endpoints (docs/architecture.md) over ``service``."""
     endpoints = _Endpoints(service)
     routes = [

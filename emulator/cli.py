@@ -156,7 +156,9 @@ def invoke(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="emulator", description="Local Lambda emulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m lambdascope.emulator", description="Local Lambda emulator"
+    )
     sub = parser.add_subparsers(dest="command")
     serve_cmd = sub.add_parser("serve", help="serve the functions of a config file")
     serve_cmd.add_argument("--config", required=True, type=Path)

@@ -14,9 +14,36 @@ from .pending import PendingBatch, content_bytes, content_events, merged
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, Protocol
 
-    from .shipper import Shipper
+    from .buffer import TelemetryBuffer
+    from .config import Config
+    from .pending import BatchAssembler
+    from .spool import Spool
+
+    class Shipper(Protocol):
+        """What the final flush takes over from the sender (shipper.py): its configuration,
+        buffer, spool and batch numbering, and its one-send bookkeeping."""
+
+        config: Config
+        buffer: TelemetryBuffer
+        assembler: BatchAssembler
+        spool: Spool | None
+        url: str
+        shutdown_reason: str
+        shutdown_figures: dict[str, Any] | None
+
+        def attempt(
+            self, batch: PendingBatch, timeout_s: float
+        ) -> tuple[str, str | None, float]: ...
+
+        def hand_over_pending(self, put: Callable[[PendingBatch], None]) -> None: ...
+
+        def spool_put(self, batch: PendingBatch) -> bool: ...
+
+        def count_dropped(self, events: int, reason: str, batches: int = 1) -> None: ...
+
 
 # Lambda gives external extensions 2,000 ms for the whole shutdown phase (deadlineMs); the
 # runtime takes up to 300 ms of it first, and the agent exits 150 ms before the deadline.
