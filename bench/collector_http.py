@@ -203,9 +203,11 @@ class Side:
         from this side's tree (PYTHONPATH must win over the editable install). Trees from
         before the parts moved under ``lambdascope`` have the collector as ``collector``."""
         code = (
-            "import lambdascope\n"
-            "try:\n    import lambdascope.collector as collector\n"
-            "except ImportError:\n    import collector\n"
+            "import os, lambdascope\n"
+            "if os.path.isdir(os.path.join(os.path.dirname(lambdascope.__file__), 'collector')):\n"
+            "    import lambdascope.collector as collector\n"
+            "else:\n"
+            "    import collector\n"
             "print(collector.__file__); print(lambdascope.__file__)"
         )
         done = subprocess.run(
