@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -11,6 +11,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from lambdascope.analyzers import Detector
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 from lambdascope.tui.export import export_table
@@ -51,6 +52,7 @@ class LambdascopeApp(App[None]):
         refresh_interval: float = 5.0,
         function_name: str | None = None,
         export_dir: Path | None = None,
+        detectors: Mapping[str, Detector] | None = None,
     ) -> None:
         super().__init__()
         self.client = client
@@ -59,6 +61,8 @@ class LambdascopeApp(App[None]):
         self.refresh_interval = refresh_interval
         self.function_name = function_name
         self.export_dir = export_dir
+        #: Which detectors the findings come from (every registered one by default).
+        self.detectors = dict(detectors) if detectors is not None else None
         self.sub_title = self.time_window.label()
 
     def get_default_screen(self) -> FleetScreen:

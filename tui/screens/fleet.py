@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
-from lambdascope.analyzers import Finding, Window, run_detectors
+from lambdascope.analyzers import Detector, Finding, Window, run_detectors
 from lambdascope.analyzers.fleet import fleet_summary
 from lambdascope.query import QueryClient, QueryError, StoreUnavailableError
 from lambdascope.tui.format import error_text
@@ -26,6 +26,7 @@ class FleetHost(Protocol):
 
     time_window: TimeWindow
     refresh_interval: float
+    detectors: dict[str, Detector] | None
 
     def clock(self) -> datetime: ...
     def resolve(self) -> Window: ...
@@ -105,7 +106,9 @@ class FleetScreen(Screen[None]):
         since = window.end - window.start
         try:
             fleet = fleet_summary(self.client, since=since, now=window.end)
-            findings = run_detectors(self.client, since=since, now=window.end)
+            findings = run_detectors(
+                self.client, since=since, now=window.end, detectors=self.lambdascope.detectors
+            )
         except QueryError as exc:
             unavailable = isinstance(exc, StoreUnavailableError)
             self.post_message(
