@@ -137,8 +137,8 @@ async def test_sort_filter_and_vi_keys(fleet_store):
         assert app.screen.query_one(FindingsTable).row_count == 0  # checkout's is filtered out
         await pilot.press("enter")  # back to the table, filter kept
         assert table.has_focus and table.row_count == 1
-        await pilot.press("escape")  # clears the filter
-        assert table.row_count == 3
+        await pilot.press("slash", "escape")  # clears the filter, back to the table
+        assert table.row_count == 3 and table.has_focus
         assert app.screen.query_one(FindingsTable).row_count == 1
 
 
@@ -248,3 +248,15 @@ async def test_opening_a_function_pauses_and_filters(fleet_store):
         await wait_for(pilot, lambda: fleet_of(app).row_count == 1)
         assert app.sub_title.startswith("last 1h, paused")
         assert any(note.startswith("checkout, ") for note in notes)
+
+
+async def test_every_action_is_in_the_command_palette(fleet_store):
+    app = LambdascopeApp(fleet_store.reader, now=NOW, detectors=TIMEOUTS)
+
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        for title in ("Help: keys of this screen", "Time window", "Pause or go live"):
+            assert title in titles
+        for title in ("Export table", "Sort fleet", "Filter functions", "Command line"):
+            assert title in titles

@@ -197,9 +197,12 @@ class FleetScreen(Screen[None]):
 
     def set_filter(self, text: str) -> None:
         field = self.query_one("#filter", Input)
+        typing = field.has_focus
         field.value = text
         field.display = bool(text)
         self._apply_filter(text)
+        if typing and not text:
+            self.query_one(FleetTable).focus()  # the field is gone: back to the table
 
     def _apply_filter(self, text: str) -> None:
         self.query_one(FleetTable).set_filter(text)
