@@ -51,6 +51,8 @@ class FunctionSummary:
     events_dropped: int = 0
     #: Environments that went silent without a final flush (analyzers/completeness.py).
     silent_environments: int = 0
+    #: The slowest cold start's init in the window (the rollups keep no init percentiles).
+    max_init_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ def fleet_row(row: Mapping[str, Any], delivery: Mapping[str, Any] | None = None)
         unreported=int(row.get("unreported") or 0),
         events_dropped=int(delivery.get("events_dropped_total") or 0),
         silent_environments=int(delivery.get("silent_environments") or 0),
+        max_init_ms=_finite(row.get("max_init_ms")),
     )
 
 

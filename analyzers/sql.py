@@ -205,6 +205,7 @@ SELECT
     cold_starts,
     [quantiles[1], quantiles[3]] AS duration_quantiles_ms,
     max_memory_pct,
+    max_init_ms,
     last_seen
 FROM (
     SELECT
@@ -212,6 +213,8 @@ FROM (
 """
     + _ROLLUP_FIGURES
     + """,
+        -- the rollups keep the slowest init of each minute, not its distribution
+        max(max_init_duration_ms) AS max_init_ms,
         -- the last platform.start; without start events, the last minute with a report
         coalesce(max(last_start_time),
                  toDateTime64(maxIf(minute, invocations > 0), 3, 'UTC')) AS last_seen

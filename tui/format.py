@@ -52,3 +52,40 @@ def figures(numbers: Mapping[str, float]) -> str:
             text = f"{value:,.1f}"
         parts.append(f"{label} {text}")
     return " · ".join(parts)
+
+
+def duration(value_ms: float | None) -> str:
+    """``85 ms``, ``1.25 s``, ``12.4 s``, ``2.5 min``: precise where it matters, short beyond."""
+    if value_ms is None:
+        return "-"
+    if value_ms < 1000:
+        return f"{value_ms:.0f} ms"
+    seconds = value_ms / 1000
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def share(part: int, whole: int) -> str:
+    """``7.5%`` of ``whole``; ``<0.1%`` rather than a misleading ``0.0%`` for a rare few."""
+    if whole <= 0:
+        return "-"
+    value = 100 * part / whole
+    if part and value < 0.1:
+        return "<0.1%"
+    return f"{value:.0f}%" if value >= 10 or value == 0 else f"{value:.1f}%"
+
+
+def ago(then: datetime | None, now: datetime) -> str:
+    """``just now``, ``45s ago``, ``2m ago``, ``3h ago``, ``2d ago``."""
+    if then is None:
+        return "-"
+    seconds = int((now - then).total_seconds())
+    if seconds < 5:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"

@@ -8,18 +8,37 @@ from textual.message import Message
 
 from lambdascope.analyzers import Finding
 from lambdascope.analyzers.fleet import FunctionSummary, Invocation, LogLine
+from lambdascope.analyzers.window import Window
 
 
 class FleetLoaded(Message):
-    """The fleet table and the findings for one window."""
+    """The fleet table and the findings, both read over the same ``window``."""
 
     def __init__(
-        self, fleet: list[FunctionSummary], findings: list[Finding], window_end: datetime
+        self,
+        fleet: list[FunctionSummary],
+        findings: list[Finding],
+        window: Window,
+        now: datetime,
+        *,
+        generation: int = 0,
     ) -> None:
         super().__init__()
         self.fleet = fleet
         self.findings = findings
-        self.window_end = window_end
+        self.window = window
+        self.now = now
+        #: Which read this answers, so a slow older read cannot overwrite a newer one.
+        self.generation = generation
+
+
+class OpenFunction(Message):
+    """The user asked for one function's view over ``window``; the app opens it."""
+
+    def __init__(self, function_name: str, window: Window) -> None:
+        super().__init__()
+        self.function_name = function_name
+        self.window = window
 
 
 class InvocationsLoaded(Message):
@@ -38,7 +57,8 @@ class LogsLoaded(Message):
 class LoadFailed(Message):
     """A query failed; ``text`` is what to show the user, ``unavailable`` when unreachable."""
 
-    def __init__(self, text: str, *, unavailable: bool) -> None:
+    def __init__(self, text: str, *, unavailable: bool, generation: int = 0) -> None:
         super().__init__()
         self.text = text
         self.unavailable = unavailable
+        self.generation = generation

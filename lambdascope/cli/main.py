@@ -216,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     tui = sub.add_parser("tui", help="open the terminal UI on a collector")
     _reader_args(tui)
     tui.add_argument("--since", type=parse_duration, default=timedelta(hours=1))
+    tui.add_argument("--function", default=None, metavar="NAME", help="open this function")
+    _settings_arg(tui)
 
     query = sub.add_parser("query", help="run a read-only SQL query through the read API")
     _reader_args(query)
@@ -388,7 +390,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_tui(args: argparse.Namespace) -> int:
     from lambdascope.tui.app import LambdascopeApp
 
-    LambdascopeApp(_reader(args), since=args.since).run()
+    if not _apply_settings(args, "tui"):
+        return 2
+    LambdascopeApp(_reader(args), since=args.since, function_name=args.function).run()
     return 0
 
 

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from lambdascope.query import CollectorQueryClient
 from lambdascope.tui.app import LambdascopeApp
-from lambdascope.tui.screens import FindingScreen, MainScreen
+from lambdascope.tui.screens import FindingScreen, FleetScreen
 from lambdascope.tui.widgets import FindingsTable, FleetTable, InvocationsTable, LogView
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW, PAYMENTS_LINE, TIMED_OUT
@@ -39,7 +39,7 @@ def log_texts(view: LogView) -> list[str]:
     return view.text.splitlines()
 
 
-async def test_timeout_finding_is_listed_on_the_main_screen(store):
+async def test_timeout_finding_is_listed_on_the_fleet_screen(store):
     store.write(fleetdata.timeout_fleet())
     app = LambdascopeApp(store.reader, since=timedelta(hours=1), now=NOW)
 
@@ -57,7 +57,7 @@ async def test_timeout_finding_is_listed_on_the_main_screen(store):
         ]
         fleet = {row[0]: row for row in row_texts(app.screen.query_one(FleetTable))}
         assert sorted(fleet) == ["checkout", "report_export", "thumbnailer"]
-        assert fleet["checkout"][1:5] == ["40", "0", "3", "1"]
+        assert fleet["checkout"][1:5] == ["40", "0%", "3", "2.5%"]
         assert "3 functions, 1 findings (1 critical)" in status_text(app)
 
 
@@ -96,7 +96,7 @@ async def test_enter_on_a_finding_shows_its_invocations_and_the_request_log(stor
         await wait_for(pilot, lambda: "checkout-0019" in log.text)
 
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
 
 
 def closed_port() -> int:
@@ -129,7 +129,7 @@ async def test_empty_store_says_there_is_no_data(store):
         assert "last 15m" in status_text(app)
         await pilot.press("enter")  # nothing to open
         await asyncio.sleep(0.05)
-        assert isinstance(app.screen, MainScreen)
+        assert isinstance(app.screen, FleetScreen)
 
 
 async def test_healthy_fleet_shows_functions_and_no_findings(store):
@@ -137,7 +137,8 @@ async def test_healthy_fleet_shows_functions_and_no_findings(store):
     app = LambdascopeApp(store.reader, since=timedelta(hours=1), now=NOW)
 
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: "no findings" in status_text(app))
+        await wait_for(pilot, lambda: "No detector fired" in status_text(app))
+        assert "for the 3 functions in the last 1h" in status_text(app)
         assert app.screen.query_one(FleetTable).row_count == 3
         assert app.screen.query_one(FindingsTable).row_count == 0
         await pilot.press("q")

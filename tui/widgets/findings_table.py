@@ -1,34 +1,44 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from lambdascope.analyzers import Finding
+from lambdascope.tui.widgets.nav_table import NavTable
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
-class FindingsTable(DataTable[str | Text]):
+class FindingsTable(NavTable):
     """Findings, most severe first; the row key indexes :attr:`findings`."""
 
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.add_columns("severity", "kind", "function", "summary")
-        self.findings: list[Finding] = []
+    export_name = "findings"
 
-    def show(self, findings: list[Finding]) -> None:
-        self.clear()
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.add_columns("Severity", "Kind", "Function", "Summary")
+        self.findings: list[Finding] = []
+        self._by_key: dict[str, Finding] = {}
+
+    def show(self, findings: list[Finding], name_filter: str = "") -> None:
+        """Show ``findings`` (already sorted most severe first) of the functions whose name
+        contains ``name_filter``."""
+        needle = name_filter.lower()
         self.findings = list(findings)
-        for index, finding in enumerate(self.findings):
-            self.add_row(
-                Text(finding.severity, style=SEVERITY_STYLE.get(finding.severity, "")),
-                finding.kind,
-                finding.function_name,
-                finding.summary,
-                key=str(index),
-            )
+        # Keyed by what the finding is about rather than its place, so the cursor stays on
+        # the same finding when a refresh reorders the list.
+        self._by_key = {}
+        rows = []
+        for finding in self.findings:
+            base = f"{finding.kind}|{finding.function_name}|{finding.function_version}"
+            key, n = base, 1
+            while key in self._by_key:
+                n += 1
+                key = f"{base}|{n}"
+            self._by_key[key] = finding
+            if needle in finding.function_name.lower():
+                severity = Text(finding.severity, style=SEVERITY_STYLE.get(finding.severity, ""))
+                rows.append((key, (severity, finding.kind, finding.function_name, finding.summary)))
+        self.refill(rows)
 
     def finding_at(self, row_key: str | None) -> Finding | None:
-        if row_key is None or not row_key.isdigit() or int(row_key) >= len(self.findings):
-            return None
-        return self.findings[int(row_key)]
+        return self._by_key.get(row_key or "")
