@@ -28,8 +28,8 @@ from lambdascope.tui.screens.invocations import InvocationsScreen
 from lambdascope.tui.widgets.chart import Chart, share_bar
 from lambdascope.tui.widgets.invocation_list import InvocationList
 
-#: From this width the four charts share one row.
-WIDE = 120
+#: From this height the charts are drawn taller.
+TALL = 40
 
 
 def window_label(window: Window) -> str:
@@ -114,10 +114,7 @@ class FunctionScreen(Screen[None]):
         height: auto;
         padding: 0 1;
     }
-    FunctionScreen.wide #charts {
-        grid-size: 4;
-    }
-    FunctionScreen.wide Chart > Sparkline {
+    FunctionScreen.tall Chart > Sparkline {
         height: 3;
     }
     FunctionScreen #configuration {
@@ -182,12 +179,12 @@ class FunctionScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.function_name} · {window_label(self.window)}"
-        self.set_class(self.app.size.width >= WIDE, "wide")
+        self.set_class(self.app.size.height >= TALL, "tall")
         self.query_one(InvocationList).focus()
         self.load()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.set_class(event.size.width >= WIDE, "wide")
+        self.set_class(event.size.height >= TALL, "tall")
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -254,14 +251,12 @@ class FunctionScreen(Screen[None]):
     def _show_charts(self, overview: FunctionOverview) -> None:
         series = overview.series
         summary = overview.summary
-        bucket = figures.duration(overview.bucket_s * 1000).replace(" min 00 s", " min")
         p50 = summary.p50_duration_ms if summary else None
         p99 = summary.p99_duration_ms if summary else None
         self.query_one("#duration-chart", Chart).show(
             Text.assemble(
                 ("duration ", "bold"),
                 f"p99 {figures.duration(p99)} · p50 {figures.duration(p50)}",
-                (f" per {bucket}", "dim"),
             ),
             [p.p99_duration_ms for p in series],
             [p.p50_duration_ms for p in series],
@@ -297,7 +292,7 @@ class FunctionScreen(Screen[None]):
         )
         used, size = overview.max_memory_used_mb, overview.memory_size_mb
         bar = share_bar(used, size)
-        bar.append(" peak of configured", style="dim")
+        bar.append(" peak", style="dim")
         self.query_one("#memory-chart", Chart).show(
             Text.assemble(("memory ", "bold"), figures.memory(used, size)),
             [p.max_memory_used_mb for p in series],

@@ -157,7 +157,7 @@ class InvocationScreen(Screen[None]):
         max-height: 7;
         padding: 0 1;
     }
-    InvocationScreen.wide #waterfall-box {
+    InvocationScreen.tall #waterfall-box {
         max-height: 16;
     }
     InvocationScreen RequestLog {
@@ -204,7 +204,7 @@ class InvocationScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.function_name} · {self.request_id}"
-        self.set_class(self.app.size.height >= 40, "wide")
+        self.set_class(self.app.size.height >= 40, "tall")
         self.query_one(RequestLog).focus()
         self.load()
 

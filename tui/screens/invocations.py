@@ -229,7 +229,7 @@ class InvocationsScreen(Screen[None]):
                 f" · page {page.number} of {page.pages} ({page.total:,} invocations)",
                 style="dim",
             )
-        text.append("  n/p page · s/f/t order · c cold · / filter", style="dim")
+        text.append("  / filter", style="dim")
         self.query_one("#filters", Static).update(text)
 
     @work(thread=True, exclusive=True, group="invocations")

@@ -19,7 +19,6 @@ class Chart(Vertical):
     DEFAULT_CSS = """
     Chart {
         height: auto;
-        padding: 0 1 0 0;
     }
     Chart > .chart-title {
         height: 1;

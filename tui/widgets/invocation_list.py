@@ -10,6 +10,15 @@ from lambdascope.tui.format import clock
 STATUS_STYLE = {"timeout": "bold red", "error": "red", "failure": "red", "unknown": "dim"}
 
 
+def memory(used_mb: int | None, size_mb: int | None) -> str:
+    """``60 MB (47%)``: short enough for a column."""
+    if used_mb is None:
+        return figures.NOT_MEASURED
+    if not size_mb:
+        return figures.megabytes(used_mb)
+    return f"{figures.megabytes(used_mb)} ({figures.share(used_mb, size_mb)})"
+
+
 class InvocationList(DataTable[str | Text]):
     """A page of invocations, one row each; the row key is the request id."""
 
@@ -38,7 +47,7 @@ class InvocationList(DataTable[str | Text]):
                     style="cyan",
                     justify="right",
                 ),
-                figures.memory(inv.max_memory_used_mb, inv.memory_size_mb),
+                memory(inv.max_memory_used_mb, inv.memory_size_mb),
                 figures.version(inv.function_version),
                 key=inv.request_id,
             )
