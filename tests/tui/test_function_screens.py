@@ -255,3 +255,12 @@ async def test_an_unreachable_collector_shows_in_place_with_retry():
             await wait_for(pilot, lambda st=status: "unreachable" in text_of(st))
             await pilot.press("escape")
             await wait_for(pilot, lambda s=screen: app.screen is not s)
+
+
+async def test_a_request_that_is_not_stored_says_so(view_store):
+    app = app_for(view_store.reader)
+    async with app.run_test(size=SMALL) as pilot:
+        await show(pilot, InvocationScreen(view_store.reader, "gone-0001", "checkout", WINDOW))
+        status = app.screen.query_one("#status", Static)
+        await wait_for(pilot, lambda: "not in the store" in text_of(status))
+        assert app.screen.query_one(Waterfall).bars == []
