@@ -1,0 +1,100 @@
+"""SQL of one function's view (:mod:`lambdascope.analyzers.function_view`).
+
+Parameters: ``since``/``until`` (``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``function_name`` (one
+function, never ``''`` here), ``bucket_s`` (a chart's bucket, a multiple of 60 seconds) and
+``limit``. Charts and the configuration read the per-minute rollups (``invocation_minutes``) and
+the ``cold_starts`` view, so a long window costs the same as a short one; only the recent
+invocations read invocation rows, and only a page of them.
+"""
+
+from __future__ import annotations
+
+# The minutes that overlap [since, until), of one function.
+_MINUTES = """
+WHERE minute >= toStartOfMinute({since:DateTime64(3, 'UTC')})
+    AND minute < {until:DateTime64(3, 'UTC')}
+    AND function_name = {function_name:String}"""
+
+#: The function's figures per bucket: invocations (started or reported, as the fleet counts
+#: them), errors, timeouts, cold starts, duration and init quantiles, and memory.
+FUNCTION_SERIES = (
+    """
+SELECT
+    toStartOfInterval(minute, INTERVAL {bucket_s:UInt32} SECOND) AS bucket,
+    greatest(sum(invocations), sum(started)) AS invocations,
+    sum(errors) AS errors,
+    sum(timeouts) AS timeouts,
+    sum(cold_starts) AS cold_starts,
+    quantilesMerge(0.5, 0.9, 0.99)(duration_ms_quantiles) AS duration_quantiles_ms,
+    quantilesMerge(0.5, 0.9, 0.99)(init_duration_ms_quantiles) AS init_quantiles_ms,
+    max(max_init_duration_ms) AS max_init_duration_ms,
+    max(max_memory_used_mb) AS max_memory_used_mb,
+    max(max_memory_size_mb) AS memory_size_mb
+FROM invocation_minutes"""
+    + _MINUTES
+    + """
+GROUP BY bucket
+ORDER BY bucket
+"""
+)
+
+#: Lambda's own throttles per bucket: only CloudWatch metric streams carry them (a throttled
+#: request never reaches a sandbox). Points under ``{FunctionName}`` alone, so nothing counts
+#: twice (analyzers/throttles_sql.py). No rows: no metric stream for this function.
+FUNCTION_THROTTLES = """
+SELECT
+    toStartOfInterval(timestamp, INTERVAL {bucket_s:UInt32} SECOND) AS bucket,
+    sum(value_sum) AS throttles
+FROM cloudwatch_metrics
+WHERE namespace = 'AWS/Lambda'
+    AND metric_name = 'Throttles'
+    AND timestamp >= {since:DateTime64(3, 'UTC')}
+    AND timestamp < {until:DateTime64(3, 'UTC')}
+    AND function_name = {function_name:String}
+    AND resource = ''
+    AND NOT mapContains(dimensions, 'ExecutedVersion')
+GROUP BY bucket
+ORDER BY bucket
+"""
+
+#: The configuration as observed, per version: memory size, timeout, architectures and
+#: regions from the reports and INVOKE events, newest version first.
+FUNCTION_VERSIONS = (
+    """
+SELECT
+    function_version,
+    greatest(sum(invocations), sum(started)) AS invocations,
+    max(max_memory_size_mb) AS memory_size_mb,
+    min(min_timeout_ms) AS min_timeout_ms,
+    max(max_timeout_ms) AS max_timeout_ms,
+    groupUniqArrayArray(architectures) AS architectures,
+    groupUniqArrayArray(regions) AS regions,
+    coalesce(max(last_start_time), toDateTime64(max(minute), 3, 'UTC')) AS last_seen
+FROM invocation_minutes"""
+    + _MINUTES
+    + """
+GROUP BY function_version
+HAVING invocations > 0
+ORDER BY last_seen DESC, function_version DESC
+"""
+)
+
+#: The environments initialised in the window, by initialization type (on-demand,
+#: provisioned-concurrency, snap-start) and phase (init; invoke: an init retried inside the
+#: first invocation; restore: SnapStart), with their init durations and runtime versions.
+FUNCTION_INITS = """
+SELECT
+    initialization_type,
+    phase,
+    count() AS inits,
+    countIf(status != 'success' AND status != 'unknown') AS failed,
+    quantiles(0.5, 0.99)(init_duration_ms) AS init_quantiles_ms,
+    max(init_duration_ms) AS max_init_duration_ms,
+    arraySort(groupUniqArrayIf(runtime_version, runtime_version != '')) AS runtime_versions
+FROM cold_starts
+WHERE function_name = {function_name:String}
+    AND start_time >= {since:DateTime64(3, 'UTC')}
+    AND start_time < {until:DateTime64(3, 'UTC')}
+GROUP BY initialization_type, phase
+ORDER BY inits DESC, initialization_type, phase
+"""

@@ -1,0 +1,86 @@
+"""Figures for people: durations in ms or s with sensible precision, memory in MB with its
+share of the configured size, Lambda's names spelled out. ``-`` means not measured."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+NOT_MEASURED = "-"
+
+#: Lambda's initialization types and statuses, as people say them.
+INITIALIZATION_TYPES = {
+    "on-demand": "on-demand",
+    "provisioned-concurrency": "provisioned concurrency",
+    "snap-start": "SnapStart",
+    "": "on-demand",
+}
+STATUSES = {
+    "success": "ok",
+    "error": "error",
+    "failure": "failure",
+    "timeout": "timed out",
+    "unknown": "no report",
+}
+
+
+def duration(ms: float | None) -> str:
+    """``0.8 ms``, ``85 ms``, ``1.42 s``, ``12.3 s``, ``2 min 05 s``."""
+    if ms is None:
+        return NOT_MEASURED
+    if ms < 10:
+        return f"{ms:.1f} ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    seconds = ms / 1000
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def delay(value: timedelta) -> str:
+    return duration(value.total_seconds() * 1000)
+
+
+def megabytes(mb: float | None) -> str:
+    if mb is None:
+        return NOT_MEASURED
+    if mb >= 10240 or float(mb).is_integer():
+        return f"{mb:,.0f} MB"
+    return f"{mb:,.1f} MB"
+
+
+def share(part: float | None, whole: float | None) -> str:
+    """``55%``: ``part`` of ``whole``."""
+    if part is None or not whole:
+        return NOT_MEASURED
+    return f"{part * 100 / whole:.0f}%"
+
+
+def memory(used_mb: float | None, size_mb: float | None) -> str:
+    """``71 of 128 MB (55%)``."""
+    if used_mb is None:
+        return NOT_MEASURED if size_mb is None else f"- of {megabytes(size_mb)}"
+    if not size_mb:
+        return megabytes(used_mb)
+    return f"{used_mb:,.0f} of {megabytes(size_mb)} ({share(used_mb, size_mb)})"
+
+
+def count(value: float | None) -> str:
+    if value is None:
+        return NOT_MEASURED
+    return f"{value:,.0f}"
+
+
+def status(value: str) -> str:
+    return STATUSES.get(value, value)
+
+
+def initialization_type(value: str) -> str:
+    return INITIALIZATION_TYPES.get(value, value)
+
+
+def version(value: str) -> str:
+    return value or "$LATEST"
