@@ -17,6 +17,7 @@ from lambdascope.query import QueryClient
 from lambdascope.tui.export import export_table
 from lambdascope.tui.messages import OpenFunction
 from lambdascope.tui.screens.fleet import FleetScreen
+from lambdascope.tui.screens.function import FunctionScreen
 from lambdascope.tui.screens.help import HelpScreen, binding_lines
 from lambdascope.tui.screens.window_picker import WindowPicker
 from lambdascope.tui.timewindow import TimeWindow, TimeWindowError, range_text
@@ -124,12 +125,7 @@ class LambdascopeApp(App[None]):
         """Every way of opening a function (Enter on the fleet, ``:fn``, ``--function``)
         ends here. Opening one pauses the live refresh, so what is open stays put."""
         self.pause()
-        self.fleet_screen.set_filter(function_name)
-        self.notify(
-            f"{function_name}, {range_text(window)}: the fleet and findings show only it "
-            "(Esc on the fleet clears the filter).",
-            title=function_name,
-        )
+        self.push_screen(FunctionScreen(self.client, function_name, window))
 
     # --- commands, help, export ----------------------------------------------------------
 

@@ -16,6 +16,7 @@ from lambdascope.analyzers import DETECTORS
 from lambdascope.analyzers.window import Window
 from lambdascope.tui.app import LambdascopeApp
 from lambdascope.tui.screens import FleetScreen, HelpScreen, WindowPicker
+from lambdascope.tui.screens.function import FunctionScreen
 from lambdascope.tui.widgets import FindingsTable, FleetTable
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW
@@ -238,16 +239,17 @@ async def test_enter_on_a_function_and_the_function_option_open_it(fleet_store):
         assert opened[1][0] == "thumbnailer"
 
 
-async def test_opening_a_function_pauses_and_filters(fleet_store):
+async def test_opening_a_function_pauses_and_shows_its_screen(fleet_store):
     app = LambdascopeApp(fleet_store.reader, now=NOW, detectors=TIMEOUTS)
-    notes = recording_notes(app)
 
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         await pilot.press("colon", *"fn checkout", "enter")
-        await wait_for(pilot, lambda: fleet_of(app).row_count == 1)
+        await wait_for(pilot, lambda: isinstance(app.screen, FunctionScreen))
+        assert app.screen.function_name == "checkout"
         assert app.sub_title.startswith("last 1h, paused")
-        assert any(note.startswith("checkout, ") for note in notes)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, FunctionScreen))
 
 
 async def test_every_action_is_in_the_command_palette(fleet_store):
