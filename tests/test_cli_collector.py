@@ -118,3 +118,26 @@ def test_analyze_applies_the_settings_file_to_the_detectors(
     finding = json.loads(line)
     assert (finding["kind"], finding["function_name"]) == ("concurrency_near_limit", "reports")
     assert "9 of its 10 reserved concurrent executions" in finding["summary"]
+
+
+def test_readers_read_a_store_directly_through_the_same_sandbox(tmp_path: Path) -> None:
+    store = f"chdb://{tmp_path / 'store'}"
+    counted = _lambdascope("query", "--store", store, "SELECT count() FROM invocations")
+    assert counted.returncode == 0, counted.stderr
+    assert counted.stdout.splitlines()[1:] == ["0"]
+    refused = _lambdascope("query", "--store", store, "SELECT file('/etc/passwd')")
+    assert refused.returncode == 2
+    assert "file" in refused.stderr and "root:" not in refused.stdout + refused.stderr
+    both = _lambdascope("query", "--store", store, "--collector", "http://127.0.0.1:9", "SELECT 1")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def test_a_store_held_by_a_collector_names_the_fix(tmp_path: Path) -> None:
+    from lambdascope.cli.processes import CollectorProcess
+
+    store = f"chdb://{tmp_path / 'store'}"
+    with CollectorProcess(store):
+        result = _lambdascope("analyze", "--store", store)
+    assert result.returncode == 2
+    assert "Is another collector using this path?" in result.stderr
+    assert "Traceback" not in result.stderr

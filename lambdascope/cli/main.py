@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lambdascope.query import CollectorQueryClient
+    from lambdascope.query import QueryClient
 
 DEFAULT_COLLECTOR_URL = "http://127.0.0.1:4320"
 DEFAULT_STORE_URL = "chdb://" + str(Path("~/.lambdascope/store").expanduser())
@@ -62,10 +62,17 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _reader_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--collector",
         default=os.environ.get("LAMBDASCOPE_COLLECTOR_URL", DEFAULT_COLLECTOR_URL),
         help="base URL of a collector's read API (default: %(default)s)",
+    )
+    source.add_argument(
+        "--store",
+        metavar="URL",
+        help="read a store directly instead: chdb:///path (an embedded store no collector "
+        "is running on) or http(s)://host:8123",
     )
     parser.add_argument(
         "--read-token-file",
@@ -359,11 +366,30 @@ def _token(args: argparse.Namespace, name: str, env_name: str) -> str | None:
     return token
 
 
-def _reader(args: argparse.Namespace) -> CollectorQueryClient:
+def _reader(args: argparse.Namespace) -> QueryClient:
+    """The collector's read API, or with ``--store`` the store itself, opened in this process
+    (its reads go through the same sandbox as the collector's read API)."""
     from lambdascope.collector.tokens import READ_TOKEN_ENV
     from lambdascope.query import CollectorQueryClient
 
+    if getattr(args, "store", None):
+        return _open_store_reader(args)
     return CollectorQueryClient(args.collector, token=_token(args, "read_token", READ_TOKEN_ENV))
+
+
+def _open_store_reader(args: argparse.Namespace) -> QueryClient:
+    import atexit
+
+    from lambdascope.collector.schema import SchemaError
+    from lambdascope.collector.store import Store, StoreError
+
+    try:
+        store = Store.open(args.store)
+    except (StoreError, SchemaError) as exc:
+        print(f"lambdascope {args.command}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    atexit.register(store.close)
+    return store.reader()
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
