@@ -1,26 +1,117 @@
-"""`lambdascope demo --no-tui`, shortened, runs the whole toolkit and prints a timeout finding."""
+"""`lambdascope demo --no-tui`, shortened, runs the whole toolkit and prints a timeout finding;
+then `lambdascope tui`, driven through tmux as a person would, walks the demo's data."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 
-@pytest.mark.e2e
-def test_demo_without_tui_prints_a_timeout_finding() -> None:
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The demo's output and the store it kept."""
+    store = f"chdb://{tmp_path_factory.mktemp('demo') / 'store'}"
     result = subprocess.run(
-        [sys.executable, "-m", "lambdascope", "demo", "--no-tui", "--duration", "6s"],
+        [sys.executable, "-m", "lambdascope", "demo", "--no-tui", "--duration", "6s"]
+        + ["--store", store],
         capture_output=True,
         text=True,
         timeout=150,
         env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "timeout" in result.stdout
-    assert "report-export" in result.stdout
+    yield result.stdout, store
+
+
+@pytest.mark.e2e
+def test_demo_without_tui_prints_a_timeout_finding(demo: tuple[str, str]) -> None:
+    output, _store = demo
+    assert "timeout" in output
+    assert "report-export" in output
+
+
+class Tmux:
+    """One detached tmux session of a fixed size, read back with capture-pane."""
+
+    def __init__(self, command: str, socket: Path, size: tuple[int, int]) -> None:
+        self.base = ["tmux", "-S", str(socket)]
+        width, height = size
+        subprocess.run(
+            [*self.base, "new-session", "-d", "-s", "ui", "-x", str(width), "-y", str(height)]
+            + [command],
+            check=True,
+            timeout=10,
+        )
+
+    def screen(self) -> str:
+        return subprocess.run(
+            [*self.base, "capture-pane", "-p", "-t", "ui"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run([*self.base, "send-keys", "-t", "ui", *keys], check=True, timeout=10)
+
+    def wait_for(self, seen: Callable[[str], bool], what: str, timeout_s: float = 30) -> str:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            text = self.screen()
+            if seen(text):
+                return text
+            assert time.monotonic() < deadline, f"waited for {what}; the screen:\n{text}"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=10)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_tui_walks_from_the_fleet_to_a_request_and_back(
+    demo: tuple[str, str], tmp_path: Path
+) -> None:
+    _output, store = demo
+    done = tmp_path / "exit-status"
+    command = (
+        f"{sys.executable} -m lambdascope tui --store {store} --since 1h; "
+        f"echo $? > {done}; sleep 30"
+    )
+    tmux = Tmux(command, tmp_path / "tmux.sock", (100, 30))
+    try:
+        fleet = tmux.wait_for(lambda s: "checkout" in s and "Findings" in s, "the fleet")
+        assert "report-export" in fleet and "timeout" in fleet.lower()
+        tmux.keys(":")
+        tmux.wait_for(lambda s: "fn NAME" in s or ":" in s.splitlines()[-1], "the command line")
+        tmux.keys("fn checkout", "Enter")
+        function = tmux.wait_for(
+            lambda s: "config" in s and " ms " in s.partition("Recent invocations")[2],
+            "the function screen with its invocations",
+        )
+        assert "checkout" in function and "256 MB" in function
+        tmux.keys("Enter")
+        request = tmux.wait_for(lambda s: "START RequestId" in s, "the request's log")
+        assert "Where the time went" in request and "REPORT RequestId" in request
+        tmux.keys("Escape")
+        tmux.wait_for(lambda s: "Recent invocations" in s, "back on the function")
+        tmux.keys("Escape")
+        tmux.wait_for(lambda s: "Findings" in s, "back on the fleet")
+        tmux.keys("q")
+        deadline = time.monotonic() + 15
+        while not done.exists():
+            assert time.monotonic() < deadline, tmux.screen()
+            time.sleep(0.2)
+        assert done.read_text().strip() == "0"
+    finally:
+        tmux.stop()
 
 
 def test_bad_duration_is_a_clear_error() -> None:
