@@ -205,6 +205,9 @@ async def test_the_screen_shows_states_history_and_the_query_and_opens_the_funct
         assert rows[0][3] == FIRING_SINCE.strftime("%m-%d %H:%M:%S")
         assert rows[1][4:] == ["2,900", "> 2500"]
         assert "1 firing, 1 pending" in status_text(app)
+        # At 80x24 every part has room: the rules, the history and the query.
+        for part in ("#alerts", "#alert-history", "#alert-query-scroll"):
+            assert app.screen.query_one(part).region.height >= 3, part
         assert [row[2] for row in row_texts(history)] == ["firing", "resolved"]
         # The query the engine ran, with its values in place of the placeholders.
         await wait_for(pilot, lambda: "invocations_between" in query_text(app))

@@ -115,13 +115,19 @@ class AlertsScreen(Screen[None]):
         Binding("r", "refresh", "Refresh"),
     ]
 
+    # Three panes share the screen: the section titles give up their top margin so that each
+    # keeps a few rows at 80x24.
     DEFAULT_CSS = """
+    AlertsScreen .section {
+        margin-top: 0;
+    }
     AlertsScreen #alerts {
         height: auto;
-        max-height: 40%;
+        max-height: 35%;
     }
     AlertsScreen #alert-history {
         height: auto;
+        min-height: 4;
         max-height: 30%;
     }
     AlertsScreen #alert-query-scroll {
