@@ -50,6 +50,8 @@ class TailLine(LogLine):
     request_id: str
     batch_id: str
     seq: int
+    #: The other keys of a JSON log line (the collector keeps its message as ``message``).
+    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def key(self) -> tuple[datetime, str, int]:
@@ -121,6 +123,7 @@ def tail_line(row: Mapping[str, Any]) -> TailLine:
         request_id=str(row["request_id"]),
         batch_id=str(row["batch_id"]),
         seq=int(row["seq"]),
+        attributes={str(k): str(v) for k, v in (row.get("attributes") or {}).items()},
     )
 
 

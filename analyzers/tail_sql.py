@@ -17,7 +17,7 @@ from __future__ import annotations
 
 _COLUMNS = """
 SELECT timestamp, function_name, function_version, request_id, stream, level, message,
-    batch_id, seq
+    attributes, batch_id, seq
 FROM logs"""
 
 _FILTERS = """

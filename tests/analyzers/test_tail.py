@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from lambdascope.analyzers.tail import TailCursor, TailLine, tail_line, tail_lines
-from tests.analyzers.tailfixtures import T0, at, line, write
+from tests.analyzers.tailfixtures import T0, at, json_line, line, write
 
 START = TailCursor.starting_at(T0)
 
@@ -102,3 +102,14 @@ def test_the_cursor_forgets_batches_beyond_the_horizon():
     assert cursor.key == (at(100), "batch100", 0)
     assert cursor.horizon == at(40)
     assert set(cursor.seen_batches) == {"batch50", "batch100"}
+
+
+def test_a_json_lines_other_keys_come_as_attributes(store):
+    write(store, "checkout", [json_line(1, {"level": "WARN", "message": "slow bank", "ms": 950})])
+
+    (read,) = tail_lines(store.reader, START).lines
+    assert (read.level, read.message, dict(read.attributes)) == (
+        "WARNING",
+        "slow bank",
+        {"ms": "950"},
+    )

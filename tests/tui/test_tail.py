@@ -121,6 +121,8 @@ def test_json_lines_are_shown_compactly_and_levels_coloured():
     text = line_text(tail_line(1, "r1", record, level="ERROR"))
     assert "ERROR" in text.plain and "card declined" in text.plain
     assert any("red" in str(span.style) for span in text.spans)
+    stored = line_text(tail_line(1, "r1", "card declined", attributes={"code": "51"}))
+    assert stored.plain.endswith("card declined  code=51")
     traceback = line_text(tail_line(1, "r1", "boom\rTraceback:\r  File x"))
     assert len(traceback.plain.splitlines()) == 3
 
@@ -157,6 +159,7 @@ async def test_the_tail_groups_requests_as_they_arrive_and_shows_their_outcome(s
         assert any(x.startswith("payments  p1") for x in lines)
         assert "tail: all functions (live)" in screen.sub_title
         assert "Following" in status_text(app)
+        assert screen.query_one("#tail").region.height >= 15  # most of 80x24 is the log
 
 
 async def test_pause_holds_new_lines_until_resumed_and_clear_empties(store):
@@ -211,6 +214,14 @@ async def test_the_filter_narrows_to_a_function_or_text(store):
         await wait_for(pilot, lambda: "bank slow" in screen_text(app))
         assert "card DECLINED" not in screen_text(app)
         assert "tail: payments" in screen.sub_title
+
+        # Escape closes the filter box without leaving the tail, then leaves it.
+        await pilot.press("slash")
+        await pilot.press("escape")
+        assert not screen.query_one("#tail-filter", Input).has_class("shown")
+        assert app.screen is screen
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is not screen)
 
 
 async def test_only_the_last_lines_are_kept_and_the_screen_says_so(store):

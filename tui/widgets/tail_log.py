@@ -180,6 +180,9 @@ def line_text(line: TailLine) -> Text:
         else:
             text.append("\n" + " " * 25)
         text.append(part, style=style)
+    if line.attributes:
+        pairs = (f"{key}={value}" for key, value in sorted(line.attributes.items()))
+        text.append("  " + " ".join(pairs), style="dim")
     return text
 
 
