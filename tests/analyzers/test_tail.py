@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from lambdascope.analyzers.tail import TailCursor, TailLine, tail_line, tail_lines
+from lambdascope.analyzers.tail import MAX_SEEN_BATCHES, TailCursor, TailLine, tail_line, tail_lines
 from tests.analyzers.tailfixtures import T0, at, json_line, line, write
 
 START = TailCursor.starting_at(T0)
@@ -113,3 +113,15 @@ def test_a_json_lines_other_keys_come_as_attributes(store):
         "slow bank",
         {"ms": "950"},
     )
+
+
+def test_the_cursor_remembers_a_bounded_number_of_batches():
+    count = MAX_SEEN_BATCHES + 5
+    lines = [
+        TailLine(at(ms), "function", "", "x", "f", "1", "r", f"b{ms}", 0) for ms in range(count)
+    ]
+    cursor = START.after(lines, timedelta(hours=1))
+    assert len(cursor.seen_batches) == MAX_SEEN_BATCHES
+    # Late lines are no longer looked for behind the oldest batch remembered.
+    assert cursor.horizon == at(5)
+    assert "b4" not in cursor.seen_batches and "b5" in cursor.seen_batches

@@ -99,6 +99,14 @@ def test_memory_is_bounded_and_the_dropped_lines_counted():
     assert "m0" not in buffer.render().plain and "m4" in buffer.render().plain
 
 
+def test_the_text_looked_for_is_marked():
+    buffer = TailBuffer(max_lines=10)
+    buffer.add([tail_line(1, "r1", "card DECLINED by bank")])
+    rendered = buffer.render("declined")
+    marked = [rendered.plain[s.start : s.end] for s in rendered.spans if s.style == "reverse"]
+    assert marked == ["DECLINED"]
+
+
 def test_lines_without_a_request_form_a_group_per_run():
     buffer = TailBuffer(max_lines=10)
     buffer.add(

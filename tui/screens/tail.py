@@ -159,7 +159,7 @@ class TailScreen(Screen[None]):
         self._functions_seen.update(line.function_name for line in page.lines)
         if page.lines or not self.buffer.groups:
             self.buffer.add(page.lines)
-            self.query_one(TailLog).show(self.buffer, self._empty_text())
+            self.query_one(TailLog).show(self.buffer, self._empty_text(), self.text)
         if page.late_lines_skipped:
             self.notify("More late lines arrived than one read holds; some were not shown.")
         self._update_status()

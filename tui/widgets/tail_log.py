@@ -131,7 +131,8 @@ class TailBuffer:
             if self._by_request.get((group.function_name, group.request_id)) is group:
                 del self._by_request[(group.function_name, group.request_id)]
 
-    def render(self) -> Text:
+    def render(self, highlight: str = "") -> Text:
+        """The groups as text; ``highlight`` (the text filter) marked wherever it appears."""
         text = Text()
         for group in self.groups:
             text.append_text(group.header())
@@ -140,6 +141,8 @@ class TailBuffer:
                 text.append_text(line_text(line))
                 text.append("\n")
         text.rstrip()
+        if highlight:
+            text.highlight_words([highlight], style="reverse", case_sensitive=False)
         return text
 
 
@@ -209,8 +212,9 @@ class TailLog(VerticalScroll):
         rendered = self._content.content
         return rendered.plain if isinstance(rendered, Text) else str(rendered)
 
-    def show(self, buffer: TailBuffer, empty: str) -> None:
+    def show(self, buffer: TailBuffer, empty: str, highlight: str = "") -> None:
         following = self.scroll_y >= self.max_scroll_y
-        self._content.update(buffer.render() if buffer.groups else Text(empty, style="dim"))
+        shown = buffer.render(highlight) if buffer.groups else Text(empty, style="dim")
+        self._content.update(shown)
         if following:
             self.call_after_refresh(self.scroll_end, animate=False)
