@@ -234,6 +234,26 @@ async def test_the_screen_shows_states_history_and_the_query_and_opens_the_funct
         assert len(app.opened) == 1
 
 
+async def test_states_are_read_again_and_the_selection_follows_its_alert(store, rules_path):
+    seed_alerts(store)
+    app = LambdascopeApp(store.reader, now=NOW)
+
+    async with app.run_test(size=SIZE) as pilot:
+        await app.push_screen(AlertsScreen(store.reader, rules_path, now=NOW, refresh_s=0.1))
+        table = app.screen.query_one("#alerts", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        await pilot.press("down")  # payments' pending slow-p99
+        await wait_for(pilot, lambda: "quantile(0.99)" in query_text(app))
+
+        # The engine moves on: checkout's timeouts resolve, payments' slow-p99 fires.
+        state = ClickHouseAlertStateStore(store.store._client)
+        state.save_state(AlertState("timeouts", "checkout", "resolved", NOW, value=0.0))
+        state.save_state(AlertState("slow-p99", "payments", "firing", NOW, NOW, NOW, value=3100))
+        await wait_for(pilot, lambda: row_texts(table)[0][:3] == ["firing", "slow-p99", "payments"])
+        assert table.cursor_row == 0
+        assert "1 firing, 0 pending" in status_text(app)
+
+
 async def test_without_alert_tables_the_screen_says_how_to_get_them(store, rules_path):
     app = LambdascopeApp(store.reader, now=NOW)
 

@@ -108,7 +108,7 @@ def history_cells(entry: AlertHistoryEntry) -> tuple[str, str, Text, str, str]:
 
 class AlertsScreen(Screen[None]):
     """``rules_path`` is the rules file the collector evaluates (the shipped pack if None);
-    ``now`` pins the clock (tests, replays)."""
+    ``now`` pins the clock (tests, replays); the states are read again every ``refresh_s``."""
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -138,12 +138,18 @@ class AlertsScreen(Screen[None]):
     """
 
     def __init__(
-        self, client: QueryClient, rules_path: Path | None, *, now: datetime | None = None
+        self,
+        client: QueryClient,
+        rules_path: Path | None,
+        *,
+        now: datetime | None = None,
+        refresh_s: float = 30.0,
     ) -> None:
         super().__init__()
         self.client = client
         self.rules_path = rules_path or DEFAULT_RULES_PATH
         self.now = now
+        self.refresh_s = refresh_s
         self.rules = RuleSet()
         self.rows: dict[str, AlertRow] = {}
         self.tables_missing = False
@@ -172,13 +178,17 @@ class AlertsScreen(Screen[None]):
         self.sub_title = f"alerts: {self.rules_path}"
         self.query_one("#alerts", DataTable).focus()
         self.load()
+        # The collector's engine moves alerts on by itself: follow it without a key press.
+        self.set_interval(self.refresh_s, self._refresh_quietly)
+
+    def _refresh_quietly(self) -> None:
+        self.load()
 
     def action_back(self) -> None:
         self.app.pop_screen()
 
     def action_refresh(self) -> None:
         self.query_one("#status", Static).update("Refreshing…")
-        self._history_key = None
         self.load()
 
     @work(thread=True, exclusive=True, group="alerts")
@@ -203,12 +213,18 @@ class AlertsScreen(Screen[None]):
         self._loaded_at = message.now
         self.tables_missing = message.view.tables_missing
         table = self.query_one("#alerts", DataTable)
+        # A refresh keeps the user on the alert they were reading, wherever it moved.
+        previous = self._highlighted_key()
         table.clear()
         self.rows = {}
-        for index, row in enumerate(message.view.rows):
-            key = str(index)
+        for row in message.view.rows:
+            # Rule names and function names never hold '/': the pair is a stable key.
+            key = f"{row.rule_name}/{row.function_name}"
             self.rows[key] = row
             table.add_row(*alert_cells(row), key=key)
+        if previous in self.rows:
+            table.move_cursor(row=table.get_row_index(previous))
+        self._history_key = None  # its history may have grown
         status = self.query_one("#status", Static)
         if self.tables_missing:
             status.add_class("error")
@@ -222,8 +238,13 @@ class AlertsScreen(Screen[None]):
             f"{len(message.rules.rules)} rules from {self.rules_path}: "
             f"{firing} firing, {pending} pending."
         )
-        if table.row_count:
-            self._select(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        self._select(self._highlighted_key())
+
+    def _highlighted_key(self) -> str | None:
+        table = self.query_one("#alerts", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
     @on(AlertsFailed)
     def show_error(self, message: AlertsFailed) -> None:
