@@ -51,10 +51,10 @@ WHERE timestamp >= {horizon:DateTime64(3, 'UTC')}
     AND timestamp <= {until_time:DateTime64(3, 'UTC')}
     AND (timestamp, batch_id, seq)
         <= ({until_time:DateTime64(3, 'UTC')}, {until_batch_id:String}, {until_seq:UInt32})
-    AND NOT has({seen_batch_ids:Array(String)}, batch_id)
+    AND NOT (batch_id IN {seen_batch_ids:Array(String)})
     AND ((timestamp, batch_id, seq)
             <= ({after_time:DateTime64(3, 'UTC')}, {after_batch_id:String}, {after_seq:UInt32})
-        OR NOT has({page_batch_ids:Array(String)}, batch_id))"""
+        OR NOT (batch_id IN {page_batch_ids:Array(String)}))"""
     + _FILTERS
     + """
 ORDER BY batch_id, seq
