@@ -125,3 +125,18 @@ def test_the_cursor_remembers_a_bounded_number_of_batches():
     # Late lines are no longer looked for behind the oldest batch remembered.
     assert cursor.horizon == at(5)
     assert "b4" not in cursor.seen_batches and "b5" in cursor.seen_batches
+
+
+def test_the_tail_reads_through_the_collectors_read_api(store):
+    # What the TUI uses against an embedded store: the SQL and its array and tuple parameters
+    # pass the read sandbox and bind over HTTP.
+    from lambdascope.collector.server import CollectorServer
+    from lambdascope.query import CollectorQueryClient
+
+    write(store, "checkout", [line(1, "r1", "over http"), line(1, "r1", "same millisecond")])
+    with CollectorServer(store.store, port=0) as server:
+        client = CollectorQueryClient(server.url, timeout_s=10.0)
+        messages, cursor = drain(client, START)
+        assert messages == ["over http", "same millisecond"]
+        write(store, "payments", [line(0, "r2", "late over http")])
+        assert drain(client, cursor)[0] == ["late over http"]
