@@ -281,3 +281,19 @@ async def test_a_broken_rules_file_is_named_in_place(store, tmp_path):
         await wait_for(pilot, lambda: "cannot be used" in status_text(app))
         assert "broken.yaml" in status_text(app)
         assert "Press r to retry" in status_text(app)
+
+
+def test_the_alerts_read_through_the_collectors_read_api(store, rules_path):
+    from lambdascope.analyzers.alerts_view import alerts_view
+    from lambdascope.collector.server import CollectorServer
+    from lambdascope.query import CollectorQueryClient
+
+    rules = load_rules(rules_path)
+    with CollectorServer(store.store, port=0) as server:
+        client = CollectorQueryClient(server.url, timeout_s=10.0)
+        assert alerts_view(client, rules).tables_missing
+    seed_alerts(store)
+    with CollectorServer(store.store, port=0) as server:
+        view = alerts_view(CollectorQueryClient(server.url, timeout_s=10.0), rules)
+        assert not view.tables_missing
+        assert [r.state for r in view.rows] == ["firing", "pending", "ok"]
