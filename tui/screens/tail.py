@@ -9,7 +9,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static
 
 from lambdascope.analyzers.tail import PAGE_SIZE, TailCursor, TailPage, tail_lines
@@ -104,7 +103,6 @@ class TailScreen(Screen[None]):
         # Bumped when the filter changes: a read started before it is not shown.
         self._generation = 0
         self._reading = False
-        self._timer: Timer | None = None
         # Every function the tail has shown a line of: a bare name typed after / picks one.
         self._functions_seen: set[str] = set()
 
@@ -120,7 +118,7 @@ class TailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._update_status()
-        self._timer = self.set_interval(self.interval_s, self.poll)
+        self.set_interval(self.interval_s, self.poll)
         self.poll()
 
     def _starting_cursor(self) -> TailCursor:

@@ -103,10 +103,6 @@ class TailBuffer:
         self.line_count = 0
         self.dropped = 0
 
-    @property
-    def function_names(self) -> set[str]:
-        return {group.function_name for group in self.groups}
-
     def _group_for(self, line: TailLine) -> RequestGroup:
         if not line.request_id:
             last = self.groups[-1] if self.groups else None
