@@ -16,9 +16,11 @@ from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 from lambdascope.tui.export import export_table
 from lambdascope.tui.messages import OpenFunction
+from lambdascope.tui.screens.alerts import AlertsScreen
 from lambdascope.tui.screens.fleet import FleetScreen
 from lambdascope.tui.screens.function import FunctionScreen
 from lambdascope.tui.screens.help import HelpScreen, binding_lines
+from lambdascope.tui.screens.tail import TailScreen
 from lambdascope.tui.screens.window_picker import WindowPicker
 from lambdascope.tui.timewindow import TimeWindow, TimeWindowError, range_text
 from lambdascope.tui.widgets.command_line import CommandError, parse_command
@@ -41,6 +43,8 @@ class LambdascopeApp(App[None]):
         Binding("t", "pick_window", "Window"),
         Binding("p", "toggle_live", "Pause/live"),
         Binding("e", "export", "Export"),
+        Binding("L", "tail", "Live tail"),
+        Binding("A", "alerts", "Alerts"),
     ]
 
     def __init__(
@@ -54,6 +58,7 @@ class LambdascopeApp(App[None]):
         function_name: str | None = None,
         export_dir: Path | None = None,
         detectors: Mapping[str, Detector] | None = None,
+        rules_path: Path | None = None,
     ) -> None:
         super().__init__()
         self.client = client
@@ -64,6 +69,8 @@ class LambdascopeApp(App[None]):
         self.export_dir = export_dir
         #: Which detectors the findings come from (every registered one by default).
         self.detectors = dict(detectors) if detectors is not None else None
+        #: The alert rules the alerts screen lists (the default rules when None).
+        self.rules_path = rules_path
         self.sub_title = self.time_window.label()
 
     def get_default_screen(self) -> FleetScreen:
@@ -139,8 +146,19 @@ class LambdascopeApp(App[None]):
                 self.set_window(TimeWindow.parse(command.argument, self.clock()))
             elif command.name == "fn":
                 self.post_message(OpenFunction(command.argument, self.resolve()))
+            elif command.name == "tail":
+                self.action_tail(command.argument or None)
+            elif command.name == "alerts":
+                self.action_alerts()
         except (CommandError, TimeWindowError) as exc:
             self.notify(str(exc), title="Command", severity="error")
+
+    def action_tail(self, function_name: str | None = None) -> None:
+        """The live tail: every function's new log lines, or one function's."""
+        self.push_screen(TailScreen(self.client, function_name))
+
+    def action_alerts(self) -> None:
+        self.push_screen(AlertsScreen(self.client, self.rules_path, now=self.now))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -183,6 +201,12 @@ class LambdascopeApp(App[None]):
         )
         yield SystemCommand(
             "Export table", "Write the focused table as CSV and JSON (e)", self.action_export
+        )
+        yield SystemCommand(
+            "Live tail", "Follow every function's logs as they arrive (L, :tail)", self.action_tail
+        )
+        yield SystemCommand(
+            "Alerts", "The alert rules, their state and history (A, :alerts)", self.action_alerts
         )
         if isinstance(screen, FleetScreen):
             yield SystemCommand("Refresh", "Read the fleet again (r)", screen.action_refresh)

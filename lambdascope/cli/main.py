@@ -220,10 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="one JSON object per finding")
     _settings_arg(analyze)
 
-    tui = sub.add_parser("tui", help="open the terminal UI on a collector")
+    tui = sub.add_parser("tui", help="open the terminal UI on a collector or a store")
     _reader_args(tui)
-    tui.add_argument("--since", type=parse_duration, default=timedelta(hours=1))
+    tui.add_argument(
+        "--since",
+        type=parse_duration,
+        default=timedelta(hours=1),
+        help="the time window, ending now (default: 1h; t or :since changes it in the UI)",
+    )
     tui.add_argument("--function", default=None, metavar="NAME", help="open this function")
+    tui.add_argument(
+        "--rules",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the alert rules the alerts screen lists (default: the built-in rules)",
+    )
     _settings_arg(tui)
 
     query = sub.add_parser("query", help="run a read-only SQL query through the read API")
@@ -418,7 +430,9 @@ def _cmd_tui(args: argparse.Namespace) -> int:
 
     if not _apply_settings(args, "tui"):
         return 2
-    LambdascopeApp(_reader(args), since=args.since, function_name=args.function).run()
+    LambdascopeApp(
+        _reader(args), since=args.since, function_name=args.function, rules_path=args.rules
+    ).run()
     return 0
 
 

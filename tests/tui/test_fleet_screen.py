@@ -262,3 +262,24 @@ async def test_every_action_is_in_the_command_palette(fleet_store):
             assert title in titles
         for title in ("Export table", "Sort fleet", "Filter functions", "Command line"):
             assert title in titles
+
+
+async def test_the_tail_and_the_alerts_open_by_key_and_by_command(fleet_store):
+    from lambdascope.tui.screens.alerts import AlertsScreen
+    from lambdascope.tui.screens.tail import TailScreen
+
+    app = LambdascopeApp(fleet_store.reader, now=NOW, detectors=TIMEOUTS)
+
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("colon", *"tail checkout", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TailScreen))
+        assert app.screen.function_name == "checkout"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
+        await pilot.press("A")
+        await wait_for(pilot, lambda: isinstance(app.screen, AlertsScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
+        await pilot.press("L")
+        await wait_for(pilot, lambda: isinstance(app.screen, TailScreen))

@@ -27,30 +27,20 @@ from lambdascope.analyzers.alerts_view import (
     is_missing_table,
     rule_query,
 )
-from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient, QueryError, StoreUnavailableError
 from lambdascope.tui.format import error_text
+from lambdascope.tui.messages import OpenFunction
 
 __all__ = [
     "AlertsFailed",
     "AlertsLoaded",
     "AlertsScreen",
     "HistoryLoaded",
-    "OpenFunction",
     "alert_cells",
     "history_cells",
 ]
 
 STATE_STYLE = {"firing": "bold red", "pending": "yellow", "ok": "green"}
-
-
-class OpenFunction(Message):
-    """Open ``function_name`` over ``window`` (posted on Enter on an active alert)."""
-
-    def __init__(self, function_name: str, window: Window) -> None:
-        super().__init__()
-        self.function_name = function_name
-        self.window = window
 
 
 class AlertsLoaded(Message):

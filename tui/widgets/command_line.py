@@ -15,9 +15,11 @@ __all__ = ["COMMANDS", "Command", "CommandError", "CommandLine", "parse_command"
 COMMANDS: dict[str, str] = {
     "since": ":since SPAN|RANGE  set the time window (15m, 6h, 7d, 12:00-13:00)",
     "fn": ":fn NAME  open a function",
+    "tail": ":tail [NAME]  follow the logs as they arrive (all functions, or one)",
+    "alerts": ":alerts  the alert rules, their state and history",
     "q": ":q  quit",
 }
-_ALIASES = {"quit": "q", "function": "fn", "window": "since"}
+_ALIASES = {"quit": "q", "function": "fn", "window": "since", "logs": "tail", "alert": "alerts"}
 
 
 class CommandError(ValueError):
@@ -42,8 +44,8 @@ def parse_command(text: str) -> Command:
         raise CommandError(f"Unknown command :{words[0]}. Commands: {known}")
     if name in ("since", "fn") and not argument:
         raise CommandError(f"Missing argument. Usage: {COMMANDS[name]}")
-    if name == "q" and argument:
-        raise CommandError(f":q takes nothing. Usage: {COMMANDS['q']}")
+    if name in ("q", "alerts") and argument:
+        raise CommandError(f":{name} takes nothing. Usage: {COMMANDS[name]}")
     return Command(name, argument)
 
 
@@ -58,7 +60,7 @@ class CommandLine(Input):
             self.text = text
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(placeholder="since 6h · fn NAME · q", **kwargs)  # type: ignore[arg-type]
+        super().__init__(placeholder="since 6h · fn NAME · tail · alerts · q", **kwargs)  # type: ignore[arg-type]
 
     def open(self) -> None:
         self.value = ""
