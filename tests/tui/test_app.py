@@ -50,7 +50,7 @@ async def test_timeout_finding_is_listed_on_the_fleet_screen(store):
         assert row_texts(findings) == [
             [
                 "critical",
-                "timeout",
+                "Timeout",
                 "checkout",
                 "3 of 40 invocations of checkout timed out at its 3.0 s limit",
             ]
@@ -87,7 +87,7 @@ async def test_enter_on_a_finding_shows_its_invocations_and_the_request_log(stor
         assert all("checkout-0007" not in line for line in log_texts(log))
 
         summary = str(screen.query_one("#finding-summary", Static).render())
-        assert "timeouts 3 · timeout share 7.5% · timeout ms 3,000" in summary
+        assert "timeouts 3 · timeout share 7.5% · timeout 3.0 s" in summary
 
         await pilot.press("s")  # the SQL behind the finding
         await wait_for(pilot, lambda: "FROM invocations" in log.text)
@@ -154,7 +154,7 @@ async def test_r_refreshes_and_picks_up_new_data(store):
         await pilot.press("r")
         findings = app.screen.query_one(FindingsTable)
         await wait_for(pilot, lambda: findings.row_count == 1)
-        assert row_texts(findings)[0][1:3] == ["timeout", "checkout"]
+        assert row_texts(findings)[0][1:3] == ["Timeout", "checkout"]
 
 
 async def test_a_store_without_the_contract_tables_shows_the_stores_error(chdb_path):

@@ -12,8 +12,9 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from lambdascope.analyzers import Finding
 from lambdascope.analyzers.fleet import Invocation, finding_invocations, request_log_view
 from lambdascope.query import QueryClient, QueryError, StoreUnavailableError
-from lambdascope.tui.format import error_text, figures
+from lambdascope.tui.format import error_text
 from lambdascope.tui.messages import InvocationsLoaded, LoadFailed, LogsLoaded
+from lambdascope.tui.names import figure_line, kind_name
 from lambdascope.tui.widgets import InvocationsTable, LogView
 from lambdascope.tui.widgets.findings_table import SEVERITY_STYLE
 
@@ -37,10 +38,12 @@ class FindingScreen(Screen[None]):
         yield Header()
         title = Text()
         title.append(finding.severity, style=SEVERITY_STYLE.get(finding.severity, ""))
-        title.append(f"  {finding.kind}  {finding.function_name} ({finding.function_version})")
+        title.append(f"  {kind_name(finding.kind)}  {finding.function_name}")
+        if finding.function_version:  # empty: the finding covers every version
+            title.append(f" · version {finding.function_version}")
         title.append(f"\n{finding.summary}", style="bold")
         if finding.numbers:
-            title.append("\n" + figures(finding.numbers), style="dim")
+            title.append("\n" + figure_line(finding.numbers), style="dim")
         title.append(f"\n{finding.recommendation}", style="italic")
         total = int(finding.numbers.get("evidence_total", len(finding.evidence_request_ids)))
         if total > len(finding.evidence_request_ids):
@@ -56,7 +59,7 @@ class FindingScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"{self.finding.kind}: {self.finding.function_name}"
+        self.sub_title = f"{kind_name(self.finding.kind)}: {self.finding.function_name}"
         self.query_one(InvocationsTable).focus()
         self.load_invocations()
 
