@@ -74,8 +74,8 @@ async def test_enter_on_a_finding_shows_its_invocations_and_the_request_log(stor
         log = screen.query_one(LogView)
         await wait_for(pilot, lambda: invocations.row_count == 3 and bool(log.messages))
 
-        assert [row[0] for row in row_texts(invocations)] == list(TIMED_OUT)
-        assert row_texts(invocations)[0][3] == "timeout"
+        assert [row[-1] for row in row_texts(invocations)] == list(TIMED_OUT)
+        assert row_texts(invocations)[0][1] == "timed out"
         shown = log_texts(log)
         assert any(PAYMENTS_LINE in line for line in shown)
         assert any("Task timed out after 3.00 seconds" in line for line in shown)
@@ -87,11 +87,17 @@ async def test_enter_on_a_finding_shows_its_invocations_and_the_request_log(stor
         assert all("checkout-0007" not in line for line in log_texts(log))
 
         summary = str(screen.query_one("#finding-summary", Static).render())
-        assert "timeouts 3 · timeout share 7.5% · timeout 3.0 s" in summary
+        assert "Timeout  checkout" in summary
+        details = screen.query_one("#finding-details", Static)
+        assert not details.display  # 36 rows: the figures wait behind m
+        await pilot.press("m")
+        assert details.display
+        assert "timeouts 3 · timeout share 7.5% · timeout 3.0 s" in str(details.render())
 
         await pilot.press("s")  # the SQL behind the finding
         await wait_for(pilot, lambda: "FROM invocations" in log.text)
-        assert "{since:DateTime64(3, 'UTC')}" in log.text
+        assert "{since:" not in log.text  # the values are written in
+        assert "toDateTime64('" in log.text and "'checkout'" in log.text
         await pilot.press("s")  # back to the highlighted request's log
         await wait_for(pilot, lambda: "checkout-0019" in log.text)
 
