@@ -99,9 +99,6 @@ class FindingScreen(Screen[None]):
         padding: 0 1;
         background: $boost;
     }
-    FindingScreen .section {
-        margin-top: 0;
-    }
     FindingScreen #evidence {
         layout: vertical;
         height: 1fr;
