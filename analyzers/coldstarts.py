@@ -21,7 +21,7 @@ from typing import Any
 
 from lambdascope.analyzers import rollups, sql
 from lambdascope.analyzers._format import function_label, number, percent
-from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
@@ -48,7 +48,8 @@ def detect_cold_starts(
         "max_evidence": MAX_EVIDENCE,
         "function_names": names,
     }
-    return cold_start_findings(client.query(sql.COLD_STARTS, params).dicts(), window)
+    findings = cold_start_findings(client.query(sql.COLD_STARTS, params).dicts(), window)
+    return with_parameters(findings, {sql.COLD_STARTS: params})
 
 
 def could_start_cold(row: rollups.VersionScreen) -> bool:

@@ -31,7 +31,7 @@ from datetime import timedelta
 from typing import Any
 
 from lambdascope.analyzers import sql
-from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window, ch_time
 from lambdascope.query import QueryClient
@@ -90,10 +90,10 @@ def detect_data_completeness(
     invocation_rows = client.query(
         sql.UNREPORTED_INVOCATIONS, window.parameters(function_name)
     ).dicts()
-    delivery_rows = client.query(
-        sql.EXTENSION_DELIVERY, delivery_parameters(window, function_name)
-    ).dicts()
-    return completeness_findings(invocation_rows, delivery_rows, window)
+    delivery = delivery_parameters(window, function_name)
+    delivery_rows = client.query(sql.EXTENSION_DELIVERY, delivery).dicts()
+    findings = completeness_findings(invocation_rows, delivery_rows, window)
+    return with_parameters(findings, {sql.EXTENSION_DELIVERY: delivery})
 
 
 def _plural(count: int, one: str, many: str) -> str:

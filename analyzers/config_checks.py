@@ -24,7 +24,7 @@ from typing import Any
 from lambdascope.analyzers import config_checks_sql as sql
 from lambdascope.analyzers import rollups
 from lambdascope.analyzers._format import function_label, number, seconds
-from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window, ch_time
 from lambdascope.query import QueryClient
@@ -42,7 +42,8 @@ def detect_config_checks(
     client: QueryClient, window: Window, function_name: str | None = None
 ) -> list[Finding]:
     params = window.parameters(function_name)
-    inits = client.query(sql.FAILED_INITS, {**params, "max_rows": MAX_ROWS}).dicts()
+    init_params = {**params, "max_rows": MAX_ROWS}
+    inits = client.query(sql.FAILED_INITS, init_params).dicts()
     first: list[dict[str, Any]] = []
     if inits:
         first = client.query(
@@ -64,17 +65,18 @@ def detect_config_checks(
             lambda r: r.function_name in http and (r.max_timeout_ms or 0.0) > API_GATEWAY_LIMIT_MS,
         )
     api: list[dict[str, Any]] = []
+    api_params = {
+        **params,
+        "api_limit_ms": API_GATEWAY_LIMIT_MS,
+        "max_evidence": MAX_EVIDENCE,
+        "function_names": long_timeouts,
+    }
     if long_timeouts:
-        api = client.query(
-            sql.API_GATEWAY_TIMEOUTS,
-            {
-                **params,
-                "api_limit_ms": API_GATEWAY_LIMIT_MS,
-                "max_evidence": MAX_EVIDENCE,
-                "function_names": long_timeouts,
-            },
-        ).dicts()
-    return init_failure_findings(inits, first, window) + api_gateway_findings(api, window)
+        api = client.query(sql.API_GATEWAY_TIMEOUTS, api_params).dicts()
+    return with_parameters(
+        init_failure_findings(inits, first, window) + api_gateway_findings(api, window),
+        {sql.FAILED_INITS: init_params, sql.API_GATEWAY_TIMEOUTS: api_params},
+    )
 
 
 def init_failure_findings(

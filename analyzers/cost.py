@@ -51,7 +51,7 @@ from typing import Any
 from lambdascope.analyzers import cost_sql as sql
 from lambdascope.analyzers import rollups
 from lambdascope.analyzers._format import percent
-from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.memory import suggested_memory_mb
 from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window
@@ -509,16 +509,14 @@ def detect_cost(
     # spiked past the floor today without showing in the window.
     day_rows: list[dict[str, Any]] = []
     spiky = spike_floor_functions(bounds, window)
+    day_params = {"until": params["until"], "function_names": spiky}
     if spiky:
-        day_rows = client.query(
-            sql.DAY_OVER_DAY, {"until": params["until"], "function_names": spiky}
-        ).dicts()
+        day_rows = client.query(sql.DAY_OVER_DAY, day_params).dicts()
     names = cost_candidates(bounds, day_rows, window)
     if not names:
         return []
-    priced = cost_rows(
-        client.query(sql.COST, {**params, "function_names": names}).dicts(), window, PRICES
-    )
+    cost_params = {**params, "function_names": names}
+    priced = cost_rows(client.query(sql.COST, cost_params).dicts(), window, PRICES)
     # The functions not read raw enter the fleet total (fleet_share) at the middle of their
     # bounds.
     others = sum((b.low_usd + b.high_usd) / 2 for b in bounds if b.function_name not in names)
@@ -531,7 +529,7 @@ def detect_cost(
     findings += spike_findings(
         [r for r in day_rows if r["function_name"] in candidates], priced, window, PRICES
     )
-    return findings
+    return with_parameters(findings, {sql.COST: cost_params, sql.DAY_OVER_DAY: day_params})
 
 
 def _money(usd: float) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from lambdascope.analyzers import rollups, sql
 from lambdascope.analyzers._format import function_label, percent
-from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
@@ -47,7 +47,7 @@ def detect_errors(
     if not any(r["errors"] >= MIN_ERRORS for r in rows):
         return []
     type_rows = client.query(sql.ERROR_TYPES, {**params, "max_types": MAX_TYPES}).dicts()
-    return error_findings(rows, type_rows, window)
+    return with_parameters(error_findings(rows, type_rows, window), {sql.ERRORS: params})
 
 
 def could_fail(row: rollups.VersionScreen) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 
 from lambdascope.analyzers import sql
 from lambdascope.analyzers._format import number
-from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
@@ -73,8 +73,10 @@ def configure(budget: ExtensionBudget) -> None:
 def detect_extension_overhead(
     client: QueryClient, window: Window, function_name: str | None = None
 ) -> list[Finding]:
-    rows = client.query(sql.EXTENSION_OVERHEAD, window.parameters(function_name)).dicts()
-    return extension_overhead_findings(rows, window, BUDGET)
+    params = window.parameters(function_name)
+    rows = client.query(sql.EXTENSION_OVERHEAD, params).dicts()
+    findings = extension_overhead_findings(rows, window, BUDGET)
+    return with_parameters(findings, {sql.EXTENSION_OVERHEAD: params})
 
 
 def _finite(value: Any) -> float | None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["SEVERITIES", "Finding", "severity_rank"]
+__all__ = ["SEVERITIES", "Finding", "severity_rank", "with_parameters"]
 
 #: Most urgent first; ``run_detectors`` sorts by this order.
 SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
@@ -26,7 +27,9 @@ class Finding:
     """Something a detector found, with the figures and the request ids that prove it.
 
     ``query`` is the SQL that produced the finding, so a user can re-run it with
-    ``lambdascope query``; ``numbers`` holds every figure the summary mentions.
+    ``lambdascope query``, and ``parameters`` the values its ``{name:Type}`` placeholders
+    were bound to (empty when not recorded); ``numbers`` holds every figure the summary
+    mentions.
     """
 
     kind: str
@@ -40,6 +43,7 @@ class Finding:
     evidence_request_ids: tuple[str, ...] = ()
     query: str = ""
     recommendation: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -62,6 +66,20 @@ class Finding:
             "query": self.query,
             "recommendation": self.recommendation,
         }
+
+
+def with_parameters(
+    findings: list[Finding], parameters: Mapping[str, Mapping[str, Any]]
+) -> list[Finding]:
+    """``findings``, each carrying the parameters its ``query`` ran with (``parameters`` maps a
+    query's text to them). The detectors' pure functions build findings from rows and never
+    see the parameters; the detector that ran the query attaches them here."""
+    return [
+        replace(f, parameters=dict(parameters[f.query]))
+        if f.query in parameters and not f.parameters
+        else f
+        for f in findings
+    ]
 
 
 def _iso(value: datetime) -> str:

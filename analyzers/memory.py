@@ -25,7 +25,7 @@ from typing import Any
 
 from lambdascope.analyzers import rollups, sql
 from lambdascope.analyzers._format import function_label, percent
-from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
@@ -53,7 +53,8 @@ def detect_memory_pressure(
     if not names:
         return []
     params["function_names"] = sorted(names)
-    return memory_findings(client.query(sql.MEMORY, params).dicts(), window)
+    findings = memory_findings(client.query(sql.MEMORY, params).dicts(), window)
+    return with_parameters(findings, {sql.MEMORY: params})
 
 
 def could_run_out(row: rollups.VersionScreen) -> bool:

@@ -28,7 +28,7 @@ from typing import Any
 
 from lambdascope.analyzers import memory_leak_sql as sql
 from lambdascope.analyzers._format import function_label
-from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
@@ -54,7 +54,8 @@ def detect_memory_leaks(
         "min_slope_mb": MIN_SLOPE_MB,
         "max_points": MAX_POINTS,
     }
-    return memory_leak_findings(client.query(sql.LEAK_CANDIDATES, params).dicts(), window)
+    findings = memory_leak_findings(client.query(sql.LEAK_CANDIDATES, params).dicts(), window)
+    return with_parameters(findings, {sql.LEAK_CANDIDATES: params})
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from typing import Any
 
 from lambdascope.analyzers import throttles_sql as sql
 from lambdascope.analyzers._format import percent
-from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
@@ -99,11 +99,16 @@ def detect_throttles(
     minutes: list[dict[str, Any]] = []
     if any(r["throttles"] > 0 for r in rows):
         minutes = client.query(sql.THROTTLED_MINUTES, params).dicts()
-    code = client.query(
-        sql.CODE_THROTTLES,
-        {**params, "pattern": sql.CODE_THROTTLE_PATTERN, "max_evidence": MAX_EVIDENCE},
-    ).dicts()
-    return throttle_findings(rows, account, minutes, code, window, LIMITS)
+    code_params = {**params, "pattern": sql.CODE_THROTTLE_PATTERN, "max_evidence": MAX_EVIDENCE}
+    code = client.query(sql.CODE_THROTTLES, code_params).dicts()
+    return with_parameters(
+        throttle_findings(rows, account, minutes, code, window, LIMITS),
+        {
+            sql.FUNCTION_THROTTLES: params,
+            sql.ACCOUNT_CONCURRENCY: params,
+            sql.CODE_THROTTLES: code_params,
+        },
+    )
 
 
 def throttle_findings(

@@ -24,7 +24,7 @@ from typing import Any
 
 from lambdascope.analyzers import rollups, sql
 from lambdascope.analyzers._format import function_label, number, percent, seconds
-from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
@@ -70,7 +70,7 @@ def detect_timeouts(
             for r in log_rows
             if r["timeout_ms"]
         }
-    return timeout_findings(rows, log_timeouts, window)
+    return with_parameters(timeout_findings(rows, log_timeouts, window), {sql.TIMEOUTS: params})
 
 
 def could_time_out(row: rollups.VersionScreen) -> bool:

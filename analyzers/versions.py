@@ -26,7 +26,7 @@ from typing import Any
 from lambdascope.analyzers import cost, rollups
 from lambdascope.analyzers import versions_sql as sql
 from lambdascope.analyzers._format import function_label
-from lambdascope.analyzers.findings import Finding
+from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window, ch_time
 from lambdascope.query import QueryClient
@@ -59,7 +59,8 @@ def detect_version_regressions(
         "max_evidence": MAX_EVIDENCE,
         "function_names": names,
     }
-    return version_findings(client.query(sql.VERSIONS, params).dicts(), window, cost.PRICES)
+    findings = version_findings(client.query(sql.VERSIONS, params).dicts(), window, cost.PRICES)
+    return with_parameters(findings, {sql.VERSIONS: params})
 
 
 def could_regress(rows: Sequence[rollups.VersionScreen]) -> bool:

@@ -7,19 +7,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from lambdascope.analyzers import Detector
+from lambdascope.analyzers.report import write_html_report
 from lambdascope.analyzers.window import Window
-from lambdascope.query import QueryClient
+from lambdascope.query import QueryClient, QueryError
 from lambdascope.tui.export import export_table
 from lambdascope.tui.messages import OpenFunction
 from lambdascope.tui.screens.alerts import AlertsScreen
+from lambdascope.tui.screens.finding import FindingScreen
 from lambdascope.tui.screens.fleet import FleetScreen
 from lambdascope.tui.screens.function import FunctionScreen
 from lambdascope.tui.screens.help import HelpScreen, binding_lines
+from lambdascope.tui.screens.invocation import InvocationScreen
+from lambdascope.tui.screens.invocations import InvocationsScreen
 from lambdascope.tui.screens.tail import TailScreen
 from lambdascope.tui.screens.window_picker import WindowPicker
 from lambdascope.tui.timewindow import TimeWindow, TimeWindowError, range_text
@@ -43,6 +48,7 @@ class LambdascopeApp(App[None]):
         Binding("t", "pick_window", "Window"),
         Binding("p", "toggle_live", "Pause/live"),
         Binding("e", "export", "Export"),
+        Binding("o", "report", "HTML report"),
         Binding("L", "tail", "Live tail"),
         Binding("A", "alerts", "Alerts"),
     ]
@@ -188,6 +194,50 @@ class LambdascopeApp(App[None]):
             return
         self.notify(f"{table.row_count} rows written to {csv_path} and {json_path.name}")
 
+    def report_function(self) -> str | None:
+        """Whose report ``o`` writes: the open function's (or finding's), else the fleet's."""
+        screen = self.screen
+        if isinstance(screen, FindingScreen):
+            return screen.finding.function_name or None
+        if isinstance(screen, FunctionScreen | InvocationsScreen | InvocationScreen):
+            return screen.function_name
+        return None
+
+    def action_report(self) -> None:
+        function_name = self.report_function()
+        window = self.resolve()
+        directory = self.export_dir or Path.cwd()
+        subject = function_name or "fleet"
+        self.notify(f"Writing the HTML report of {subject}…")
+        self.write_report(directory, function_name, window)
+
+    @work(thread=True, group="report")
+    def write_report(self, directory: Path, function_name: str | None, window: Window) -> None:
+        """Reads every detector and the series, then writes a few MB: off the UI thread."""
+        subject = function_name or "fleet"
+        # Names safe in any file system: a function name is [A-Za-z0-9_-] already.
+        stem = f"lambdascope-report-{subject}-{window.end:%Y%m%d-%H%M}"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"{stem}.html"
+            n = 1
+            while path.exists():
+                n += 1
+                path = directory / f"{stem}-{n}.html"
+            written = write_html_report(
+                self.client,
+                path,
+                window.end - window.start,
+                function_name=function_name,
+                now=window.end,
+            )
+        except (OSError, QueryError) as exc:
+            self.call_from_thread(
+                self.notify, f"Could not write the report: {exc}", severity="error"
+            )
+            return
+        self.call_from_thread(self.notify, f"Report of {subject} written to {written}")
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Help: keys of this screen", "Every key binding (?)", self.action_help)
@@ -203,6 +253,11 @@ class LambdascopeApp(App[None]):
             "Export table", "Write the focused table as CSV and JSON (e)", self.action_export
         )
         yield SystemCommand(
+            "HTML report",
+            "Write the report of this function (or the fleet) over the window (o)",
+            self.action_report,
+        )
+        yield SystemCommand(
             "Live tail", "Follow every function's logs as they arrive (L, :tail)", self.action_tail
         )
         yield SystemCommand(
@@ -212,7 +267,9 @@ class LambdascopeApp(App[None]):
             yield SystemCommand("Refresh", "Read the fleet again (r)", screen.action_refresh)
             yield SystemCommand("Sort fleet", "Sort by the next column (s)", screen.action_sort)
             yield SystemCommand("Filter functions", "By name substring (/)", screen.action_filter)
-            yield SystemCommand("Command line", ":since, :fn, :q (:)", screen.action_command_line)
+            yield SystemCommand(
+                "Command line", ":since, :fn, :tail, :alerts, :q (:)", screen.action_command_line
+            )
             yield SystemCommand(
                 "Clear filter", "Show every function (Esc)", screen.action_clear_filter
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from lambdascope.query import QueryError, StoreUnavailableError
@@ -35,23 +34,6 @@ def error_text(exc: QueryError) -> str:
     if isinstance(exc, StoreUnavailableError):
         return f"Collector unreachable. {exc}"
     return f"The store could not answer: {exc}"
-
-
-def figures(numbers: Mapping[str, float]) -> str:
-    """``timeouts 3 · invocations 40 · timeout share 7.5%``: a finding's numbers, briefly."""
-    parts = []
-    for name, value in numbers.items():
-        label = name.replace("_", " ")
-        if value != value:  # NaN: not measured
-            text = "-"
-        elif name.endswith(("_share", "_rate")):
-            text = f"{value * 100:.1f}%"
-        elif float(value).is_integer():
-            text = f"{int(value):,}"
-        else:
-            text = f"{value:,.1f}"
-        parts.append(f"{label} {text}")
-    return " · ".join(parts)
 
 
 def duration(value_ms: float | None) -> str:

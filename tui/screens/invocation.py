@@ -240,9 +240,12 @@ class InvocationScreen(Screen[None]):
     def show(self, message: Loaded) -> None:
         view = self.view = message.view
         if view is None:
+            # Nothing was read: either the request started outside the window, or the store
+            # has dropped it, being older than the store keeps raw data (its retention).
             self._status(
-                f"{self.request_id} is not in the store for this window "
-                "(expired, or outside the window)."
+                f"{self.request_id} is not in the store between {clock(self.window.start)[:5]} "
+                f"and {clock(self.window.end)[:5]} UTC: it started outside that window, or it "
+                "is older than the store keeps invocations (its retention period)."
             )
             return
         self._status("")

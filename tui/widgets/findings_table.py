@@ -3,6 +3,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from lambdascope.analyzers import Finding
+from lambdascope.tui.names import kind_name
 from lambdascope.tui.widgets.nav_table import NavTable
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
@@ -37,7 +38,12 @@ class FindingsTable(NavTable):
             self._by_key[key] = finding
             if needle in finding.function_name.lower():
                 severity = Text(finding.severity, style=SEVERITY_STYLE.get(finding.severity, ""))
-                rows.append((key, (severity, finding.kind, finding.function_name, finding.summary)))
+                rows.append(
+                    (
+                        key,
+                        (severity, kind_name(finding.kind), finding.function_name, finding.summary),
+                    )
+                )
         self.refill(rows)
 
     def finding_at(self, row_key: str | None) -> Finding | None:
