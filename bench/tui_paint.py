@@ -2,6 +2,7 @@
 paint and refresh in the real Textual app (run headless), over a store of N invocations.
 
     python bench/tui_paint.py [--quick] [--invocations 10000000] [--store-dir DIR]
+                              [--hours 1,24] [--runs 5] [--paints 3]
 
 The store is the collector's own (``Store.open`` creates the schema), filled inside ClickHouse
 with ``INSERT ... SELECT FROM numbers(N)`` into the tables the collector writes
@@ -14,7 +15,8 @@ the limit, slow inits), ~0.4% cold starts (with their init rows), one log line p
 invocations plus the OOM lines. ``--store-dir`` keeps the store (and reuses it next time: the
 clock the data was generated at is saved beside it, so the windows are the same).
 
-Per screen, over the last 1 h and 24 h (the app's own whole-minute windows, clock pinned):
+Per screen, over the last 1 h and 24 h (``--hours``; the app's whole-minute windows, its clock
+pinned to the data's):
 
 * fleet: ``fleet_summary`` + ``run_detectors`` (what FleetScreen reads);
 * function (the busiest function): ``function_overview`` + ``recent_invocations``;
@@ -26,9 +28,11 @@ sandbox included), ``--runs`` times after one warm-up: median and max. (b) "firs
 "refresh" are the real ``LambdascopeApp`` under ``app.run_test(size=(160, 48))``: from pushing
 the screen (for the fleet, its first screen: from starting the app) until its table holds the
 rows, and from pressing ``r`` until the table was refilled; the end is stamped when the table's
-``show`` returns (the only instrumentation), ``--paints`` times each. The goals are the
-TUI's: first paint < 1 s, refresh < 300 ms (on the median). A screen that misses one gets the
-breakdown of its reads from (a), largest first.
+``show`` returns (the only instrumentation), ``--paints`` times each. "of which reads" is the
+time the app's worker spent in queries during that paint (the rest: mounting, handing the
+rows to the UI thread, filling the table, and the worker waiting for the GIL). The goals are
+the TUI's: first paint < 1 s, refresh < 300 ms (on the median). A screen that misses one gets
+the breakdown of its reads from (a), largest first, and how many queries one pass makes.
 
 Not a test: figures depend on the machine (2 shared cores here). Every loop is bounded.
 """
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -46,7 +51,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,8 +65,12 @@ import textual  # noqa: E402
 from textual.pilot import Pilot  # noqa: E402
 from textual.screen import Screen  # noqa: E402
 
-from lambdascope.analyzers import DETECTORS, run_detectors  # noqa: E402
-from lambdascope.analyzers import function_view_sql, invocation_view_sql  # noqa: E402
+from lambdascope.analyzers import (  # noqa: E402
+    DETECTORS,
+    function_view_sql,
+    invocation_view_sql,
+    run_detectors,
+)
 from lambdascope.analyzers import sql as analyzer_sql  # noqa: E402
 from lambdascope.analyzers.fleet import fleet_summary  # noqa: E402
 from lambdascope.analyzers.function_view import function_overview, recent_invocations  # noqa: E402
@@ -305,8 +314,12 @@ def open_store(store_dir: Path, invocations: int) -> tuple[Store, Built]:
     insert_s, merge_s = generate(store, invocations, now)
     meta_path.write_text(
         json.dumps(
-            {"now": now.isoformat(), "invocations": invocations, "insert_s": insert_s,
-             "merge_s": merge_s}
+            {
+                "now": now.isoformat(),
+                "invocations": invocations,
+                "insert_s": insert_s,
+                "merge_s": merge_s,
+            }
         )
     )
     return store, Built(now, invocations, insert_s, merge_s, reused=False)
@@ -315,7 +328,9 @@ def open_store(store_dir: Path, invocations: int) -> tuple[Store, Built]:
 def check_counts(store: Store, built: Built, store_dir: Path) -> None:
     row = store._client.query(COUNTS).result_rows[0]
     parts, reported, inits, log_lines = (int(v or 0) for v in row)
-    size = sum(p.stat().st_size for p in store_dir.rglob("*") if p.is_file())
+    # Each file once: the merged parts' files are hard links to the old parts' where unchanged.
+    files = {(st.st_dev, st.st_ino): st.st_size for st in (p.stat() for p in store_dir.rglob("*"))}
+    size = sum(files.values())
     print(
         f"  counted: {parts:,} invocation rows, {reported:,} in the per-minute rollups, "
         f"{inits:,} inits, {log_lines:,} log lines; {size / 1e9:.2f} GB on disk"
@@ -374,15 +389,21 @@ class Scenario:
     screen: str
     label: str
     window: Window
-    #: One timed pass of the screen's reads; returns {part: ms}, parts summing to the total.
-    reads: Callable[[], dict[str, float]]
-    #: What the screen is opened with (function screens: the Screen; fleet: None).
-    make_screen: Callable[[], Screen[None]] | None
+    #: One timed pass of the screen's reads on a client; returns {part: ms}, parts summing
+    #: to the total.
+    reads: Callable[[QueryClient], dict[str, float]]
+    #: The screen to push, on the given client (None: the fleet, the app's first screen).
+    make_screen: Callable[[QueryClient], Screen[None]] | None
     query: Stats = field(default_factory=Stats)
     parts: dict[str, Stats] = field(default_factory=lambda: defaultdict(Stats))
     first_paint: Stats = field(default_factory=Stats)
     refresh: Stats = field(default_factory=Stats)
+    #: Of the paints, the time the app's worker spent in queries.
+    paint_reads: Stats = field(default_factory=Stats)
+    refresh_reads: Stats = field(default_factory=Stats)
     rows: int = 0
+    #: Queries in one pass of the reads: each pays a fixed cost (read sandbox, planning).
+    queries: int = 0
     note: str = ""
 
 
@@ -424,16 +445,44 @@ def page_reads(
 PAGE_SIZE = max(5, SIZE[1] - CHROME_LINES)
 
 
-def measure_queries(scenario: Scenario, runs: int) -> None:
-    scenario.reads()  # warm-up: the first read of a table pays for loading its marks
+def measure_queries(reader: QueryClient, scenario: Scenario, runs: int) -> None:
+    counting = StampingClient(reader)
+    try:
+        scenario.reads(counting)  # warm-up: the first read of a table pays for loading marks
+    except Exception as exc:  # a read limit, say: reported, and the screen is not painted
+        cause = exc.__cause__ if isinstance(exc, TypeError) and exc.__cause__ else exc
+        scenario.note = f"its reads fail: {type(cause).__name__}: {cause}"
+        if cause is not exc:
+            scenario.note += f" (and run_detectors re-raising it fails: {exc})"
+        return
+    scenario.queries = len(counting.spans)
     for _ in range(runs):
-        parts = scenario.reads()
+        parts = scenario.reads(reader)
         scenario.query.samples.append(sum(parts.values()))
         for name, ms in parts.items():
             scenario.parts[name].samples.append(ms)
 
 
 # --- (b) the real app, headless ------------------------------------------------------------
+
+
+class StampingClient:
+    """The app's reader, recording when each query ran: the part of a paint spent reading."""
+
+    def __init__(self, client: QueryClient) -> None:
+        self.client = client
+        self.spans: list[tuple[float, float]] = []
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        started = time.perf_counter()
+        try:
+            return self.client.query(sql, parameters)
+        finally:
+            self.spans.append((started, time.perf_counter()))
+
+    def reading_ms(self, start: float, end: float) -> float:
+        """Milliseconds spent in queries that ran within [start, end]."""
+        return sum(b - a for a, b in self.spans if a >= start and b <= end) * 1000
 
 
 @contextlib.contextmanager
@@ -477,64 +526,98 @@ def app_for(reader: QueryClient, window: Window) -> LambdascopeApp:
     )
 
 
-async def paint_fleet(
-    reader: QueryClient, scenario: Scenario, paints: int, stamps: list[float]
-) -> None:
-    """First paint of the app's first screen, then refreshes (r) on one of the apps."""
-    for attempt in range(paints):
-        app = app_for(reader, scenario.window)
-        seen = len(stamps)
+@dataclass
+class Painter:
+    """Times from a trigger to the next table fill, and the app's reads in between."""
+
+    client: StampingClient
+    stamps: list[float]
+
+    async def time(
+        self,
+        pilot: Pilot[None],
+        trigger: Callable[[], Awaitable[object]],
+        total: Stats,
+        reads: Stats,
+    ) -> None:
+        seen = len(self.stamps)
         started = time.perf_counter()
+        await trigger()
+        done = await next_stamp(pilot, self.stamps, seen)
+        total.samples.append((done - started) * 1000)
+        reads.samples.append(self.client.reading_ms(started, done))
+
+    async def refreshes(self, pilot: Pilot[None], scenario: Scenario, paints: int) -> None:
+        for _ in range(paints):
+            await self.time(
+                pilot, lambda: pilot.press("r"), scenario.refresh, scenario.refresh_reads
+            )
+
+
+async def paint_fleet(painter: Painter, scenario: Scenario, paints: int) -> None:
+    """The app's first screen: first paint from starting the app, ``paints`` apps; then
+    refreshes (r) on the first."""
+    for attempt in range(paints):
+        app = app_for(painter.client, scenario.window)
+        seen = len(painter.stamps)
+        started = time.perf_counter()
+        # The fleet loads as the app starts, maybe before run_test hands over the pilot.
         async with app.run_test(size=SIZE) as pilot:
-            scenario.first_paint.samples.append((await next_stamp(pilot, stamps, seen) - started) * 1000)
+            done = await next_stamp(pilot, painter.stamps, seen)
+            scenario.first_paint.samples.append((done - started) * 1000)
+            scenario.paint_reads.samples.append(painter.client.reading_ms(started, done))
             scenario.rows = app.screen.query_one(FleetTable).row_count
             if attempt == 0:
-                for _ in range(paints):
-                    seen = len(stamps)
-                    started = time.perf_counter()
-                    await pilot.press("r")
-                    done = await next_stamp(pilot, stamps, seen)
-                    scenario.refresh.samples.append((done - started) * 1000)
+                await painter.refreshes(pilot, scenario, paints)
 
 
 async def paint_pushed(
-    reader: QueryClient, scenario: Scenario, paints: int, stamps: list[float]
+    painter: Painter, pilot: Pilot[None], scenario: Scenario, paints: int
 ) -> None:
-    """Push the screen over the fleet ``paints`` times (first paint), refresh it (r) on the
+    """Push the screen over the fleet ``paints`` times (first paint); refresh it (r) on the
     first push."""
-    assert scenario.make_screen is not None
-    app = app_for(reader, scenario.window)
-    async with app.run_test(size=SIZE) as pilot:
-        await next_stamp(pilot, stamps, len(stamps))  # the fleet, underneath, has loaded
-        for attempt in range(paints):
-            screen = scenario.make_screen()
-            seen = len(stamps)
-            started = time.perf_counter()
+    make_screen = scenario.make_screen
+    assert make_screen is not None
+    app = pilot.app
+    for attempt in range(paints):
+        screen = make_screen(painter.client)
+
+        async def push(screen: Screen[None] = screen) -> None:
             await app.push_screen(screen)
-            scenario.first_paint.samples.append((await next_stamp(pilot, stamps, seen) - started) * 1000)
-            scenario.rows = screen.query_one(InvocationList).row_count
-            if attempt == 0:
-                for _ in range(paints):
-                    seen = len(stamps)
-                    started = time.perf_counter()
-                    await pilot.press("r")
-                    done = await next_stamp(pilot, stamps, seen)
-                    scenario.refresh.samples.append((done - started) * 1000)
-            await app.pop_screen()
-            await pilot.pause()
+
+        await painter.time(pilot, push, scenario.first_paint, scenario.paint_reads)
+        scenario.rows = screen.query_one(InvocationList).row_count
+        if attempt == 0:
+            await painter.refreshes(pilot, scenario, paints)
+        await app.pop_screen()
+        await pilot.pause()
 
 
 async def measure_paints(reader: QueryClient, scenarios: list[Scenario], paints: int) -> None:
     with stamped(FleetTable, InvocationList) as stamps:
-        for scenario in scenarios:
+        painter = Painter(StampingClient(reader), stamps)
+        # A screen whose reads fail would wait out PAINT_TIMEOUT_S: not painted.
+        fleets = [s for s in scenarios if s.make_screen is None and not s.note]
+        pushed = [s for s in scenarios if s.make_screen is not None and not s.note]
+        for scenario in fleets:
             print(f"  painting {scenario.screen}: {scenario.label}", flush=True)
             try:
-                if scenario.make_screen is None:
-                    await paint_fleet(reader, scenario, paints, stamps)
-                else:
-                    await paint_pushed(reader, scenario, paints, stamps)
+                await paint_fleet(painter, scenario, paints)
             except TimeoutError as exc:
                 scenario.note = str(exc)
+        if not pushed:
+            return
+        # One app for the pushed screens (each carries its own window): the fleet beneath
+        # loads once, and is idle while they are timed (no live ticks).
+        app = app_for(painter.client, pushed[0].window)
+        async with app.run_test(size=SIZE) as pilot:
+            await next_stamp(pilot, stamps, len(stamps))
+            for scenario in pushed:
+                print(f"  painting {scenario.screen}: {scenario.label}", flush=True)
+                try:
+                    await paint_pushed(painter, pilot, scenario, paints)
+                except TimeoutError as exc:
+                    scenario.note = str(exc)
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -560,15 +643,18 @@ def print_tables(scenarios: list[Scenario], runs: int, paints: int) -> None:
         print()
         print(
             "| window | rows | query ms (median / max) | first paint ms (median / max) "
-            "| refresh ms (median / max) | paint/query | first paint < 1 s | refresh < 300 ms |"
+            "| of which reads | refresh ms (median / max) | of which reads | paint/query "
+            "| first paint < 1 s | refresh < 300 ms |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for s in rows:
             ratio = s.first_paint.median / s.query.median if s.query.samples else float("nan")
             print(
                 f"| {s.label} | {s.rows:,} | {_ms(s.query.median)} / {_ms(s.query.max)} "
                 f"| {_ms(s.first_paint.median)} / {_ms(s.first_paint.max)} "
+                f"| {_ms(s.paint_reads.median)} "
                 f"| {_ms(s.refresh.median)} / {_ms(s.refresh.max)} "
+                f"| {_ms(s.refresh_reads.median)} "
                 f"| {'-' if ratio != ratio else f'{ratio:.2f}x'} "
                 f"| {_goal(s.first_paint, FIRST_PAINT_GOAL_MS)} "
                 f"| {_goal(s.refresh, REFRESH_GOAL_MS)} |"
@@ -590,10 +676,12 @@ def print_tables(scenarios: list[Scenario], runs: int, paints: int) -> None:
             total = s.query.median
             top = sorted(s.parts.items(), key=lambda item: -item[1].median)[:4]
             dominant = ", ".join(
-                f"{name} {_ms(stats.median)} ms ({stats.median / total:.0%})"
-                for name, stats in top
+                f"{name} {_ms(stats.median)} ms ({stats.median / total:.0%})" for name, stats in top
             )
-            print(f"- {s.label}: {' and '.join(missed)} missed; of {_ms(total)} ms: {dominant}")
+            print(
+                f"- {s.label}: {' and '.join(missed)} missed; of {_ms(total)} ms "
+                f"({s.queries} queries): {dominant}"
+            )
     print()
     print(
         f"(query: {runs} runs after a warm-up; first paint and refresh: {paints} each; "
@@ -604,77 +692,98 @@ def print_tables(scenarios: list[Scenario], runs: int, paints: int) -> None:
 # --- main --------------------------------------------------------------------------------
 
 
-def scenarios_for(reader: QueryClient, now: datetime) -> list[Scenario]:
+def function_screen(window: Window) -> Callable[[QueryClient], Screen[None]]:
+    def make(client: QueryClient) -> Screen[None]:
+        return FunctionScreen(client, FUNCTION, window)
+
+    return make
+
+
+def invocations_screen(
+    window: Window, filters: InvocationFilters, offset: int
+) -> Callable[[QueryClient], Screen[None]]:
+    def make(client: QueryClient) -> Screen[None]:
+        screen = InvocationsScreen(client, FUNCTION, window, filters=filters)
+        # As if n had been pressed offset / PAGE_SIZE times: the first load reads that page.
+        screen.page_offset = offset
+        return screen
+
+    return make
+
+
+def scenarios_for(reader: QueryClient, now: datetime, hours: list[float]) -> list[Scenario]:
+    spans = [timedelta(hours=h) for h in hours]
+    windows = [
+        (f"last {span.total_seconds() / 3600:g} h", Window(now - span, now)) for span in spans
+    ]
     out: list[Scenario] = []
-    windows = [(span, Window(now - span, now)) for span in (timedelta(hours=1), timedelta(hours=24))]
-    for span, window in windows:
+    for label, window in windows:
         out.append(
             Scenario(
                 "fleet (fleet_summary + run_detectors)",
-                f"last {span_label(span)}",
+                label,
                 window,
-                lambda w=window: fleet_reads(reader, w),
+                functools.partial(fleet_reads, window=window),
                 None,
             )
         )
-    for span, window in windows:
+    for label, window in windows:
         out.append(
             Scenario(
                 f"function {FUNCTION} (function_overview + recent_invocations)",
-                f"last {span_label(span)}",
+                label,
                 window,
-                lambda w=window: function_reads(reader, w),
-                lambda w=window: FunctionScreen(reader, FUNCTION, w),
+                functools.partial(function_reads, window=window),
+                function_screen(window),
             )
         )
-    failed = InvocationFilters(status="failed")
-    for span, window in windows:
+    every, failed = InvocationFilters(), InvocationFilters(status="failed")
+    for label, window in windows:
         out.append(
             Scenario(
                 f"invocations {FUNCTION} (invocations_page, {PAGE_SIZE} rows a page)",
-                f"last {span_label(span)}, first page",
+                f"{label}, first page",
                 window,
-                lambda w=window: page_reads(reader, w, InvocationFilters(), 0),
-                lambda w=window: InvocationsScreen(reader, FUNCTION, w),
+                functools.partial(page_reads, window=window, filters=every, offset=0),
+                invocations_screen(window, every, 0),
             )
         )
         total = invocations_page(reader, FUNCTION, window, failed, limit=1).total
         offset = (int(total * 0.8) // PAGE_SIZE) * PAGE_SIZE
-
-        def deep_screen(w: Window = window, offset: int = offset) -> Screen[None]:
-            screen = InvocationsScreen(reader, FUNCTION, w, filters=failed)
-            # As if n had been pressed offset/PAGE_SIZE times: the first load reads that page.
-            screen.page_offset = offset
-            return screen
-
+        pages = max(1, -(-total // PAGE_SIZE))
         out.append(
             Scenario(
                 f"invocations {FUNCTION} (invocations_page, {PAGE_SIZE} rows a page)",
-                f"last {span_label(span)}, failed, page {offset // PAGE_SIZE + 1} of "
-                f"{max(1, -(-total // PAGE_SIZE))}",
+                f"{label}, failed, page {offset // PAGE_SIZE + 1} of {pages}",
                 window,
-                lambda w=window, o=offset: page_reads(reader, w, failed, o),
-                deep_screen,
+                functools.partial(page_reads, window=window, filters=failed, offset=offset),
+                invocations_screen(window, failed, offset),
             )
         )
     return out
 
 
-def span_label(span: timedelta) -> str:
-    hours = span.total_seconds() / 3600
-    return f"{hours:g} h"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="200,000 invocations, 3 runs, 2 paints")
+    parser.add_argument(
+        "--quick", action="store_true", help="200,000 invocations, 3 runs, 2 paints"
+    )
     parser.add_argument("--invocations", type=int, default=None, help="default 10,000,000")
     parser.add_argument("--runs", type=int, default=None, help="query-only runs (default 5)")
     parser.add_argument("--paints", type=int, default=None, help="paints per screen (default 3)")
     parser.add_argument(
         "--store-dir", type=Path, default=None, help="build the store here and keep it (reused)"
     )
+    parser.add_argument(
+        "--hours", default="1,24", help="the windows, last N hours each (default 1,24)"
+    )
     args = parser.parse_args(argv)
+    try:
+        hours = [float(h) for h in args.hours.split(",")]
+    except ValueError:
+        parser.error("--hours takes numbers of hours separated by commas, e.g. 1,24")
+    if not hours or not all(0 < h <= SPAN_DAYS * 24 for h in hours):
+        parser.error(f"--hours must be within the data's {SPAN_DAYS * 24} h")
     invocations = args.invocations or (200_000 if args.quick else 10_000_000)
     runs = args.runs or (3 if args.quick else 5)
     paints = args.paints or (2 if args.quick else 3)
@@ -698,15 +807,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"build: {built.insert_s + built.merge_s:.1f} s ({built.insert_s:.1f} s inserting, "
             f"{built.insert_s and invocations / built.insert_s:,.0f} invocations/s; "
-            f"{built.merge_s:.1f} s merging)"
-            + (" when it was built" if built.reused else "")
+            f"{built.merge_s:.1f} s merging)" + (" when it was built" if built.reused else "")
         )
         check_counts(store, built, store_dir)
         reader = store.reader()
-        scenarios = scenarios_for(reader, built.now)
+        scenarios = scenarios_for(reader, built.now, hours)
         print("timing the queries alone", flush=True)
         for scenario in scenarios:
-            measure_queries(scenario, runs)
+            measure_queries(reader, scenario, runs)
         print("timing the app", flush=True)
         asyncio.run(measure_paints(reader, scenarios, paints))
         print_tables(scenarios, runs, paints)
