@@ -77,7 +77,7 @@ from lambdascope.analyzers.function_view import function_overview, recent_invoca
 from lambdascope.analyzers.invocation_view import InvocationFilters, invocations_page  # noqa: E402
 from lambdascope.analyzers.window import Window, ch_time  # noqa: E402
 from lambdascope.collector.store import Store  # noqa: E402
-from lambdascope.query import QueryClient, QueryResult  # noqa: E402
+from lambdascope.query import QueryClient, QueryError, QueryResult  # noqa: E402
 from lambdascope.tui.app import LambdascopeApp  # noqa: E402
 from lambdascope.tui.screens.function import FunctionScreen  # noqa: E402
 from lambdascope.tui.screens.invocations import CHROME_LINES, InvocationsScreen  # noqa: E402
@@ -416,7 +416,13 @@ def fleet_reads(reader: QueryClient, window: Window) -> dict[str, float]:
     parts["fleet_summary"] = (time.perf_counter() - started) * 1000
     for name, detector in DETECTORS.items():
         started = time.perf_counter()
-        run_detectors(reader, since=since, now=window.end, detectors={name: detector})
+        try:
+            run_detectors(reader, since=since, now=window.end, detectors={name: detector})
+        except Exception as exc:
+            # Name the detector and the query's own error: run_detectors' re-raise can fail
+            # itself (a TypeError raised while handling the QueryError, its __context__).
+            cause = exc if isinstance(exc, QueryError) else (exc.__context__ or exc)
+            raise RuntimeError(f"detector {name!r}: {cause}") from exc
         parts[f"detector {name}"] = (time.perf_counter() - started) * 1000
     return parts
 
@@ -450,10 +456,9 @@ def measure_queries(reader: QueryClient, scenario: Scenario, runs: int) -> None:
     try:
         scenario.reads(counting)  # warm-up: the first read of a table pays for loading marks
     except Exception as exc:  # a read limit, say: reported, and the screen is not painted
-        cause = exc.__cause__ if isinstance(exc, TypeError) and exc.__cause__ else exc
-        scenario.note = f"its reads fail: {type(cause).__name__}: {cause}"
-        if cause is not exc:
-            scenario.note += f" (and run_detectors re-raising it fails: {exc})"
+        scenario.note = f"its reads fail: {exc}"
+        if isinstance(exc.__cause__, TypeError):
+            scenario.note += f" (and run_detectors, re-raising it, raises {exc.__cause__!r})"
         return
     scenario.queries = len(counting.spans)
     for _ in range(runs):
@@ -678,9 +683,15 @@ def print_tables(scenarios: list[Scenario], runs: int, paints: int) -> None:
             dominant = ", ".join(
                 f"{name} {_ms(stats.median)} ms ({stats.median / total:.0%})" for name, stats in top
             )
+            alone = s.parts.get("fleet_summary")
             print(
                 f"- {s.label}: {' and '.join(missed)} missed; of {_ms(total)} ms "
                 f"({s.queries} queries): {dominant}"
+                + (
+                    f"; the fleet table's own fleet_summary: {_ms(alone.median)} ms"
+                    if alone
+                    else ""
+                )
             )
     print()
     print(
