@@ -87,3 +87,37 @@ def test_read_limits_reports_status_memory_and_a_fast_read_beside_a_slow_one() -
     assert re.fullmatch(r"\d{3}", fast["slow read status"]), fast
     assert fast["it answered"] in ("while the slow read ran", "after the slow read"), fast
     assert "connection errors: 0" in out
+
+
+def test_tui_paint_times_each_screens_queries_beside_its_paint_and_refresh() -> None:
+    # One window (the last hour), one run and one paint each: the tables, not the figures.
+    out = run(
+        "tui_paint.py",
+        "--quick",
+        "--invocations",
+        "30000",
+        "--hours",
+        "1",
+        "--runs",
+        "1",
+        "--paints",
+        "1",
+    )
+    assert "machine: nproc=" in out
+    assert re.search(r"^build: [\d.]+ s \([\d.]+ s inserting", out, re.M)
+    assert "counted: 30,000 invocation rows, 30,000 in the per-minute rollups" in out
+    number = r"[\d,]+ / [\d,]+"
+    for title, window in (
+        ("fleet (fleet_summary + run_detectors)", "last 1 h"),
+        ("function fn-00 (function_overview + recent_invocations)", "last 1 h"),
+        ("invocations fn-00 (invocations_page, 42 rows a page)", "last 1 h, first page"),
+    ):
+        row = _table_cells(out, title, window)
+        assert int(row["rows"]) > 0, row
+        for column in ("query ms", "first paint ms", "refresh ms"):
+            assert re.fullmatch(number, row[f"{column} (median / max)"]), row
+        assert re.fullmatch(r"[\d,]+", row["of which reads"]), row
+        assert re.fullmatch(r"[\d.]+x", row["paint/query"]), row
+        assert row["first paint < 1 s"] in ("met", "met (max over)", "**not met**"), row
+        assert row["refresh < 300 ms"] in ("met", "met (max over)", "**not met**"), row
+    assert "last 1 h, failed, page" in out
