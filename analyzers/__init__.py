@@ -57,8 +57,17 @@ def run_detectors(
         try:
             findings.extend(detector(client, window, function_name))
         except QueryError as exc:
-            raise type(exc)(f"detector {name!r}: {exc}") from exc
+            raise _naming_detector(exc, name) from exc
     return sorted(
         findings,
         key=lambda f: (severity_rank(f.severity), f.function_name, f.kind, f.function_version),
     )
+
+
+def _naming_detector(exc: QueryError, name: str) -> QueryError:
+    """The same error (class and attributes, such as a read limit's ``limit``), its message
+    naming the detector: subclasses take other constructor arguments, so it is not rebuilt."""
+    named = type(exc).__new__(type(exc))
+    named.__dict__.update(exc.__dict__)
+    named.args = (f"detector {name!r}: {exc}",)
+    return named

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from lambdascope.analyzers import DETECTORS, Finding, Window, register, run_detectors
-from lambdascope.query import QueryError, QueryResult, StoreUnavailableError
+from lambdascope.query import QueryError, QueryResult, ReadLimitError, StoreUnavailableError
 from tests.analyzers.fleetdata import NOW
 
 
@@ -31,6 +31,14 @@ def test_unreachable_store_keeps_its_error_type_and_names_the_detector():
     with pytest.raises(StoreUnavailableError, match=r"detector '\w+': cannot reach"):
         run_detectors(client, since=timedelta(hours=1), now=NOW)
     assert client.calls == 1  # stops at the first failure instead of hammering a dead store
+
+
+def test_a_read_limit_keeps_its_type_and_limit_and_names_the_detector():
+    limit = ReadLimitError("the query needed more than 2 GB", limit="MEMORY_LIMIT_EXCEEDED")
+    with pytest.raises(ReadLimitError) as raised:
+        run_detectors(FailingClient(limit), since=timedelta(hours=1), now=NOW)
+    assert raised.value.limit == "MEMORY_LIMIT_EXCEEDED"
+    assert str(raised.value).startswith("detector ") and "2 GB" in str(raised.value)
 
 
 def test_refused_query_is_a_query_error_naming_the_detector():
