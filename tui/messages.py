@@ -12,12 +12,13 @@ from lambdascope.analyzers.window import Window
 
 
 class FleetLoaded(Message):
-    """The fleet table and the findings, both read over the same ``window``."""
+    """The fleet table and the findings, both read over the same ``window``; ``findings`` is
+    None when the table is ready and the detectors are still running."""
 
     def __init__(
         self,
         fleet: list[FunctionSummary],
-        findings: list[Finding],
+        findings: list[Finding] | None,
         window: Window,
         now: datetime,
         *,

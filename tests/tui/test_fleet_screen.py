@@ -283,3 +283,28 @@ async def test_the_tail_and_the_alerts_open_by_key_and_by_command(fleet_store):
         await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
         await pilot.press("L")
         await wait_for(pilot, lambda: isinstance(app.screen, TailScreen))
+
+
+async def test_the_fleet_table_shows_before_the_detectors_finish(fleet_store):
+    import threading
+
+    from lambdascope.analyzers import sql as fleet_sql
+
+    release = threading.Event()
+
+    class SlowDetectors:
+        """The fleet's own reads answer at once; every detector waits for ``release``."""
+
+        def query(self, sql, parameters=None):
+            if sql not in (fleet_sql.FLEET, fleet_sql.EXTENSION_DELIVERY):
+                release.wait(timeout=10)
+            return fleet_store.reader.query(sql, parameters)
+
+    app = LambdascopeApp(SlowDetectors(), now=NOW, detectors=TIMEOUTS)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: fleet_of(app).row_count == 3)
+        assert "Running the detectors" in status_text(app)
+        assert app.screen.query_one(FindingsTable).row_count == 0
+        release.set()
+        await wait_for(pilot, lambda: app.screen.query_one(FindingsTable).row_count > 0)
+        assert "findings" in status_text(app)

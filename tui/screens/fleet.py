@@ -106,6 +106,8 @@ class FleetScreen(Screen[None]):
         since = window.end - window.start
         try:
             fleet = fleet_summary(self.client, since=since, now=window.end)
+            # The table first: one rollup read, while the detectors make a few dozen.
+            self.post_message(FleetLoaded(fleet, None, window, now, generation=generation))
             findings = run_detectors(
                 self.client, since=since, now=window.end, detectors=self.lambdascope.detectors
             )
@@ -125,14 +127,20 @@ class FleetScreen(Screen[None]):
 
     @on(FleetLoaded)
     def show_fleet(self, message: FleetLoaded) -> None:
-        if not self._current(message):
+        if message.generation != self._generation:
+            return  # a slower, older read: a newer one is on its way
+        status = self.query_one("#status", Static)
+        fleet_table = self.query_one(FleetTable)
+        if message.findings is None:
+            fleet_table.show(message.fleet, message.now)
+            status.remove_class("error")
+            status.update(f"Running the detectors over {self.describe_window(message.window)}…")
             return
+        self._current(message)
         self.window = message.window
         self.findings = message.findings
         self.lambdascope.show_window(message.window)
-        status = self.query_one("#status", Static)
         status.remove_class("error")
-        fleet_table = self.query_one(FleetTable)
         fleet_table.show(message.fleet, message.now)
         findings_table = self.query_one(FindingsTable)
         findings_table.show(message.findings, fleet_table.name_filter)
