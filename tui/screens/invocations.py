@@ -112,7 +112,7 @@ class InvocationsScreen(Screen[None]):
         Binding("p", "previous_page", "Prev page"),
         Binding("s", "order('slowest')", "Slowest"),
         Binding("f", "order('failed')", "Failed"),
-        Binding("t", "order('newest')", "Newest"),
+        Binding("l", "order('newest')", "Latest"),
         Binding("c", "toggle_cold", "Cold only"),
         Binding("slash", "edit_filters", "Filter"),
         Binding("r", "refresh", "Refresh"),
