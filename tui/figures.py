@@ -24,7 +24,8 @@ STATUSES = {
 
 
 def duration(ms: float | None) -> str:
-    """``0.8 ms``, ``85 ms``, ``1.42 s``, ``12.3 s``, ``2 min 05 s``."""
+    """``0.8 ms``, ``85 ms``, ``1.42 s``, ``12.3 s``, ``2 min 05 s``: the one way the UI writes
+    a duration (precise where a difference matters to a reader, short beyond it)."""
     if ms is None:
         return NOT_MEASURED
     if ms < 10:

@@ -1,14 +1,13 @@
-"""How figures look in the UI: fixed width friendly, '-' for not measured."""
+"""How figures look in the UI: fixed width friendly, '-' for not measured.
+
+Durations are written by :func:`lambdascope.tui.figures.duration` alone, so a figure reads the
+same on every screen."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from lambdascope.query import QueryError, StoreUnavailableError
-
-
-def ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
 
 
 def pct(value: float | None) -> str:
@@ -34,20 +33,6 @@ def error_text(exc: QueryError) -> str:
     if isinstance(exc, StoreUnavailableError):
         return f"Collector unreachable. {exc}"
     return f"The store could not answer: {exc}"
-
-
-def duration(value_ms: float | None) -> str:
-    """``85 ms``, ``1.25 s``, ``12.4 s``, ``2.5 min``: precise where it matters, short beyond."""
-    if value_ms is None:
-        return "-"
-    if value_ms < 1000:
-        return f"{value_ms:.0f} ms"
-    seconds = value_ms / 1000
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"
 
 
 def share(part: int, whole: int) -> str:

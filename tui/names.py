@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from lambdascope.tui.figures import duration
+
 __all__ = [
     "FIGURE_LABELS",
     "KIND_NAMES",
@@ -89,26 +91,15 @@ def figure_label(name: str) -> str:
     return " ".join(part for part in name.split("_") if part not in _UNITS)
 
 
-def _duration(ms: float) -> str:
-    if ms < 10:
-        return f"{ms:.1f} ms"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"
-
-
 def figure_value(name: str, value: float) -> str:
-    """One figure with its unit: ``1.0 s``, ``353 ms``, ``7.5%``, ``512 MB``, ``$0.42``, ``13``."""
+    """One figure with its unit: ``1.00 s``, ``353 ms``, ``7.5%``, ``512 MB``, ``$0.42``, ``13``."""
     if not math.isfinite(value):
         return "-"  # not measured
     if name in FLAGS:
         return "yes" if value else "no"
     unit = _unit(name)
     if unit == "ms":
-        return _duration(value)
+        return duration(value)
     if unit == "mb":
         return (
             f"{value:,.0f} MB" if float(value).is_integer() or value >= 100 else f"{value:.1f} MB"
@@ -123,7 +114,7 @@ def figure_value(name: str, value: float) -> str:
 
 
 def figure_line(numbers: Mapping[str, float]) -> str:
-    """``timeout 1.0 s · p99 duration 353 ms · 13 requests in evidence``: a finding's figures."""
+    """``timeout 1.00 s · p99 duration 353 ms · 13 requests in evidence``: a finding's figures."""
     parts = []
     for name, value in numbers.items():
         if name == "evidence_total" and math.isfinite(value):

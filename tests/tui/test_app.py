@@ -92,7 +92,7 @@ async def test_enter_on_a_finding_shows_its_invocations_and_the_request_log(stor
         assert not details.display  # 36 rows: the figures wait behind m
         await pilot.press("m")
         assert details.display
-        assert "timeouts 3 · timeout share 7.5% · timeout 3.0 s" in str(details.render())
+        assert "timeouts 3 · timeout share 7.5% · timeout 3.00 s" in str(details.render())
 
         await pilot.press("s")  # the SQL behind the finding
         await wait_for(pilot, lambda: "FROM invocations" in log.text)

@@ -104,7 +104,7 @@ async def test_the_finding_its_invocations_and_the_log_are_seen_without_scrollin
             await pilot.press("m")
             await pilot.pause()
             assert details.display
-            assert "timeout 3.0 s" in text_of(details)
+            assert "timeout 3.00 s" in text_of(details)
             await pilot.press("m")
             assert not details.display
         else:

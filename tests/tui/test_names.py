@@ -35,7 +35,7 @@ def test_every_kind_a_detector_emits_has_a_human_name():
 
 
 def test_figures_read_with_units_and_no_glued_suffixes():
-    assert figure_value("timeout_ms", 1000) == "1.0 s"
+    assert figure_value("timeout_ms", 1000) == "1.00 s"
     assert figure_value("p99_duration_ms", 353.3) == "353 ms"
     assert figure_value("post_runtime_ms_p95", 3.24) == "3.2 ms"
     assert figure_value("timeout_share", 0.075) == "7.5%"
@@ -56,5 +56,5 @@ def test_figures_read_with_units_and_no_glued_suffixes():
         }
     )
     assert line == (
-        "timeout 1.0 s · p99 duration 353 ms · 13 requests in evidence · mostly on cold starts no"
+        "timeout 1.00 s · p99 duration 353 ms · 13 requests in evidence · mostly on cold starts no"
     )

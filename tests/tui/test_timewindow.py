@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lambdascope.analyzers.window import Window
-from lambdascope.tui.format import ago, duration, share
+from lambdascope.tui.figures import duration
+from lambdascope.tui.format import ago, share
 from lambdascope.tui.timewindow import TimeWindow, TimeWindowError, align, range_text
 from lambdascope.tui.widgets.command_line import Command, CommandError, parse_command
 
@@ -103,7 +104,7 @@ def test_figures_are_written_for_people() -> None:
         "85 ms",
         "1.25 s",
         "12.4 s",
-        "2.5 min",
+        "2 min 30 s",
     ]
     assert [share(*args) for args in ((0, 40), (3, 40), (1, 5000), (12, 40), (1, 0))] == [
         "0%",

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdascope.analyzers.fleet import FunctionSummary
-from lambdascope.tui.format import ago, duration, pct, share
+from lambdascope.tui.figures import duration
+from lambdascope.tui.format import ago, pct, share
 from lambdascope.tui.widgets.nav_table import NavTable
 
 
