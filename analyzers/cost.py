@@ -63,6 +63,7 @@ __all__ = [
     "PriceTable",
     "PriceTableError",
     "configure",
+    "estimated_costs",
     "cost_bounds",
     "cost_candidates",
     "cost_findings",
@@ -332,6 +333,56 @@ def cost_rows(
             )
         )
     return out
+
+
+def estimated_costs(
+    rows: Sequence[Mapping[str, Any]], window: Window, prices: PriceTable
+) -> dict[str, float]:
+    """Pure: each function's estimated cost over the window in USD, from rollup rows (such as
+    :data:`sql.FLEET_TRENDS`'s: ``requests``, ``billed_gb_seconds``, ``billed_seconds``,
+    ``memory_size_mb``, ``architectures``, ``regions``), by the same model as
+    :func:`cost_rows` but without reading a raw row.
+
+    A rollup row that saw more than one architecture or region (a deploy that switched) is
+    priced at the mean of their prices: the rollups do not say how its GB-seconds split.
+    """
+    hours = (window.end - window.start).total_seconds() / 3600
+    out: dict[str, float] = {}
+    largest: dict[str, tuple[int, float]] = {}
+    for r in rows:
+        name = str(r["function_name"])
+        # No report yet says nothing of the architecture: Lambda's default is x86_64.
+        archs = sorted(r.get("architectures") or ()) or ["x86_64"]
+        regions = sorted(r.get("regions") or ()) or [""]
+        gb_second = _mean([prices.gb_second(a, g) for a in archs for g in regions])
+        request = _mean([prices.request(g) for g in regions])
+        ephemeral_mb = prices.ephemeral_storage_mb.get(name, FREE_EPHEMERAL_MB)
+        ephemeral = (
+            max(0, ephemeral_mb - FREE_EPHEMERAL_MB)
+            / 1024
+            * float(r.get("billed_seconds") or 0)
+            * _mean([prices.ephemeral_gb_second(g) for g in regions])
+        )
+        out[name] = (
+            out.get(name, 0.0)
+            + float(r.get("billed_gb_seconds") or 0) * gb_second
+            + int(r.get("requests") or 0) * request
+            + ephemeral
+        )
+        provisioned = _mean([prices.provisioned_gb_second(a, g) for a in archs for g in regions])
+        size = int(r.get("memory_size_mb") or 0)
+        if size >= largest.get(name, (0, 0.0))[0]:
+            largest[name] = (size, provisioned)
+    # Provisioned environments are billed for every second of the window they are configured,
+    # at the function's memory size (the largest the window saw).
+    for name, (size, provisioned) in largest.items():
+        environments = prices.provisioned_concurrency.get(name, 0)
+        out[name] += environments * size / 1024 * hours * 3600 * provisioned
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 def cost_table(

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from lambdascope.analyzers import sql
+from lambdascope.analyzers import cost, sql
 from lambdascope.analyzers.completeness import delivery_parameters
 from lambdascope.analyzers.findings import Finding
 from lambdascope.analyzers.window import Window, ch_time
@@ -26,10 +26,15 @@ __all__ = [
     "invocations_by_request_ids",
     "request_log_view",
     "request_logs",
+    "trend_buckets",
+    "trends",
 ]
 
 MAX_INVOCATIONS = 500
 MAX_LOG_LINES = 2000
+#: How many points a function's p99 trend has at most: enough to see a step or a spike, short
+#: enough for a table cell.
+TREND_BUCKETS = 20
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,12 @@ class FunctionSummary:
     silent_environments: int = 0
     #: The slowest cold start's init in the window (the rollups keep no init percentiles).
     max_init_ms: float | None = None
+    #: The p99 duration of each bucket of the window, oldest first (:func:`trend_buckets`);
+    #: None where no report came in that bucket.
+    p99_trend: tuple[float | None, ...] = ()
+    #: What the window cost, estimated from the rollups with the price table in use
+    #: (analyzers/cost.py); None when not estimated.
+    cost_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,19 +111,58 @@ def fleet_summary(
     since: timedelta,
     function_name: str | None = None,
     now: datetime | None = None,
+    prices: cost.PriceTable | None = None,
 ) -> list[FunctionSummary]:
     """One row per function that was invoked in the window, sorted by name.
 
     Read from the per-minute rollups (never raw rows), so the window counts the whole minutes
     it overlaps, and the extension's own figures (``extension_stats``) for what it dropped.
+    A third rollup read gives each function's p99 trend and estimated cost (``prices``, the
+    price table in use by default), so the table still paints before any detector runs.
     """
     window = Window.ending(now, since)
     rows = client.query(sql.FLEET, window.parameters(function_name)).dicts()
     delivery = client.query(
         sql.EXTENSION_DELIVERY, delivery_parameters(window, function_name)
     ).dicts()
+    bucket_s, buckets = trend_buckets(window)
+    trend_rows = client.query(
+        sql.FLEET_TRENDS, {**window.parameters(function_name), "bucket_s": bucket_s}
+    ).dicts()
     by_function = {str(r["function_name"]): r for r in delivery}
-    return [fleet_row(r, by_function.get(str(r["function_name"]))) for r in rows]
+    p99 = trends(trend_rows, buckets)
+    # cost.PRICES is read now, not imported: --settings replaces it after this module loads.
+    costs = cost.estimated_costs(trend_rows, window, prices or cost.PRICES)
+    return [
+        replace(
+            fleet_row(r, by_function.get(str(r["function_name"]))),
+            p99_trend=p99.get(str(r["function_name"]), (None,) * buckets),
+            cost_usd=costs.get(str(r["function_name"])),
+        )
+        for r in rows
+    ]
+
+
+def trend_buckets(window: Window) -> tuple[int, int]:
+    """Pure: the bucket size in seconds (whole minutes) and the number of buckets that cover
+    the minutes a rollup read of ``window`` counts, at most :data:`TREND_BUCKETS`."""
+    first = window.start.replace(second=0, microsecond=0)
+    last = window.end.replace(second=0, microsecond=0)
+    minutes = max(1, int((last - first).total_seconds() // 60) + (window.end != last))
+    per_bucket = -(-minutes // TREND_BUCKETS)
+    return per_bucket * 60, -(-minutes // per_bucket)
+
+
+def trends(rows: Iterable[Mapping[str, Any]], buckets: int) -> dict[str, tuple[float | None, ...]]:
+    """Pure: each function's p99 per bucket from :data:`sql.FLEET_TRENDS` rows, oldest first,
+    None for a bucket without a measured duration."""
+    out: dict[str, list[float | None]] = {}
+    for r in rows:
+        values = out.setdefault(str(r["function_name"]), [None] * buckets)
+        bucket = int(r["bucket"])
+        if 0 <= bucket < buckets:
+            values[bucket] = _finite(r["p99_duration_ms"])
+    return {name: tuple(values) for name, values in out.items()}
 
 
 def fleet_row(row: Mapping[str, Any], delivery: Mapping[str, Any] | None = None) -> FunctionSummary:

@@ -228,6 +228,32 @@ ORDER BY function_name
 """
 )
 
+#: The fleet table's trend and cost, per function and bucket of whole minutes, from the
+#: per-minute rollups alone: the p99 duration of each bucket (bucket 0 starts at the window's
+#: first minute; ``bucket_s`` is a multiple of 60), and what Lambda bills for it: requests
+#: (started or reported, as the table counts invocations), billed GB-seconds and seconds, with
+#: the memory sizes, architectures and regions that price them (analyzers/cost.py).
+FLEET_TRENDS = (
+    """
+SELECT
+    function_name,
+    intDiv(dateDiff('second', toStartOfMinute({since:DateTime64(3, 'UTC')}), minute),
+           {bucket_s:UInt32}) AS bucket,
+    quantilesMerge(0.5, 0.9, 0.99)(duration_ms_quantiles)[3] AS p99_duration_ms,
+    greatest(sum(invocations), sum(started)) AS requests,
+    sum(billed_gb_seconds) AS billed_gb_seconds,
+    sum(billed_duration_ms_sum) / 1000 AS billed_seconds,
+    max(max_memory_size_mb) AS memory_size_mb,
+    groupUniqArrayArray(architectures) AS architectures,
+    groupUniqArrayArray(regions) AS regions
+FROM invocation_minutes"""
+    + _MINUTES
+    + """
+GROUP BY function_name, bucket
+ORDER BY function_name, bucket
+"""
+)
+
 #: The detectors' screen (analyzers/rollups.py): per function and version, what the rollups
 #: say about the window, as bounds. ``outer_*`` is the window widened to whole minutes and a
 #: minute of margin (an invocation's rollup minute comes from its report when its start event

@@ -3,6 +3,7 @@ share of the configured size, Lambda's names spelled out. ``-`` means not measur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 NOT_MEASURED = "-"
@@ -39,6 +40,40 @@ def duration(ms: float | None) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest:02d} s"
+
+
+#: Eight heights, lowest first; a bucket without a measurement is a space.
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """``▁▁▂█▂ ▁``: one block per value, scaled from zero to the largest, so a flat series
+    reads flat (a min-to-max scale would blow up a few ms of jitter into full-height spikes);
+    ``None`` (not measured) is a space."""
+    top = max((v for v in values if v is not None), default=0.0)
+    last = len(SPARK_BLOCKS) - 1
+    blocks = []
+    for value in values:
+        if value is None:
+            blocks.append(" ")
+        elif top <= 0:
+            blocks.append(SPARK_BLOCKS[0])
+        else:
+            blocks.append(SPARK_BLOCKS[min(last, max(0, round(value / top * last)))])
+    return "".join(blocks)
+
+
+def money(usd: float | None) -> str:
+    """``$0.42``, ``<$0.01``, ``$1,234``: cents while they matter, whole dollars beyond."""
+    if usd is None:
+        return NOT_MEASURED
+    if usd == 0:
+        return "$0.00"
+    if usd < 0.01:
+        return "<$0.01"
+    if usd < 1000:
+        return f"${usd:,.2f}"
+    return f"${usd:,.0f}"
 
 
 def delay(value: timedelta) -> str:

@@ -167,3 +167,56 @@ def test_only_the_largest_savings_are_listed():
     arm = [f.function_name for f in findings if f.kind == "arm64_savings"]
     assert arm == ["fn07", "fn06", "fn05", "fn04", "fn03"]
     assert [f.function_name for f in findings if f.kind == "cost_top"] == ["fn07", "fn06", "fn05"]
+
+
+def _rollup(**changes: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "function_name": "checkout",
+        "requests": 1_000_000,
+        "billed_gb_seconds": 1000.0,
+        "billed_seconds": 8000.0,
+        "memory_size_mb": 128,
+        "architectures": ["x86_64"],
+        "regions": ["us-east-1"],
+    }
+    row.update(changes)
+    return row
+
+
+def test_estimated_costs_price_rollup_rows_like_the_raw_cost_model():
+    window = Window(NOW - timedelta(hours=1), NOW)
+    prices = PriceTable()
+
+    costs = cost.estimated_costs(
+        [
+            _rollup(),
+            _rollup(architectures=["arm64"]),
+            _rollup(function_name="idle", requests=3, billed_gb_seconds=0.0),
+        ],
+        window,
+        prices,
+    )
+
+    assert costs["checkout"] == pytest.approx(1000 * 0.0000166667 + 1000 * 0.0000133334 + 2 * 0.20)
+    assert costs["idle"] == pytest.approx(3 * 0.20 / 1e6)
+
+
+def test_estimated_costs_honour_the_settings_prices_and_configuration():
+    window = Window(NOW - timedelta(hours=1), NOW)
+    prices = PriceTable.from_dict(
+        {
+            "request_usd_per_million": 0.0,
+            "regions": {"eu-central-1": {"gb_second_usd": {"x86_64": 0.00002}}},
+            "provisioned_concurrency": {"checkout": 2},
+            "ephemeral_storage_mb": {"checkout": 1536},
+        }
+    )
+    # A deploy that switched regions mid-bucket is priced at the mean of both prices.
+    row = _rollup(regions=["eu-central-1", "us-east-1"], billed_gb_seconds=100.0)
+
+    costs = cost.estimated_costs([row], window, prices)
+
+    gb_second = (0.00002 + 0.0000166667) / 2
+    provisioned = 2 * 128 / 1024 * 3600 * 0.0000041667
+    ephemeral = 1 * 8000 * 0.0000000309
+    assert costs["checkout"] == pytest.approx(100 * gb_second + provisioned + ephemeral)

@@ -1,9 +1,23 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from lambdascope.analyzers.fleet import Invocation, LogLine, fleet_row, with_platform_lines
+import pytest
+
+from lambdascope.analyzers.cost import cost_table
+from lambdascope.analyzers.fleet import (
+    Invocation,
+    LogLine,
+    fleet_row,
+    fleet_summary,
+    trend_buckets,
+    trends,
+    with_platform_lines,
+)
+from lambdascope.analyzers.window import Window
+from tests.analyzers import fleetdata
+from tests.analyzers.fleetdata import NOW
 
 T0 = datetime(2026, 11, 24, 7, 0, 0, tzinfo=UTC)
 
@@ -75,3 +89,48 @@ def test_fleet_row_without_durations_or_memory_shows_not_measured():
     )
 
     assert (row.p50_duration_ms, row.p99_duration_ms, row.max_memory_pct) == (None, None, None)
+
+
+def test_trend_buckets_cover_the_windows_whole_minutes_in_at_most_20():
+    assert trend_buckets(Window(T0, T0 + timedelta(hours=1))) == (180, 20)
+    assert trend_buckets(Window(T0, T0 + timedelta(minutes=15))) == (60, 15)
+    assert trend_buckets(Window(T0, T0 + timedelta(minutes=25))) == (120, 13)
+    # A window ending mid-minute counts that minute too, as the rollup read does.
+    assert trend_buckets(Window(T0, T0 + timedelta(minutes=14, seconds=20))) == (60, 15)
+
+
+def test_trends_place_each_buckets_p99_and_leave_unmeasured_buckets_empty():
+    rows = [
+        {"function_name": "checkout", "bucket": 0, "p99_duration_ms": 120.0},
+        {"function_name": "checkout", "bucket": 2, "p99_duration_ms": math.nan},
+        {"function_name": "checkout", "bucket": 3, "p99_duration_ms": 300.0},
+        {"function_name": "thumbnailer", "bucket": 1, "p99_duration_ms": 80.0},
+    ]
+
+    assert trends(rows, 4) == {
+        "checkout": (120.0, None, None, 300.0),
+        "thumbnailer": (None, 80.0, None, None),
+    }
+
+
+def test_fleet_summary_adds_each_functions_p99_trend_and_its_estimated_cost(store):
+    store.write(fleetdata.timeout_fleet())
+    window = Window(NOW - timedelta(hours=1), NOW)
+
+    rows = {
+        r.function_name: r
+        for r in fleet_summary(store.reader, since=window.end - window.start, now=NOW)
+    }
+
+    checkout = rows["checkout"]
+    assert len(checkout.p99_trend) == 20  # 3-minute buckets
+    # checkout runs every 30 s for 20 minutes from 30 minutes before the hour.
+    assert checkout.p99_trend[:10] == (None,) * 10
+    assert checkout.p99_trend[17:] == (None,) * 3
+    assert all(p is not None for p in checkout.p99_trend[10:17])
+    # The buckets with a 3 s timeout in them (the quantile is interpolated).
+    assert max(p or 0 for p in checkout.p99_trend) > 2500
+    # The rollups price what the raw rows price (no partial minute in this window).
+    exact = {c.function_name: c.total_cost_usd for c in cost_table(store.reader, window)}
+    for name, row in rows.items():
+        assert row.cost_usd == pytest.approx(exact[name], rel=1e-6), name

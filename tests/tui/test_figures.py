@@ -110,3 +110,43 @@ def test_json_log_lines_are_pretty_printed():
     ]
     assert pretty_json("{not json}") is None
     assert pretty_json("plain line") is None
+
+
+@pytest.mark.parametrize(
+    ("values", "text"),
+    [
+        ([], ""),
+        ([None, None], "  "),
+        ([0.0, 0.0], "▁▁"),
+        ([100.0, 100.0, 100.0], "███"),
+        ([10.0, None, 40.0, 80.0], "▂ ▅█"),
+        ([0.0, 35.0, 70.0], "▁▅█"),
+    ],
+)
+def test_sparklines_scale_from_zero_and_leave_unmeasured_buckets_blank(values, text):
+    assert figures.sparkline(values) == text
+
+
+@pytest.mark.parametrize(
+    ("usd", "text"),
+    [
+        (None, "-"),
+        (0.0, "$0.00"),
+        (0.004, "<$0.01"),
+        (0.42, "$0.42"),
+        (12.345, "$12.35"),
+        (1234.5, "$1,234"),
+    ],
+)
+def test_money_shows_cents_while_they_matter(usd, text):
+    assert figures.money(usd) == text
+
+
+def test_a_narrow_table_keeps_its_most_important_columns_in_order():
+    from lambdascope.tui.widgets.fleet_table import fitting
+
+    # widths 10, 5, 5, 20 (+2 padding each); priorities: first, third, second, fourth.
+    assert fitting([10, 5, 5, 20], [0, 2, 1, 3], 100) == [0, 1, 2, 3]
+    assert fitting([10, 5, 5, 20], [0, 2, 1, 3], 30) == [0, 1, 2]
+    assert fitting([10, 5, 5, 20], [0, 2, 1, 3], 20) == [0, 2]
+    assert fitting([10, 5, 5, 20], [0, 2, 1, 3], 5) == [0]  # the name shows whatever the width

@@ -210,12 +210,33 @@ async def test_help_lists_the_screens_bindings_and_export_writes_csv_and_json(
         assert any(str(csv_file) in note for note in notes)
 
 
+async def test_the_fleet_shows_each_functions_p99_trend_and_cost_at_120_columns(fleet_store):
+    app = LambdascopeApp(fleet_store.reader, now=NOW, detectors=TIMEOUTS)
+
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await pilot.pause()
+        table = fleet_of(app)
+        labels = table.shown_labels
+        assert {"Function", "Invocations", "Errors", "p99", "p99 trend", "Cost"} <= set(labels)
+        checkout = dict(zip(labels, {r[0]: r for r in row_texts(table)}["checkout"], strict=True))
+        trend = checkout["p99 trend"]
+        # 3-minute buckets over the hour; checkout ran for 20 minutes of it, its timeouts tall.
+        assert len(trend) == 20 and "█" in trend and trend.startswith(" " * 10)
+        assert checkout["Cost"] == "<$0.01"
+        assert sum(column.get_render_width(table) for column in table.ordered_columns) <= 118
+
+
 async def test_both_panels_fit_in_80_by_24(fleet_store):
     app = LambdascopeApp(fleet_store.reader, now=NOW, detectors=TIMEOUTS)
 
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot, app)
         await pilot.pause()
+        fleet = fleet_of(app)
+        # The columns that matter most stay; the rest give way rather than scroll off.
+        assert {"Function", "Invocations", "Errors", "p99", "Cost"} <= set(fleet.shown_labels)
+        assert sum(column.get_render_width(fleet) for column in fleet.ordered_columns) <= 78
         for table in (fleet_of(app), app.screen.query_one(FindingsTable)):
             region = table.region
             assert region.height >= 3, table.id  # header and at least two rows
@@ -296,7 +317,7 @@ async def test_the_fleet_table_shows_before_the_detectors_finish(fleet_store):
         """The fleet's own reads answer at once; every detector waits for ``release``."""
 
         def query(self, sql, parameters=None):
-            if sql not in (fleet_sql.FLEET, fleet_sql.EXTENSION_DELIVERY):
+            if sql not in (fleet_sql.FLEET, fleet_sql.EXTENSION_DELIVERY, fleet_sql.FLEET_TRENDS):
                 release.wait(timeout=10)
             return fleet_store.reader.query(sql, parameters)
 

@@ -34,11 +34,16 @@ class NavTable(DataTable[Any]):
         value = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
         return None if value is None else str(value)
 
-    def refill(self, rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
-        """Replace every row, keeping the cursor on the same row key and the scroll offset,
-        so a refresh every few seconds does not throw the reader back to the top."""
+    def refill(
+        self, rows: Iterable[tuple[str, Sequence[Any]]], columns: Sequence[str] | None = None
+    ) -> None:
+        """Replace every row (and the columns, when given), keeping the cursor on the same row
+        key and the scroll offset, so a refresh every few seconds does not throw the reader
+        back to the top."""
         key, scroll_y = self.cursor_key, self.scroll_y
-        self.clear()
+        self.clear(columns=columns is not None)
+        if columns is not None:
+            self.add_columns(*columns)
         for row_key, cells in rows:
             self.add_row(*cells, key=row_key)
         if key is not None and key in self.rows:
