@@ -329,3 +329,15 @@ async def test_the_fleet_table_shows_before_the_detectors_finish(fleet_store):
         release.set()
         await wait_for(pilot, lambda: app.screen.query_one(FindingsTable).row_count > 0)
         assert "findings" in status_text(app)
+
+
+async def test_a_quiet_findings_list_says_which_threshold_the_fleet_fell_short_of(fleet_store):
+    app = LambdascopeApp(
+        fleet_store.reader, now=NOW, detectors={"cold_starts": DETECTORS["cold_starts"]}
+    )
+
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "No detector fired" in status_text(app))
+        text = status_text(app)
+        assert "below the cold-start detector's" in text, text
+        assert "errors detector" not in text  # it did not run

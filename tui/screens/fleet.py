@@ -12,7 +12,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from lambdascope.analyzers import Detector, Finding, Window, run_detectors
-from lambdascope.analyzers.fleet import fleet_summary
+from lambdascope.analyzers.fleet import FunctionSummary, fleet_summary
+from lambdascope.analyzers.thresholds import below_thresholds
 from lambdascope.query import QueryClient, QueryError, StoreUnavailableError
 from lambdascope.tui.format import error_text
 from lambdascope.tui.messages import FleetLoaded, LoadFailed, OpenFunction
@@ -151,8 +152,7 @@ class FleetScreen(Screen[None]):
                 "collector (LAMBDASCOPE_COLLECTOR_URL) or run `lambdascope demo`."
             )
         elif not message.findings:
-            # The detectors report findings only, not how close each threshold came.
-            status.update(f"No detector fired for the {len(message.fleet)} functions in {where}.")
+            status.update(self.quiet_text(message.fleet, where))
         else:
             critical = sum(f.severity == "critical" for f in message.findings)
             status.update(
@@ -163,6 +163,22 @@ class FleetScreen(Screen[None]):
             # Later refreshes leave the focus where the user put it.
             self._loaded_once = True
             (findings_table if message.findings else fleet_table).focus()
+
+    #: How many threshold notes the status line holds before it says how many more there are.
+    MAX_NOTES = 3
+
+    def quiet_text(self, fleet: list[FunctionSummary], where: str) -> str:
+        """No finding: say which threshold the fleet's errors or cold starts fell short of,
+        where the analyzers can tell, so a quiet list is not mistaken for a blind one."""
+        text = f"No detector fired for the {len(fleet)} functions in {where}"
+        detectors = self.lambdascope.detectors
+        notes = below_thresholds(fleet, None if detectors is None else detectors.keys())
+        if not notes:
+            return text + "."
+        shown = notes[: self.MAX_NOTES]
+        if len(notes) > len(shown):
+            shown.append(f"and {len(notes) - len(shown)} more")
+        return f"{text}: " + "; ".join(shown) + "."
 
     def describe_window(self, window: Window) -> str:
         time_window = self.lambdascope.time_window
