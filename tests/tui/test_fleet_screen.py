@@ -204,6 +204,8 @@ async def test_help_lists_the_screens_bindings_and_export_writes_csv_and_json(
         assert (csv_file.suffix, json_file.suffix) == (".csv", ".json")
         rows = list(csv.reader(csv_file.open()))
         assert rows[0][:3] == ["Function", "Invocations", "Errors"]
+        # Every column, not only those the terminal has room for; the sparkline stays on screen.
+        assert "Cost" in rows[0] and "Last seen" in rows[0] and "p99 trend" not in rows[0]
         assert [r[0] for r in rows[1:]] == ["checkout", "report_export", "thumbnailer"]
         records = json.loads(json_file.read_text())
         assert records[0]["Function"] == "checkout" and records[0]["Invocations"] == "40"

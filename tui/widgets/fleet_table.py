@@ -44,6 +44,9 @@ def _latest(values: Sequence[float | None]) -> float:
 # metric streams count them, and those are not part of the rollups this table reads. The
 # throttles detector reports them as findings. Init p95 is not a column either: the rollups
 # keep the slowest init of each minute, so the table shows that.
+#: The sparkline column: shown on screen, left out of exports.
+TREND = "p99 trend"
+
 COLUMNS: tuple[Column, ...] = (
     Column("Function", lambda r, _: r.function_name, lambda r: r.function_name, 0),
     Column("Invocations", lambda r, _: f"{r.invocations:,}", lambda r: r.invocations, 1),
@@ -67,7 +70,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "p99", lambda r, _: duration(r.p99_duration_ms), lambda r: _or_low(r.p99_duration_ms), 3
     ),
-    Column("p99 trend", lambda r, _: sparkline(r.p99_trend), lambda r: _latest(r.p99_trend), 7),
+    Column(TREND, lambda r, _: sparkline(r.p99_trend), lambda r: _latest(r.p99_trend), 7),
     Column(
         "Memory peak",
         lambda r, _: pct(r.max_memory_pct),
@@ -143,12 +146,24 @@ class FleetTable(NavTable):
     def on_resize(self, event: events.Resize) -> None:
         self._render_rows()
 
-    def _render_rows(self) -> None:
+    def export_columns(self) -> list[str]:
+        """Every column, whatever fits the terminal; the trend is a picture, not a figure."""
+        return [c.label for c in COLUMNS if c.label != TREND]
+
+    def export_rows(self) -> list[list[str]]:
+        return [[c.cell(r, self.now) for c in COLUMNS if c.label != TREND] for r in self._sorted()]
+
+    def _sorted(self) -> list[FunctionSummary]:
+        """The rows the filter keeps, in the chosen order."""
         column = COLUMNS[self.sort_index]
         needle = self.name_filter.lower()
         rows = [r for r in self.summaries if needle in r.function_name.lower()]
         rows.sort(key=lambda r: r.function_name)  # ties stay in name order
         rows.sort(key=column.key, reverse=self.sort_index != 0)
+        return rows
+
+    def _render_rows(self) -> None:
+        rows = self._sorted()
         cells = [[c.cell(r, self.now) for c in COLUMNS] for r in rows]
         widths = [
             max([len(c.label), *(len(row[i]) for row in cells)]) for i, c in enumerate(COLUMNS)
