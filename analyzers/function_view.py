@@ -1,6 +1,7 @@
-"""Read model of one function over a window: its figures over time, its configuration as
-observed, its cold starts by initialization type, the extension's own cost, and its recent
-invocations.
+"""Read model of one function over a window: its figures over time (concurrency included, when
+a CloudWatch metric stream reports it), its configuration as observed, its cold starts by
+initialization type, memory used per execution environment, the extension's own cost, and its
+recent invocations.
 
 The SQL lives in :mod:`lambdascope.analyzers.function_view_sql`; the ``*_row`` and
 :func:`series_points` functions are pure.
@@ -14,19 +15,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lambdascope.analyzers import function_view_sql, sql
+from lambdascope.analyzers import function_view_sql, sql, throttles
 from lambdascope.analyzers.fleet import FunctionSummary, Invocation, fleet_summary
 from lambdascope.analyzers.invocation_view import invocations_page
+from lambdascope.analyzers.throttles import ConcurrencyLimits
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 
 __all__ = [
+    "EnvironmentMemory",
     "ExtensionFigures",
     "FunctionOverview",
     "InitFigures",
     "SeriesPoint",
     "VersionSeen",
     "bucket_seconds",
+    "environment_row",
     "function_overview",
     "recent_invocations",
     "series_points",
@@ -35,6 +39,8 @@ __all__ = [
 #: A chart has at most this many points: a day's window is drawn in 12-minute buckets.
 MAX_POINTS = 120
 RECENT_INVOCATIONS = 50
+#: The memory per environment lists at most this many environments, the fullest first.
+TOP_ENVIRONMENTS = 10
 
 
 def _finite(value: Any) -> float | None:
@@ -67,6 +73,8 @@ class SeriesPoint:
     cold_starts: int = 0
     #: None when no CloudWatch metric stream reports this function's throttles.
     throttles: float | None = None
+    #: The highest ConcurrentExecutions of the bucket; None without a metric stream.
+    concurrency: float | None = None
     p50_duration_ms: float | None = None
     p99_duration_ms: float | None = None
     p50_init_duration_ms: float | None = None
@@ -90,20 +98,26 @@ def series_points(
     throttle_rows: Sequence[Mapping[str, Any]],
     window: Window,
     bucket_s: int,
+    concurrency_rows: Sequence[Mapping[str, Any]] = (),
 ) -> list[SeriesPoint]:
     """Pure: every bucket of the window in order (empty ones included, so a chart's x axis is
-    time), from rows of :data:`FUNCTION_SERIES` and :data:`FUNCTION_THROTTLES`."""
+    time), from rows of :data:`FUNCTION_SERIES`, :data:`FUNCTION_THROTTLES` and
+    :data:`FUNCTION_CONCURRENCY`."""
     by_bucket = {_key(r["bucket"]): r for r in rows}
     throttles = {_key(r["bucket"]): float(r["throttles"]) for r in throttle_rows}
     measured = bool(throttle_rows)
+    concurrency = {_key(r["bucket"]): _finite(r["concurrency"]) for r in concurrency_rows}
+    # CloudWatch publishes no point for a minute in which nothing ran: with a stream, 0.
+    concurrency_measured = bool(concurrency_rows)
     points = []
     bucket = _bucket_start(window.start, bucket_s)
     step = timedelta(seconds=bucket_s)
     while bucket < window.end:
         row = by_bucket.get(bucket)
         throttled = throttles.get(bucket, 0.0) if measured else None
+        running = (concurrency.get(bucket) or 0.0) if concurrency_measured else None
         if row is None:
-            points.append(SeriesPoint(bucket, throttles=throttled))
+            points.append(SeriesPoint(bucket, throttles=throttled, concurrency=running))
         else:
             used = row["max_memory_used_mb"]
             size = row["memory_size_mb"]
@@ -115,6 +129,7 @@ def series_points(
                     timeouts=int(row["timeouts"]),
                     cold_starts=int(row["cold_starts"]),
                     throttles=throttled,
+                    concurrency=running,
                     p50_duration_ms=_quantile(row["duration_quantiles_ms"], 0),
                     p99_duration_ms=_quantile(row["duration_quantiles_ms"], 2),
                     p50_init_duration_ms=_quantile(row["init_quantiles_ms"], 0),
@@ -211,6 +226,41 @@ def extension_row(row: Mapping[str, Any], summary: FunctionSummary | None) -> Ex
 
 
 @dataclass(frozen=True)
+class EnvironmentMemory:
+    """One execution environment of the window: the most memory one of its invocations used
+    (Lambda's REPORT "Max Memory Used") against its configured size."""
+
+    environment_id: str
+    max_memory_used_mb: int | None
+    memory_size_mb: int | None
+    invocations: int
+    #: The start of its first and of its last invocation in the window.
+    first_start: datetime
+    last_start: datetime
+
+    @property
+    def used_share(self) -> float | None:
+        """Max memory used as a share of the configured size (0.55 for 55%)."""
+        if self.max_memory_used_mb is None or not self.memory_size_mb:
+            return None
+        return self.max_memory_used_mb / self.memory_size_mb
+
+
+def environment_row(row: Mapping[str, Any]) -> EnvironmentMemory:
+    """Pure: a row of :data:`FUNCTION_ENVIRONMENTS`."""
+    used, size = row["max_used_mb"], row["size_mb"]
+    return EnvironmentMemory(
+        environment_id=row["environment_id"],
+        # Only unreported invocations: no memory figure (NULL, or 0 from an older report).
+        max_memory_used_mb=int(used) if used else None,
+        memory_size_mb=int(size) if size else None,
+        invocations=int(row["invocations"]),
+        first_start=_key(row["first_start"]),
+        last_start=_key(row["last_start"]),
+    )
+
+
+@dataclass(frozen=True)
 class FunctionOverview:
     function_name: str
     window: Window
@@ -222,6 +272,12 @@ class FunctionOverview:
     inits: list[InitFigures] = field(default_factory=list)
     #: None when the extension sent no figures of its own in the window.
     extension: ExtensionFigures | None = None
+    #: From the analysis settings (``[concurrency.reserved]``); None when they do not say.
+    reserved_concurrency: int | None = None
+    #: The fullest environments first, at most :data:`TOP_ENVIRONMENTS` of them.
+    environments: list[EnvironmentMemory] = field(default_factory=list)
+    #: Every environment that ran an invocation in the window.
+    environment_count: int = 0
 
     @property
     def throttles_measured(self) -> bool:
@@ -232,6 +288,17 @@ class FunctionOverview:
         if not self.throttles_measured:
             return None
         return sum(p.throttles or 0.0 for p in self.series)
+
+    @property
+    def concurrency_measured(self) -> bool:
+        return any(p.concurrency is not None for p in self.series)
+
+    @property
+    def peak_concurrency(self) -> float | None:
+        """The highest concurrency of the window; None without a metric stream."""
+        if not self.concurrency_measured:
+            return None
+        return max(p.concurrency or 0.0 for p in self.series)
 
     @property
     def memory_size_mb(self) -> int | None:
@@ -249,8 +316,18 @@ class FunctionOverview:
         return sorted({v for i in self.inits for v in i.runtime_versions})
 
 
-def function_overview(client: QueryClient, function_name: str, window: Window) -> FunctionOverview:
-    """The function's charts, configuration, cold starts and extension cost over ``window``."""
+def function_overview(
+    client: QueryClient,
+    function_name: str,
+    window: Window,
+    *,
+    limits: ConcurrencyLimits | None = None,
+    top_environments: int = TOP_ENVIRONMENTS,
+) -> FunctionOverview:
+    """The function's charts, configuration, cold starts, memory per environment and extension
+    cost over ``window``. ``limits`` default to the analysis settings in force (the throttles
+    detector's), which say the function's reserved concurrency."""
+    limits = limits or throttles.LIMITS
     bucket_s = bucket_seconds(window)
     params = window.parameters(function_name)
     summaries = fleet_summary(
@@ -260,6 +337,7 @@ def function_overview(client: QueryClient, function_name: str, window: Window) -
     series_params = {**params, "bucket_s": bucket_s}
     rows = client.query(function_view_sql.FUNCTION_SERIES, series_params).dicts()
     throttle_rows = client.query(function_view_sql.FUNCTION_THROTTLES, series_params).dicts()
+    concurrency_rows = client.query(function_view_sql.FUNCTION_CONCURRENCY, series_params).dicts()
     versions = client.query(function_view_sql.FUNCTION_VERSIONS, params).dicts()
     inits = client.query(function_view_sql.FUNCTION_INITS, params).dicts()
     overhead = [
@@ -267,15 +345,21 @@ def function_overview(client: QueryClient, function_name: str, window: Window) -
         for r in client.query(sql.EXTENSION_OVERHEAD, params).dicts()
         if r["function_name"] == function_name
     ]
+    environments = client.query(
+        function_view_sql.FUNCTION_ENVIRONMENTS, {**params, "limit": top_environments}
+    ).dicts()
     return FunctionOverview(
         function_name=function_name,
         window=window,
         bucket_s=bucket_s,
         summary=summary,
-        series=series_points(rows, throttle_rows, window, bucket_s),
+        series=series_points(rows, throttle_rows, window, bucket_s, concurrency_rows),
         versions=[version_row(r) for r in versions],
         inits=[init_row(r) for r in inits],
         extension=extension_row(overhead[0], summary) if overhead else None,
+        reserved_concurrency=limits.reserved.get(function_name),
+        environments=[environment_row(r) for r in environments],
+        environment_count=int(environments[0]["environments"]) if environments else 0,
     )
 
 

@@ -2,9 +2,10 @@
 
 Parameters: ``since``/``until`` (``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``function_name`` (one
 function, never ``''`` here), ``bucket_s`` (a chart's bucket, a multiple of 60 seconds) and
-``limit``. Charts and the configuration read the per-minute rollups (``invocation_minutes``) and
-the ``cold_starts`` view, so a long window costs the same as a short one; only the recent
-invocations read invocation rows, and only a page of them.
+``limit``. Charts and the configuration read the per-minute rollups (``invocation_minutes``),
+the ``cold_starts`` view and CloudWatch's per-minute points, so a long window costs the same as
+a short one; only the recent invocations (a page of them) and the memory per environment read
+invocation rows.
 """
 
 from __future__ import annotations
@@ -55,6 +56,53 @@ WHERE namespace = 'AWS/Lambda'
     AND NOT mapContains(dimensions, 'ExecutedVersion')
 GROUP BY bucket
 ORDER BY bucket
+"""
+
+#: The function's concurrency per bucket: the highest ConcurrentExecutions CloudWatch reported
+#: in it (its Maximum statistic), read like :data:`FUNCTION_THROTTLES` and the throttles
+#: detector do. No rows: no metric stream for this function, so its concurrency is unknown.
+FUNCTION_CONCURRENCY = """
+SELECT
+    toStartOfInterval(timestamp, INTERVAL {bucket_s:UInt32} SECOND) AS bucket,
+    max(value_max) AS concurrency
+FROM cloudwatch_metrics
+WHERE namespace = 'AWS/Lambda'
+    AND metric_name = 'ConcurrentExecutions'
+    AND timestamp >= {since:DateTime64(3, 'UTC')}
+    AND timestamp < {until:DateTime64(3, 'UTC')}
+    AND function_name = {function_name:String}
+    AND resource = ''
+    AND NOT mapContains(dimensions, 'ExecutedVersion')
+GROUP BY bucket
+ORDER BY bucket
+"""
+
+#: Memory used against the configured size, per execution environment, the fullest first (by
+#: share of its configured size, then by MB): the environment that will run out first leads.
+#: Environments are not in the per-minute rollups, so this reads the window's invocations, as
+#: the recent invocations' page (which counts them all) already does. ``environments`` counts
+#: every environment of the window, beyond the ``limit`` returned.
+FUNCTION_ENVIRONMENTS = """
+SELECT
+    environment_id,
+    max(max_memory_used_mb) AS max_used_mb,
+    max(memory_size_mb) AS size_mb,
+    count() AS invocations,
+    min(start_time) AS first_start,
+    max(start_time) AS last_start,
+    count() OVER () AS environments
+FROM invocations_between(
+        since = {since:DateTime64(3, 'UTC')},
+        until = {until:DateTime64(3, 'UTC')},
+        function_name = {function_name:String})
+WHERE environment_id != ''
+GROUP BY environment_id
+ORDER BY
+    if(coalesce(size_mb, 0) > 0, coalesce(max_used_mb, 0) / size_mb, 0) DESC,
+    coalesce(max_used_mb, 0) DESC,
+    invocations DESC,
+    environment_id
+LIMIT {limit:UInt32}
 """
 
 #: The configuration as observed, per version: memory size, timeout, architectures and

@@ -6,6 +6,7 @@ from lambdascope.analyzers.fleet import FunctionSummary
 from lambdascope.analyzers.function_view import (
     SeriesPoint,
     bucket_seconds,
+    environment_row,
     extension_row,
     function_overview,
     init_row,
@@ -13,8 +14,9 @@ from lambdascope.analyzers.function_view import (
     series_points,
     version_row,
 )
+from lambdascope.analyzers.throttles import ConcurrencyLimits
 from lambdascope.analyzers.window import Window
-from tests.analyzers.fleetdata import NOW
+from tests.analyzers.fleetdata import NOW, environment_id
 from tests.analyzers.viewdata import view_store_fixture  # noqa: F401
 
 HOUR = Window.ending(NOW, timedelta(hours=1))
@@ -57,6 +59,28 @@ def test_series_points_fill_every_bucket_and_keep_not_measured_apart_from_zero()
 
     throttled = series_points([row], [{"bucket": T0, "throttles": 4.0}], window, 60)
     assert [p.throttles for p in throttled] == [4.0, 0.0, 0.0]
+    assert all(p.concurrency is None for p in points)  # no metric stream: unknown, not 0
+
+    running = series_points([row], [], window, 60, [{"bucket": T0, "concurrency": 9.0}])
+    assert [p.concurrency for p in running] == [9.0, 0.0, 0.0]  # no point: nothing ran
+
+
+def test_environment_row_keeps_an_unreported_environment_unmeasured():
+    row = {
+        "environment_id": "3f2a1c9e" + "0" * 24,
+        "max_used_mb": 71,
+        "size_mb": 128,
+        "invocations": 40,
+        "first_start": T0.replace(tzinfo=None),
+        "last_start": T0.replace(tzinfo=None) + timedelta(minutes=20),
+        "environments": 1,
+    }
+    env = environment_row(row)
+    assert (env.max_memory_used_mb, env.memory_size_mb, env.invocations) == (71, 128, 40)
+    assert env.used_share == 71 / 128
+    assert (env.first_start, env.last_start) == (T0, T0 + timedelta(minutes=20))
+    unreported = environment_row({**row, "max_used_mb": None})
+    assert unreported.max_memory_used_mb is None and unreported.used_share is None
 
 
 def test_version_init_and_extension_rows():
@@ -129,6 +153,15 @@ def test_a_function_with_timeouts(view_store):
     assert overview.runtime_versions == ["python:3.12.v30"]
     assert (overview.max_memory_used_mb, overview.memory_size_mb) == (71, 128)
     assert overview.throttles is None and overview.extension is None
+    # No CloudWatch metric stream for checkout: its concurrency is unknown, not 0.
+    assert not overview.concurrency_measured and overview.peak_concurrency is None
+    assert overview.reserved_concurrency is None
+    (env,) = overview.environments
+    assert overview.environment_count == 1
+    assert env.environment_id == environment_id("checkout", "1")
+    assert (env.max_memory_used_mb, env.memory_size_mb, env.invocations) == (71, 128, 40)
+    assert env.first_start == NOW - timedelta(minutes=30)
+    assert env.last_start == NOW - timedelta(minutes=30) + timedelta(seconds=30 * 39)
 
     recent = recent_invocations(view_store.reader, "checkout", HOUR, limit=5)
     assert [i.request_id for i in recent] == [f"checkout-{n:04d}" for n in (39, 38, 37, 36, 35)]
@@ -142,6 +175,17 @@ def test_cold_starts_of_a_function_scaling_out(view_store):
     assert init.inits == 8
     assert init.max_init_duration_ms == 1400.0 + 70 * 7
     assert max(p.max_init_duration_ms or 0 for p in overview.series) == 1890.0
+
+
+def test_memory_per_environment_is_bounded_and_fullest_first(view_store):
+    overview = function_overview(view_store.reader, "search", HOUR, top_environments=3)
+
+    assert overview.environment_count == 8  # every environment, beyond the 3 listed
+    assert len(overview.environments) == 3
+    assert all(e.invocations == 5 for e in overview.environments)
+    assert all(
+        (e.max_memory_used_mb, e.memory_size_mb) == (140, 256) for e in overview.environments
+    )
 
 
 def test_an_out_of_memory_function_peaks_at_its_size(view_store):
@@ -158,6 +202,18 @@ def test_throttles_and_the_extensions_own_figures(view_store):
     assert overview.extension is not None
     assert (overview.extension.startup_ms_p95, overview.extension.peak_rss_mb) == (18.0, 12.0)
     assert overview.extension.events_dropped == 0
+
+
+def test_concurrency_from_the_metric_stream_with_the_reserved_limit_from_the_settings(view_store):
+    limits = ConcurrencyLimits(reserved={"thumbnailer": 10})
+    overview = function_overview(view_store.reader, "thumbnailer", HOUR, limits=limits)
+
+    assert overview.concurrency_measured
+    # 5 a minute under {FunctionName} and again under {FunctionName, Resource}: read once.
+    assert [p.concurrency for p in overview.series if p.concurrency] == [5.0, 5.0, 5.0]
+    assert overview.peak_concurrency == 5.0
+    assert overview.reserved_concurrency == 10
+    assert function_overview(view_store.reader, "thumbnailer", HOUR).reserved_concurrency is None
 
 
 def test_a_function_without_invocations_in_the_window(view_store):
