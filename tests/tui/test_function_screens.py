@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Sparkline, Static
 
-from lambdascope.analyzers import invocation_view_sql
+from lambdascope.analyzers import invocation_view_sql, throttles
+from lambdascope.analyzers.function_view import EnvironmentMemory
+from lambdascope.analyzers.throttles import ConcurrencyLimits
 from lambdascope.analyzers.window import Window
 from lambdascope.query import CollectorQueryClient
 from lambdascope.tui.app import LambdascopeApp
-from lambdascope.tui.screens.function import FunctionScreen
+from lambdascope.tui.screens.function import NO_METRIC_STREAM, FunctionScreen
 from lambdascope.tui.screens.invocation import InvocationScreen
 from lambdascope.tui.screens.invocations import InvocationsScreen
 from lambdascope.tui.widgets.chart import Chart
+from lambdascope.tui.widgets.environment_memory import EnvironmentMemoryRows, environment_lines
 from lambdascope.tui.widgets.invocation_list import InvocationList
 from lambdascope.tui.widgets.request_log import RequestLog
 from lambdascope.tui.widgets.waterfall import Waterfall
-from tests.analyzers.fleetdata import NOW, PAYMENTS_LINE, TIMED_OUT
+from tests.analyzers.fleetdata import NOW, PAYMENTS_LINE, TIMED_OUT, environment_id
 from tests.analyzers.viewdata import COLD_REQUEST, FAILED_SPAN, view_store_fixture  # noqa: F401
 from tests.tui.test_app import closed_port
 
@@ -87,6 +90,19 @@ async def test_function_screen_shows_the_functions_figures(view_store, size):
         assert charts["traffic-chart"] == "40 invocations · 0 errors · 3 timeouts"
         assert charts["cold-chart"] == "1 cold starts · init p50 180 ms"
         assert charts["memory-chart"] == "memory 71 of 128 MB (55%)"
+        # No metric stream for checkout: said in the chart's place, not drawn as zero.
+        concurrency = screen.query_one("#concurrency-chart", Chart)
+        assert charts["concurrency-chart"] == "concurrency unknown"
+        assert concurrency.note_text == NO_METRIC_STREAM
+        environments = screen.query_one(EnvironmentMemoryRows)
+        title, row = environments.text.splitlines()
+        assert title.startswith("memory by environment · 1 environment")
+        assert row.split()[0] == environment_id("checkout", "1")[:8]
+        if size == LARGE:
+            assert "71 of 128 MB (55%)  40 invocations  10:30–10:49" in row
+        else:
+            assert row.endswith("71 MB 55% 40 inv 10:30–10:49")
+        assert len(row) <= environments.size.width
         configuration = text_of(screen.query_one("#configuration", Static))
         assert "128 MB · timeout 3.00 s · x86_64 · python:3.12.v30 · us-east-1" in configuration
         assert "on-demand 1: p50 180 ms, max 180 ms" in configuration
@@ -97,21 +113,88 @@ async def test_function_screen_shows_the_functions_figures(view_store, size):
         assert first[5] == "60 MB (47%)"
         # What matters is on screen without scrolling: every chart and some invocations.
         assert all(visible(chart, size) for chart in screen.query(Chart))
+        assert visible(environments, size)
         assert visible(recent, size) and recent.region.height >= 4
-        sparkline_rows = {chart.query_one(Sparkline).region.height for chart in screen.query(Chart)}
+        sparkline_rows = {
+            chart.query_one(Sparkline).region.height
+            for chart in screen.query(Chart)
+            if chart.query_one(Sparkline).display
+        }
         assert sparkline_rows == ({3} if size == LARGE else {1})  # taller when there is room
 
 
-async def test_throttles_and_extension_figures_when_stored(view_store):
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x48"])
+async def test_throttles_concurrency_and_extension_figures_when_stored(
+    view_store, size, monkeypatch
+):
+    # The analysis settings (--settings) give thumbnailer 5 reserved executions.
+    monkeypatch.setattr(throttles, "LIMITS", ConcurrencyLimits(reserved={"thumbnailer": 5}))
     app = app_for(view_store.reader)
-    async with app.run_test(size=SMALL) as pilot:
+    async with app.run_test(size=size) as pilot:
         await show(pilot, FunctionScreen(view_store.reader, "thumbnailer", WINDOW))
         recent = app.screen.query_one(InvocationList)
         await wait_for(pilot, lambda: recent.row_count > 0)
+        await pilot.pause(0.05)
         traffic = app.screen.query_one("#traffic-chart", Chart).title_text
         assert traffic == "30 invocations · 0 errors · 0 timeouts · 6 throttled"
+        concurrency = app.screen.query_one("#concurrency-chart", Chart)
+        assert concurrency.title_text == "concurrency peak 5 of 5 reserved"
+        assert concurrency.note_text.endswith(" of reserved")
+        assert concurrency.query_one(Sparkline).data.count(5.0) == 3
+        assert visible(concurrency, size) and visible(recent, size)
         configuration = text_of(app.screen.query_one("#configuration", Static))
         assert "start-up p95 18 ms · post-runtime p95 0.0 ms · peak 12 MB" in configuration
+
+
+async def test_concurrency_without_a_reserved_limit_in_the_settings(view_store):
+    app = app_for(view_store.reader)
+    async with app.run_test(size=SMALL) as pilot:
+        await show(pilot, FunctionScreen(view_store.reader, "thumbnailer", WINDOW))
+        concurrency = app.screen.query_one("#concurrency-chart", Chart)
+        await wait_for(pilot, lambda: concurrency.title_text != "concurrency")
+        assert concurrency.title_text == "concurrency peak 5"
+        assert concurrency.note_text == "no reserved concurrency in the settings"
+
+
+async def test_memory_by_environment_lists_the_fullest_within_the_charts_height(view_store):
+    app = app_for(view_store.reader)
+    for size, listed in ((SMALL, 2), (LARGE, 6)):
+        async with app.run_test(size=size) as pilot:
+            await show(pilot, FunctionScreen(view_store.reader, "search", WINDOW))
+            environments = app.screen.query_one(EnvironmentMemoryRows)
+            await wait_for(pilot, lambda e=environments: e.loaded)
+            await pilot.pause(0.05)
+            title, *lines = environments.text.splitlines()
+            assert title.startswith(f"memory by environment · fullest {listed} of 8")
+            assert len(lines) == listed
+            assert all("140" in line and "55%" in line for line in lines)
+            assert visible(environments, size)
+            assert visible(app.screen.query_one(InvocationList), size)
+        app = app_for(view_store.reader)
+
+
+def _environment(n: int, used: int | None, size: int = 1024) -> EnvironmentMemory:
+    start = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+    return EnvironmentMemory(
+        f"{n:08x}" + "f" * 24, used, size, 1200, start, start + timedelta(minutes=42)
+    )
+
+
+def test_environment_lines_fit_their_width_and_say_what_was_not_measured():
+    environments = [_environment(1, 1003), _environment(2, None, 512)]
+    wide = [line.plain for line in environment_lines(environments, 9, 90)]
+    assert wide[0] == "memory by environment · fullest 2 of 9"  # two sizes: none in the title
+    assert wide[1] == (
+        "00000001  ██████████  1,003 of 1,024 MB (98%)  1,200 invocations  10:00–10:42"
+    )
+    assert wide[2].startswith("00000002  ░░░░░░░░░░  ")
+    assert wide[2].endswith("  - of 512 MB  1,200 invocations  10:00–10:42")
+    narrow = [line.plain for line in environment_lines(environments, 9, 38)]
+    assert narrow[1] == "00000001 1,003/1,024 MB 98% 1,200 inv 10:00–10:42"  # cut on screen
+    assert narrow[2] == "00000002" + " " * 18 + "- 1,200 inv 10:00–10:42"
+    assert [line.plain for line in environment_lines([], 0, 38)] == [
+        "memory by environment · no invocation in the window"
+    ]
 
 
 async def test_enter_opens_a_timed_out_invocation_with_its_last_line_before_the_deadline(

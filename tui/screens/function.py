@@ -1,5 +1,7 @@
-"""One function over the window: its figures over time, its configuration as observed, the
-extension's cost, and its recent invocations (Enter opens one)."""
+"""One function over the window: its figures over time (concurrency against its reserved
+limit beside its errors and throttles), memory used per execution environment, its
+configuration as observed, the extension's cost, and its recent invocations (Enter opens
+one)."""
 
 from __future__ import annotations
 
@@ -26,14 +28,43 @@ from lambdascope.tui.format import clock, error_text
 from lambdascope.tui.screens.invocation import InvocationScreen
 from lambdascope.tui.screens.invocations import InvocationsScreen
 from lambdascope.tui.widgets.chart import Chart, share_bar
+from lambdascope.tui.widgets.environment_memory import EnvironmentMemoryRows
 from lambdascope.tui.widgets.invocation_list import InvocationList
 
 #: From this height the charts are drawn taller.
 TALL = 40
+#: Environments listed beside the memory chart: as many as its height holds.
+ENVIRONMENT_ROWS, TALL_ENVIRONMENT_ROWS = 2, 6
+NO_METRIC_STREAM = "no CloudWatch metric stream for this function: concurrency unknown"
 
 
 def window_label(window: Window) -> str:
     return f"{clock(window.start)[:5]}–{clock(window.end)[:5]} UTC"
+
+
+def concurrency_title(overview: FunctionOverview) -> Text:
+    """``concurrency peak 9 of 10 reserved``: the window's peak against the function's reserved
+    concurrency from the analysis settings (the limit at which Lambda throttles it)."""
+    peak, reserved = overview.peak_concurrency, overview.reserved_concurrency
+    title = Text("concurrency ", style="bold")
+    if peak is None:
+        title.append("unknown")
+        return title
+    full = reserved is not None and peak >= reserved
+    title.append(f"peak {figures.count(peak)}", style="bold red" if full else "")
+    if reserved is not None:
+        title.append(f" of {reserved:,} reserved")
+    return title
+
+
+def concurrency_bar(overview: FunctionOverview) -> Text:
+    """The peak's share of the reserved concurrency, or why there is no limit to draw."""
+    peak, reserved = overview.peak_concurrency, overview.reserved_concurrency
+    if reserved is None:
+        return Text("no reserved concurrency in the settings", style="dim")
+    bar = share_bar(peak, reserved)
+    bar.append(" of reserved", style="dim")
+    return bar
 
 
 def configuration_text(overview: FunctionOverview) -> Text:
@@ -164,11 +195,15 @@ class FunctionScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Loading…", id="status")
+        # Concurrency beside the errors and throttles it explains; the environments' memory
+        # beside the memory chart.
         with Grid(id="charts"):
-            yield Chart("duration", id="duration-chart")
             yield Chart("invocations", id="traffic-chart")
+            yield Chart("concurrency", second=False, id="concurrency-chart")
+            yield Chart("duration", id="duration-chart")
             yield Chart("cold starts", id="cold-chart")
             yield Chart("memory", second=False, id="memory-chart")
+            yield EnvironmentMemoryRows(id="environments")
         yield Static("", id="configuration")
         yield Label(
             "Recent invocations  (Enter: open · i: all · s: slowest · f: failed)",
@@ -179,12 +214,17 @@ class FunctionScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.function_name} · {window_label(self.window)}"
-        self.set_class(self.app.size.height >= TALL, "tall")
+        self._set_tall(self.app.size.height >= TALL)
         self.query_one(InvocationList).focus()
         self.load()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.set_class(event.size.height >= TALL, "tall")
+        self._set_tall(event.size.height >= TALL)
+
+    def _set_tall(self, tall: bool) -> None:
+        self.set_class(tall, "tall")
+        rows = TALL_ENVIRONMENT_ROWS if tall else ENVIRONMENT_ROWS
+        self.query_one(EnvironmentMemoryRows).set_rows(rows)
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -245,6 +285,8 @@ class FunctionScreen(Screen[None]):
         else:
             self._status("")
         self._show_charts(overview)
+        environments = self.query_one(EnvironmentMemoryRows)
+        environments.show(overview.environments, overview.environment_count, environments.rows)
         self.query_one("#configuration", Static).update(configuration_text(overview))
         self.query_one(InvocationList).show(message.recent)
 
@@ -280,6 +322,15 @@ class FunctionScreen(Screen[None]):
             [p.invocations for p in series],
             [p.errors + p.timeouts + (p.throttles or 0) for p in series],
         )
+        concurrency = self.query_one("#concurrency-chart", Chart)
+        if overview.concurrency_measured:
+            concurrency.show(
+                concurrency_title(overview),
+                [p.concurrency for p in series],
+                bar=concurrency_bar(overview),
+            )
+        else:
+            concurrency.note(concurrency_title(overview), Text(NO_METRIC_STREAM, style="dim"))
         cold_starts = summary.cold_starts if summary else 0
         init_p50 = [i.p50_init_duration_ms for i in overview.inits if i.p50_init_duration_ms]
         cold = Text.assemble((f"{cold_starts:,} cold starts", "bold"))

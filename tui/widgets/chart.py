@@ -61,6 +61,7 @@ class Chart(Vertical):
         bar: Text | None = None,
     ) -> None:
         self._title.update(title)
+        self._first.display = True
         self._first.data = _values(first)
         self._second.display = second is not None
         if second is not None:
@@ -68,6 +69,23 @@ class Chart(Vertical):
         self._bar.display = bar is not None
         if bar is not None:
             self._bar.update(bar)
+
+    def note(self, title: Text | str, text: Text | str) -> None:
+        """``text`` in place of the sparklines: why there is nothing to draw (an empty line
+        would read as a measured zero)."""
+        self._title.update(title)
+        self._first.display = False
+        self._second.display = False
+        self._bar.display = True
+        self._bar.update(text)
+
+    @property
+    def note_text(self) -> str:
+        """What the line under the sparklines (a share bar or a note) says."""
+        if not self._bar.display:
+            return ""
+        rendered = self._bar.content
+        return rendered.plain if isinstance(rendered, Text) else str(rendered)
 
 
 def share_bar(part: float | None, whole: float | None, width: int = 20) -> Text:
