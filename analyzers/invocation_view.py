@@ -25,12 +25,14 @@ from lambdascope.query import QueryClient
 
 __all__ = [
     "FAILED_STATUSES",
+    "EnvironmentExtension",
     "InitPhase",
     "InvocationDetail",
     "InvocationFilters",
     "InvocationPage",
     "InvocationView",
     "Span",
+    "environment_extension_row",
     "invocation_view",
     "invocations_page",
     "last_line_before_deadline",
@@ -273,6 +275,33 @@ def span_row(row: Mapping[str, Any]) -> Span:
 
 
 @dataclass(frozen=True)
+class EnvironmentExtension:
+    """The lambdascope extension's figures from the request's execution environment over the
+    window: the environment's, not the request's (the store has no /proc figures per request).
+    """
+
+    flushes: int
+    #: The most resident memory the extension process held since it started (VmHWM).
+    peak_rss_mb: float | None
+    startup_ms: float | None
+    #: CPU time of the extension process since it started, as of its newest flush.
+    cpu_ms: float | None
+
+
+def environment_extension_row(row: Mapping[str, Any]) -> EnvironmentExtension | None:
+    """Pure: the row of :data:`sql.ENVIRONMENT_EXTENSION`; None when the environment sent no
+    figures in the window."""
+    if not int(row["flushes"]):
+        return None
+    return EnvironmentExtension(
+        flushes=int(row["flushes"]),
+        peak_rss_mb=_float(row["peak_rss_mb"]),
+        startup_ms=_float(row["startup_ms"]),
+        cpu_ms=_float(row["cpu_ms"]),
+    )
+
+
+@dataclass(frozen=True)
 class InvocationView:
     detail: InvocationDetail
     #: The environment's initialisation, for a cold start; empty otherwise.
@@ -280,6 +309,8 @@ class InvocationView:
     spans: list[Span] = field(default_factory=list)
     #: The request's log with START, END and REPORT.
     logs: list[LogLine] = field(default_factory=list)
+    #: None when the environment sent no figures of the extension's own in the window.
+    environment_extension: EnvironmentExtension | None = None
 
     @property
     def last_line_before_deadline(self) -> LogLine | None:
@@ -313,7 +344,16 @@ def invocation_view(
     }
     spans = [span_row(r) for r in client.query(sql.REQUEST_SPANS, span_params).dicts()]
     logs = with_platform_lines(invocation, request_logs(client, invocation))
-    return InvocationView(detail, inits, spans, logs)
+    extension = None
+    if invocation.environment_id:
+        extension_params = {
+            **window.parameters(invocation.function_name),
+            "environment_id": invocation.environment_id,
+        }
+        extension = environment_extension_row(
+            client.query(sql.ENVIRONMENT_EXTENSION, extension_params).dicts()[0]
+        )
+    return InvocationView(detail, inits, spans, logs, extension)
 
 
 def _is_platform_verdict(line: LogLine) -> bool:

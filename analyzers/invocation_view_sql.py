@@ -111,6 +111,25 @@ ORDER BY start_time, phase
 LIMIT 10
 """
 
+#: The lambdascope extension's own figures from one execution environment over the window
+#: (``extension_stats``, one row per flush). The store keeps no /proc figures per request (the
+#: extension's per-invocation samples are not stored), so these are the environment's, not the
+#: request's: its extension process's peak resident memory (VmHWM, the most it held since it
+#: started), its start-up and its CPU time since it started, as of its newest flush in the
+#: window. Always one row; ``flushes`` = 0 when the environment sent none.
+ENVIRONMENT_EXTENSION = """
+SELECT
+    count() AS flushes,
+    max(peak_rss_mb) AS peak_rss_mb,
+    max(startup_ms) AS startup_ms,
+    max(cpu_ms) AS cpu_ms
+FROM extension_stats
+WHERE function_name = {function_name:String}
+    AND environment_id = {environment_id:String}
+    AND time >= {since:DateTime64(3, 'UTC')}
+    AND time < {until:DateTime64(3, 'UTC')}
+"""
+
 #: The OpenTelemetry spans of one request (``RequestId``, from ``faas.invocation_id``), in
 #: start order. The time bounds (a minute before the start, Lambda's 15-minute maximum and a
 #: minute after) let the store prune by partition.

@@ -6,6 +6,7 @@ from lambdascope.analyzers.fleet import LogLine
 from lambdascope.analyzers.invocation_view import (
     InvocationFilters,
     detail_row,
+    environment_extension_row,
     invocation_view,
     invocations_page,
     last_line_before_deadline,
@@ -171,6 +172,30 @@ def test_a_cold_start_with_its_init_and_spans(view_store):
     ]
     assert view.spans[1].failed and view.spans[1].status_message == "502 from payments"
     assert view.last_line_before_deadline is None
+
+
+def test_environment_extension_row_is_none_without_a_flush():
+    empty = {"flushes": 0, "peak_rss_mb": None, "startup_ms": None, "cpu_ms": None}
+    assert environment_extension_row(empty) is None
+    figures = environment_extension_row({**empty, "flushes": 2, "peak_rss_mb": 12.0})
+    assert figures is not None
+    assert (figures.flushes, figures.peak_rss_mb, figures.startup_ms) == (2, 12.0, None)
+
+
+def test_the_extensions_figures_are_the_environments_over_the_window(view_store):
+    # thumbnailer's environment flushed the extension's own figures; checkout's did not.
+    view = invocation_view(view_store.reader, "thumbnailer-0005", "thumbnailer", HOUR)
+
+    assert view is not None
+    extension = view.environment_extension
+    assert extension is not None
+    assert (extension.flushes, extension.peak_rss_mb, extension.startup_ms) == (1, 12.0, 18.0)
+    checkout = invocation_view(view_store.reader, COLD_REQUEST, "checkout", HOUR)
+    assert checkout is not None and checkout.environment_extension is None
+    # Outside the window the environment's figures are not the window's.
+    before = Window(NOW - timedelta(hours=1), NOW - timedelta(minutes=10))
+    early = invocation_view(view_store.reader, "thumbnailer-0005", "thumbnailer", before)
+    assert early is not None and early.environment_extension is None
 
 
 def test_a_request_that_is_not_stored(view_store):

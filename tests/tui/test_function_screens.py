@@ -258,6 +258,38 @@ async def test_invocation_screen_draws_init_runtime_and_spans(view_store, size):
         assert visible(screen.query_one(Waterfall), size) and visible(log, size)
 
 
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x48"])
+async def test_invocation_screen_shows_the_environments_extension_figures_as_such(view_store, size):
+    app = app_for(view_store.reader)
+    async with app.run_test(size=size) as pilot:
+        await show(
+            pilot, InvocationScreen(view_store.reader, "thumbnailer-0005", "thumbnailer", WINDOW)
+        )
+        screen = app.screen
+        log = screen.query_one(RequestLog)
+        await wait_for(pilot, lambda: bool(log.lines))
+        await pilot.pause(0.05)
+
+        header = text_of(screen.query_one("#figures", Static))
+        # The store has no /proc figures per request: the environment's, labelled as such.
+        assert (
+            "environment (not this request): extension peak RSS 12 MB · start-up 18 ms"
+            in header.splitlines()
+        )
+        assert visible(screen.query_one("#figures", Static), size)
+        assert visible(screen.query_one(Waterfall), size) and visible(log, size)
+        assert log.region.height >= 3
+
+
+async def test_invocation_screen_says_nothing_of_an_environment_without_figures(view_store):
+    app = app_for(view_store.reader)
+    async with app.run_test(size=SMALL) as pilot:
+        await show(pilot, InvocationScreen(view_store.reader, COLD_REQUEST, "checkout", WINDOW))
+        log = app.screen.query_one(RequestLog)
+        await wait_for(pilot, lambda: bool(log.lines))
+        assert "environment" not in text_of(app.screen.query_one("#figures", Static))
+
+
 async def test_invocations_screen_reads_one_page_at_a_time(view_store):
     client = Recording(view_store.reader)
     app = app_for(view_store.reader)

@@ -1,6 +1,6 @@
-"""One invocation: its START/END/REPORT figures, where its time went (init, runtime,
-post-runtime, its spans), and its log, with a timed-out request's last line before the
-deadline highlighted."""
+"""One invocation: its START/END/REPORT figures, the extension's figures from its execution
+environment, where its time went (init, runtime, post-runtime, its spans), and its log, with a
+timed-out request's last line before the deadline highlighted."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static
 
-from lambdascope.analyzers.invocation_view import InvocationView, Span, invocation_view
+from lambdascope.analyzers.invocation_view import (
+    EnvironmentExtension,
+    InvocationView,
+    Span,
+    invocation_view,
+)
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient, QueryError, StoreUnavailableError
 from lambdascope.tui import figures
@@ -87,6 +92,19 @@ def waterfall_bars(view: InvocationView) -> list[Bar]:
     return bars
 
 
+def environment_text(extension: EnvironmentExtension) -> Text:
+    """The extension's figures from the request's environment, labelled as the environment's:
+    the store keeps no /proc figures per request, and these must not read as this request's."""
+    text = Text("environment (not this request): ", style="bold")
+    parts = [f"extension peak RSS {figures.megabytes(extension.peak_rss_mb)}"]
+    if extension.startup_ms is not None:
+        parts.append(f"start-up {figures.duration(extension.startup_ms)}")
+    if extension.cpu_ms is not None:
+        parts.append(f"CPU {figures.duration(extension.cpu_ms)} since it started")
+    text.append(" · ".join(parts))
+    return text
+
+
 def figures_text(view: InvocationView) -> Text:
     """The request in one header line, Lambda's START/END/REPORT figures in another, and how
     completely it reached the collector."""
@@ -124,6 +142,9 @@ def figures_text(view: InvocationView) -> Text:
     delay = detail.delivery_delay
     if detail.late and delay is not None:
         text.append(f" · its last event arrived {figures.delay(delay)} after the end", style="dim")
+    if view.environment_extension is not None:
+        text.append("\n")
+        text.append_text(environment_text(view.environment_extension))
     last = view.last_line_before_deadline
     if last is not None:
         text.append("\nlast line before the deadline: ", style="bold yellow")
