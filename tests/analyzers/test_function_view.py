@@ -16,7 +16,7 @@ from lambdascope.analyzers.function_view import (
 )
 from lambdascope.analyzers.throttles import ConcurrencyLimits
 from lambdascope.analyzers.window import Window
-from tests.analyzers.fleetdata import NOW, environment_id
+from tests.analyzers.fleetdata import NOW, Inv, Scenario, environment_id
 from tests.analyzers.viewdata import view_store_fixture  # noqa: F401
 
 HOUR = Window.ending(NOW, timedelta(hours=1))
@@ -202,6 +202,38 @@ def test_throttles_and_the_extensions_own_figures(view_store):
     assert overview.extension is not None
     assert (overview.extension.startup_ms_p95, overview.extension.peak_rss_mb) == (18.0, 12.0)
     assert overview.extension.events_dropped == 0
+
+
+def test_the_fullest_environment_comes_first_whatever_its_traffic(store):
+    start = NOW - timedelta(minutes=30)
+    used = {"busy": [60] * 5, "full": [120, 90], "warm": [100]}
+    store.write(
+        Scenario(
+            [
+                Inv(
+                    "resize",
+                    f"resize-{env}-{n}",
+                    start + timedelta(minutes=n),
+                    50.0,
+                    environment=env,
+                    max_memory_used_mb=mb,
+                )
+                for env, figures in used.items()
+                for n, mb in enumerate(figures)
+            ]
+        )
+    )
+
+    overview = function_overview(store.reader, "resize", HOUR)
+
+    order = [environment_id("resize", env) for env in ("full", "warm", "busy")]
+    assert [e.environment_id for e in overview.environments] == order
+    assert [(e.max_memory_used_mb, e.invocations) for e in overview.environments] == [
+        (120, 2),
+        (100, 1),
+        (60, 5),
+    ]
+    assert overview.environments[0].last_start == start + timedelta(minutes=1)
 
 
 def test_concurrency_from_the_metric_stream_with_the_reserved_limit_from_the_settings(view_store):
