@@ -20,13 +20,13 @@ T0 = NOW - timedelta(minutes=10)
 _keys = itertools.count()
 
 
-def at(ms: int) -> datetime:
-    return T0 + timedelta(milliseconds=ms)
+def at(ms: int, t0: datetime = T0) -> datetime:
+    return t0 + timedelta(milliseconds=ms)
 
 
-def line(ms: int, request_id: str, message: str) -> dict[str, Any]:
-    """A function line as awslambdaric writes it, ``ms`` after :data:`T0`."""
-    when = fleetdata._iso(at(ms))
+def line(ms: int, request_id: str, message: str, *, t0: datetime = T0) -> dict[str, Any]:
+    """A function line as awslambdaric writes it, ``ms`` after ``t0`` (:data:`T0`)."""
+    when = fleetdata._iso(at(ms, t0))
     return {
         "time": when,
         "type": "function",
@@ -34,21 +34,23 @@ def line(ms: int, request_id: str, message: str) -> dict[str, Any]:
     }
 
 
-def json_line(ms: int, record: dict[str, Any]) -> dict[str, Any]:
-    return {"time": fleetdata._iso(at(ms)), "type": "function", "record": json.dumps(record)}
+def json_line(ms: int, record: dict[str, Any], *, t0: datetime = T0) -> dict[str, Any]:
+    return {"time": fleetdata._iso(at(ms, t0)), "type": "function", "record": json.dumps(record)}
 
 
-def report(ms: int, request_id: str, duration_ms: float, status: str = "success") -> list[dict]:
+def report(
+    ms: int, request_id: str, duration_ms: float, status: str = "success", *, t0: datetime = T0
+) -> list[dict]:
     """``platform.start`` is implied; runtimeDone and report end the request."""
     done: dict[str, Any] = {"requestId": request_id, "status": status}
     return [
         {
-            "time": fleetdata._iso(at(ms)),
+            "time": fleetdata._iso(at(ms, t0)),
             "type": "platform.runtimeDone",
             "record": {**done, "metrics": {"durationMs": duration_ms}},
         },
         {
-            "time": fleetdata._iso(at(ms + 1)),
+            "time": fleetdata._iso(at(ms + 1, t0)),
             "type": "platform.report",
             "record": {
                 **done,
@@ -63,15 +65,17 @@ def report(ms: int, request_id: str, duration_ms: float, status: str = "success"
     ]
 
 
-def start(ms: int, request_id: str) -> dict[str, Any]:
+def start(ms: int, request_id: str, *, t0: datetime = T0) -> dict[str, Any]:
     return {
-        "time": fleetdata._iso(at(ms)),
+        "time": fleetdata._iso(at(ms, t0)),
         "type": "platform.start",
         "record": {"requestId": request_id, "version": "$LATEST"},
     }
 
 
-def batch(function_name: str, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def batch(
+    function_name: str, events: Sequence[dict[str, Any]], *, t0: datetime = T0
+) -> dict[str, Any]:
     """One extension batch of ``events`` from ``function_name``'s environment 1."""
     environment = {
         "environment_id": fleetdata.environment_id(function_name, "1"),
@@ -83,10 +87,13 @@ def batch(function_name: str, events: Sequence[dict[str, Any]]) -> dict[str, Any
         "architecture": "x86_64",
     }
     key = f"tail/{function_name}/{next(_keys)}"
-    return fleetdata._batch(key, T0 + timedelta(minutes=1), environment, list(events), [])
+    return fleetdata._batch(key, t0 + timedelta(minutes=1), environment, list(events), [])
 
 
-def write(store: Any, function_name: str, events: Sequence[dict[str, Any]]) -> None:
+def write(
+    store: Any, function_name: str, events: Sequence[dict[str, Any]], *, t0: datetime = T0
+) -> None:
+    """``t0``: another time to write from than :data:`T0` (a frozen clock's, for pictures)."""
     from lambdascope.collector.normalize import normalize_batch
 
-    store.store.write(normalize_batch(batch(function_name, events)))
+    store.store.write(normalize_batch(batch(function_name, events, t0=t0)))

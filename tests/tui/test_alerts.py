@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -69,25 +69,26 @@ def rules_path(tmp_path: Path) -> Path:
     return path
 
 
-def seed_alerts(store) -> None:
+def seed_alerts(store, now: datetime = NOW) -> None:
     """checkout's timeouts rule firing, payments' slow-p99 pending, thumbnailer's OOM resolved:
-    written through the alert engine's own store (and DDL)."""
+    written through the alert engine's own store (and DDL), as of ``now``."""
+    firing_since = now - (NOW - FIRING_SINCE)
     state = ClickHouseAlertStateStore(store.store._client)
     state.save_state(
-        AlertState("timeouts", "checkout", "firing", FIRING_SINCE, FIRING_SINCE, FIRING_SINCE,
+        AlertState("timeouts", "checkout", "firing", firing_since, firing_since, firing_since,
                    value=3.0)
     )  # fmt: skip
-    pending = NOW - timedelta(minutes=3)
+    pending = now - timedelta(minutes=3)
     state.save_state(AlertState("slow-p99", "payments", "pending", pending, pending, value=2900.0))
-    state.save_state(AlertState("out-of-memory", "thumbnailer", "resolved", NOW, value=0.0))
+    state.save_state(AlertState("out-of-memory", "thumbnailer", "resolved", now, value=0.0))
     parameters = {
         "since": "2026-01-01 00:00:00.000",
         "until": "2026-01-01 00:05:00.000",
         "function_name": "checkout",
     }
     for at, previous, event in (
-        (FIRING_SINCE, "inactive", "firing"),
-        (FIRING_SINCE - timedelta(hours=2), "firing", "resolved"),
+        (firing_since, "inactive", "firing"),
+        (firing_since - timedelta(hours=2), "firing", "resolved"),
     ):
         state.record_transition(
             Transition(

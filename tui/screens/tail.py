@@ -170,6 +170,7 @@ class TailScreen(Screen[None]):
             return
         self._reading = False
         self.error = message.text + " Press r to retry."
+        self.refresh_bindings()
         self._update_status()
 
     # Keys -----------------------------------------------------------------------------------
@@ -191,10 +192,17 @@ class TailScreen(Screen[None]):
         self.query_one(TailLog).show(self.buffer, self._empty_text())
         self._update_status()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """r is dimmed in the footer while there is nothing to retry."""
+        if action == "retry" and self.error is None:
+            return None
+        return True
+
     def action_retry(self) -> None:
         if self.error is None:
             return
         self.error = None
+        self.refresh_bindings()
         self._update_status()
         self.poll()
 
