@@ -159,11 +159,23 @@ class LambdascopeApp(App[None]):
         except (CommandError, TimeWindowError) as exc:
             self.notify(str(exc), title="Command", severity="error")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Dim the key of the screen already open (None: shown, but disabled)."""
+        if action == "tail" and isinstance(self.screen, TailScreen):
+            return None
+        if action == "alerts" and isinstance(self.screen, AlertsScreen):
+            return None
+        return True
+
     def action_tail(self, function_name: str | None = None) -> None:
         """The live tail: every function's new log lines, or one function's."""
+        if isinstance(self.screen, TailScreen) and function_name is None:
+            return  # already following: a second tail would read everything twice
         self.push_screen(TailScreen(self.client, function_name))
 
     def action_alerts(self) -> None:
+        if isinstance(self.screen, AlertsScreen):
+            return
         self.push_screen(AlertsScreen(self.client, self.rules_path, now=self.now))
 
     def action_help(self) -> None:

@@ -45,7 +45,7 @@ SKIPPED = {"q", "escape"}
 #: Silent keys in files this change did not touch, to be fixed there. The fleet binds tab to
 #: ``focus_next``, an action a Screen does not have (the App's is ``app.focus_next``), and its
 #: binding hides the Screen's own tab, so tab moves nowhere.
-KNOWN_SILENT = {("FleetScreen", "tab")}
+KNOWN_SILENT: set[tuple[str, str]] = set()
 
 
 class Counting:
@@ -147,7 +147,7 @@ def keys_of(screen: Screen[Any], app: LambdascopeApp) -> list[tuple[str, str]]:
 
 def disabled(screen: Screen[Any], action: str) -> bool:
     name, _, _ = action.partition("(")
-    return not screen.check_action(name, ())
+    return not screen.check_action(name, ()) or not screen.app.check_action(name, ())
 
 
 async def back_to(pilot: Pilot[Any], app: KeyApp, screen: Screen[Any]) -> None:

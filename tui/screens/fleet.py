@@ -45,7 +45,7 @@ class FleetScreen(Screen[None]):
         Binding("slash", "filter", "Filter"),
         Binding("colon", "command_line", "Command"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("tab", "focus_next", "Next panel", show=False),
+        Binding("tab", "app.focus_next", "Next panel", show=False),
     ]
 
     def __init__(self, client: QueryClient, *, function_name: str | None = None) -> None:
