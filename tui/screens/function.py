@@ -25,11 +25,13 @@ from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient, QueryError, StoreUnavailableError
 from lambdascope.tui import figures
 from lambdascope.tui.format import clock, error_text
+from lambdascope.tui.messages import LoadFailed
 from lambdascope.tui.screens.invocation import InvocationScreen
 from lambdascope.tui.screens.invocations import InvocationsScreen
 from lambdascope.tui.widgets.chart import Chart, share_bar
 from lambdascope.tui.widgets.environment_memory import EnvironmentMemoryRows
 from lambdascope.tui.widgets.invocation_list import InvocationList
+from lambdascope.tui.widgets.status_line import StatusLine
 
 #: From this height the charts are drawn taller.
 TALL = 40
@@ -179,12 +181,6 @@ class FunctionScreen(Screen[None]):
             self.overview = overview
             self.recent = recent
 
-    class Failed(Message):
-        def __init__(self, text: str, *, unavailable: bool) -> None:
-            super().__init__()
-            self.text = text
-            self.unavailable = unavailable
-
     def __init__(self, client: QueryClient, function_name: str, window: Window) -> None:
         super().__init__()
         self.client = client
@@ -194,7 +190,7 @@ class FunctionScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Loading…", id="status")
+        yield StatusLine("Loading…", id="status")
         # Concurrency beside the errors and throttles it explains; the environments' memory
         # beside the memory chart.
         with Grid(id="charts"):
@@ -254,20 +250,16 @@ class FunctionScreen(Screen[None]):
             recent = recent_invocations(self.client, self.function_name, self.window)
         except QueryError as exc:
             unavailable = isinstance(exc, StoreUnavailableError)
-            self.post_message(self.Failed(error_text(exc), unavailable=unavailable))
+            self.post_message(LoadFailed(error_text(exc), unavailable=unavailable))
             return
         self.post_message(self.Loaded(overview, recent))
 
-    def _status(self, text: str, *, error: bool = False) -> None:
-        status = self.query_one("#status", Static)
-        status.set_class(error, "error")
-        status.display = bool(text)
-        status.update(text)
+    def _status(self, text: str) -> None:
+        self.query_one("#status", StatusLine).say(text)
 
-    @on(Failed)
-    def show_error(self, message: Failed) -> None:
-        hint = " Press r to retry." if message.unavailable else ""
-        self._status(message.text + hint, error=True)
+    @on(LoadFailed)
+    def show_error(self, message: LoadFailed) -> None:
+        self.query_one("#status", StatusLine).failed(message.text, unavailable=message.unavailable)
 
     @on(Loaded)
     def show(self, message: Loaded) -> None:

@@ -25,7 +25,9 @@ from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient, QueryError, StoreUnavailableError
 from lambdascope.tui import figures
 from lambdascope.tui.format import clock, error_text
+from lambdascope.tui.messages import LoadFailed
 from lambdascope.tui.widgets.request_log import RequestLog
+from lambdascope.tui.widgets.status_line import StatusLine
 from lambdascope.tui.widgets.waterfall import Bar, Waterfall
 
 STATUS_STYLE = {"success": "green", "timeout": "bold red", "error": "red", "failure": "red"}
@@ -196,12 +198,6 @@ class InvocationScreen(Screen[None]):
             super().__init__()
             self.view = view
 
-    class Failed(Message):
-        def __init__(self, text: str, *, unavailable: bool) -> None:
-            super().__init__()
-            self.text = text
-            self.unavailable = unavailable
-
     def __init__(
         self, client: QueryClient, request_id: str, function_name: str, window: Window
     ) -> None:
@@ -214,7 +210,7 @@ class InvocationScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"Loading {self.request_id}…", id="status")
+        yield StatusLine(f"Loading {self.request_id}…", id="status")
         yield Static("", id="figures")
         yield Label("Where the time went", classes="section")
         with VerticalScroll(id="waterfall-box"):
@@ -242,20 +238,16 @@ class InvocationScreen(Screen[None]):
             view = invocation_view(self.client, self.request_id, self.function_name, self.window)
         except QueryError as exc:
             unavailable = isinstance(exc, StoreUnavailableError)
-            self.post_message(self.Failed(error_text(exc), unavailable=unavailable))
+            self.post_message(LoadFailed(error_text(exc), unavailable=unavailable))
             return
         self.post_message(self.Loaded(view))
 
-    def _status(self, text: str, *, error: bool = False) -> None:
-        status = self.query_one("#status", Static)
-        status.set_class(error, "error")
-        status.display = bool(text)
-        status.update(text)
+    def _status(self, text: str) -> None:
+        self.query_one("#status", StatusLine).say(text)
 
-    @on(Failed)
-    def show_error(self, message: Failed) -> None:
-        hint = " Press r to retry." if message.unavailable else ""
-        self._status(message.text + hint, error=True)
+    @on(LoadFailed)
+    def show_error(self, message: LoadFailed) -> None:
+        self.query_one("#status", StatusLine).failed(message.text, unavailable=message.unavailable)
 
     @on(Loaded)
     def show(self, message: Loaded) -> None:

@@ -22,8 +22,10 @@ from lambdascope.analyzers.invocation_view import (
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient, QueryError, StoreUnavailableError
 from lambdascope.tui.format import clock, error_text
+from lambdascope.tui.messages import LoadFailed
 from lambdascope.tui.screens.invocation import InvocationScreen
 from lambdascope.tui.widgets.invocation_list import InvocationList
+from lambdascope.tui.widgets.status_line import StatusLine
 
 #: Lines of the screen that are not table rows: header, filter line, status, the table's
 #: header, footer, and one spare.
@@ -124,12 +126,6 @@ class InvocationsScreen(Screen[None]):
             self.page = page
             self.filters = filters
 
-    class Failed(Message):
-        def __init__(self, text: str, *, unavailable: bool) -> None:
-            super().__init__()
-            self.text = text
-            self.unavailable = unavailable
-
     def __init__(
         self,
         client: QueryClient,
@@ -150,7 +146,7 @@ class InvocationsScreen(Screen[None]):
         yield Header()
         yield Static("", id="filters")
         yield Input(placeholder=FILTER_HELP, id="filter-input")
-        yield Static("Loading…", id="status")
+        yield StatusLine("Loading…", id="status")
         yield InvocationList(id="page")
         yield Footer()
 
@@ -241,20 +237,16 @@ class InvocationsScreen(Screen[None]):
             )
         except QueryError as exc:
             unavailable = isinstance(exc, StoreUnavailableError)
-            self.post_message(self.Failed(error_text(exc), unavailable=unavailable))
+            self.post_message(LoadFailed(error_text(exc), unavailable=unavailable))
             return
         self.post_message(self.Loaded(page, filters))
 
-    def _status(self, text: str, *, error: bool = False) -> None:
-        status = self.query_one("#status", Static)
-        status.set_class(error, "error")
-        status.display = bool(text)
-        status.update(text)
+    def _status(self, text: str) -> None:
+        self.query_one("#status", StatusLine).say(text)
 
-    @on(Failed)
-    def show_error(self, message: Failed) -> None:
-        hint = " Press r to retry." if message.unavailable else ""
-        self._status(message.text + hint, error=True)
+    @on(LoadFailed)
+    def show_error(self, message: LoadFailed) -> None:
+        self.query_one("#status", StatusLine).failed(message.text, unavailable=message.unavailable)
 
     @on(Loaded)
     def show(self, message: Loaded) -> None:
