@@ -56,8 +56,14 @@ class FunctionSummary:
     events_dropped: int = 0
     #: Environments that went silent without a final flush (analyzers/completeness.py).
     silent_environments: int = 0
-    #: The slowest cold start's init in the window (the rollups keep no init percentiles).
+    #: The slowest cold start's init in the window (the rollups keep each minute's maximum).
     max_init_ms: float | None = None
+    #: The p95 init duration of the window's on-demand initializations (:data:`sql.FLEET_INIT_P95`);
+    #: None without one.
+    init_p95_ms: float | None = None
+    #: Throttles in the window from the CloudWatch metric stream (:data:`sql.FLEET_THROTTLES`);
+    #: None when the store has no metric-stream points for the function (unknown, not zero).
+    throttles: int | None = None
     #: The p99 duration of each bucket of the window, oldest first (:func:`trend_buckets`);
     #: None where no report came in that bucket.
     p99_trend: tuple[float | None, ...] = ()
@@ -118,7 +124,9 @@ def fleet_summary(
     Read from the per-minute rollups (never raw rows), so the window counts the whole minutes
     it overlaps, and the extension's own figures (``extension_stats``) for what it dropped.
     A third rollup read gives each function's p99 trend and estimated cost (``prices``, the
-    price table in use by default), so the table still paints before any detector runs.
+    price table in use by default); two more small reads give the on-demand init p95 (one row
+    per initialization, not per invocation) and the metric stream's throttles. None of them
+    waits for a detector, so the table still paints first.
     """
     window = Window.ending(now, since)
     rows = client.query(sql.FLEET, window.parameters(function_name)).dicts()
@@ -129,6 +137,14 @@ def fleet_summary(
     trend_rows = client.query(
         sql.FLEET_TRENDS, {**window.parameters(function_name), "bucket_s": bucket_s}
     ).dicts()
+    inits = {
+        str(r["function_name"]): _finite(r["init_p95_ms"])
+        for r in client.query(sql.FLEET_INIT_P95, window.parameters(function_name)).dicts()
+    }
+    throttled = {
+        str(r["function_name"]): round(float(r["throttles"]))
+        for r in client.query(sql.FLEET_THROTTLES, window.parameters(function_name)).dicts()
+    }
     by_function = {str(r["function_name"]): r for r in delivery}
     p99 = trends(trend_rows, buckets)
     # cost.PRICES is read now, not imported: --settings replaces it after this module loads.
@@ -138,6 +154,8 @@ def fleet_summary(
             fleet_row(r, by_function.get(str(r["function_name"]))),
             p99_trend=p99.get(str(r["function_name"]), (None,) * buckets),
             cost_usd=costs.get(str(r["function_name"])),
+            init_p95_ms=inits.get(str(r["function_name"])),
+            throttles=throttled.get(str(r["function_name"])),
         )
         for r in rows
     ]

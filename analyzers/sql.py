@@ -254,6 +254,48 @@ ORDER BY function_name, bucket
 """
 )
 
+#: The fleet table's init p95, per function: the p95 init duration of the on-demand
+#: initializations that started in the window (``cold_starts``, one row per environment and
+#: phase, so few rows). Provisioned-concurrency inits and SnapStart restores happen before any
+#: request arrives, so no request waits for them; they are left out. ``initialization_type``
+#: is empty when the platform did not say, which is on-demand (Lambda's default).
+FLEET_INIT_P95 = """
+SELECT
+    function_name,
+    quantile(0.95)(init_duration_ms) AS init_p95_ms
+FROM cold_starts
+WHERE start_time >= {since:DateTime64(3, 'UTC')}
+    AND start_time < {until:DateTime64(3, 'UTC')}
+    AND ({function_name:String} = '' OR function_name = {function_name:String})
+    AND initialization_type IN ('on-demand', '')
+    AND phase != 'restore'
+    AND init_duration_ms IS NOT NULL
+GROUP BY function_name
+ORDER BY function_name
+"""
+
+#: The fleet table's throttles, per function: the sum of the Throttles metric over the window's
+#: whole minutes, from the CloudWatch metric-stream points the throttles detector reads
+#: (analyzers/throttles_sql.py): the ``{FunctionName}`` dimension set only, so nothing counts
+#: twice. A function is listed when the stream sent any of its points in the window, so a
+#: function without a row has no metric stream here (unknown), not zero throttles.
+FLEET_THROTTLES = """
+SELECT
+    function_name,
+    sumIf(value_sum, metric_name = 'Throttles') AS throttles
+FROM cloudwatch_metrics
+WHERE namespace = 'AWS/Lambda'
+    AND metric_name IN ('Throttles', 'Invocations', 'ConcurrentExecutions')
+    AND timestamp >= toStartOfMinute({since:DateTime64(3, 'UTC')})
+    AND timestamp < {until:DateTime64(3, 'UTC')}
+    AND function_name != ''
+    AND resource = ''
+    AND NOT mapContains(dimensions, 'ExecutedVersion')
+    AND ({function_name:String} = '' OR function_name = {function_name:String})
+GROUP BY function_name
+ORDER BY function_name
+"""
+
 #: The detectors' screen (analyzers/rollups.py): per function and version, what the rollups
 #: say about the window, as bounds. ``outer_*`` is the window widened to whole minutes and a
 #: minute of margin (an invocation's rollup minute comes from its report when its start event

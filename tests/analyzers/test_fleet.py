@@ -7,6 +7,7 @@ import pytest
 
 from lambdascope.analyzers.cost import cost_table
 from lambdascope.analyzers.fleet import (
+    FunctionSummary,
     Invocation,
     LogLine,
     fleet_row,
@@ -16,6 +17,8 @@ from lambdascope.analyzers.fleet import (
     with_platform_lines,
 )
 from lambdascope.analyzers.window import Window
+from lambdascope.collector.firehose import parse_firehose_request
+from lambdascope.collector.normalize import normalize_batch
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW
 
@@ -134,3 +137,49 @@ def test_fleet_summary_adds_each_functions_p99_trend_and_its_estimated_cost(stor
     exact = {c.function_name: c.total_cost_usd for c in cost_table(store.reader, window)}
     for name, row in rows.items():
         assert row.cost_usd == pytest.approx(exact[name], rel=1e-6), name
+
+
+def summaries(store, since: timedelta) -> dict[str, FunctionSummary]:
+    return {r.function_name: r for r in fleet_summary(store.reader, since=since, now=NOW)}
+
+
+def test_fleet_summary_reads_each_functions_on_demand_init_p95(store):
+    # thumbnailer's environment is provisioned: its init is done before any request waits.
+    for batch in fleetdata.batches(fleetdata.cold_start_fleet()):
+        if batch["environment"]["function_name"] == "thumbnailer":
+            batch["environment"]["initialization_type"] = "provisioned-concurrency"
+            for event in batch["telemetry"]:
+                if "initializationType" in event["record"]:
+                    event["record"]["initializationType"] = "provisioned-concurrency"
+        store.store.write(normalize_batch(batch))
+
+    rows = summaries(store, timedelta(hours=1))
+
+    # search's 8 environments started with inits of 1,400 to 1,890 ms, 70 ms apart.
+    search = rows["search"]
+    assert search.init_p95_ms is not None and 1820 < search.init_p95_ms < 1890
+    assert search.max_init_ms == pytest.approx(1890.0)
+    assert rows["checkout"].init_p95_ms == pytest.approx(180.0)
+    assert rows["thumbnailer"].init_p95_ms is None
+    assert rows["thumbnailer"].max_init_ms is not None  # the rollups still count it
+    # 25 minutes back, checkout's only cold start (30 minutes ago) is outside the window.
+    assert summaries(store, timedelta(minutes=25))["checkout"].init_p95_ms is None
+
+
+def test_fleet_summary_sums_throttles_from_the_metric_stream_and_unknown_is_not_zero(store):
+    store.write(fleetdata.healthy_fleet())
+    start = NOW - timedelta(minutes=30)
+    records = fleetdata.function_minutes(
+        "checkout", start, 10, invocations=4, concurrency=2, throttles=3
+    ) + fleetdata.function_minutes("thumbnailer", start, 10, invocations=3, concurrency=1)
+    delivery = parse_firehose_request("d-1", fleetdata.firehose_body(records, "d-1"))
+    store.store.write_metrics(delivery.request_id, delivery.points)
+
+    rows = summaries(store, timedelta(hours=1))
+
+    # 3 a minute for 10 minutes, counted once although CloudWatch publishes two dimension sets.
+    assert rows["checkout"].throttles == 30
+    assert rows["thumbnailer"].throttles == 0  # streamed, never throttled
+    assert rows["report_export"].throttles is None  # no metric stream: unknown
+    # A window without any of the stream's points knows nothing either.
+    assert summaries(store, timedelta(minutes=15))["checkout"].throttles is None

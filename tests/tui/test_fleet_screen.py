@@ -14,6 +14,7 @@ from textual.widgets import OptionList
 
 from lambdascope.analyzers import DETECTORS
 from lambdascope.analyzers.window import Window
+from lambdascope.collector.firehose import parse_firehose_request
 from lambdascope.tui.app import LambdascopeApp
 from lambdascope.tui.screens import FleetScreen, HelpScreen, WindowPicker
 from lambdascope.tui.screens.function import FunctionScreen
@@ -34,6 +35,12 @@ def fleet_store(chdb_path: str) -> Iterator[TestStore]:
     test_store = TestStore(chdb_path, f"t_tui_frame_{os.getpid()}")
     try:
         test_store.write(fleetdata.timeout_fleet())
+        # checkout alone has a metric stream: 2 throttles a minute for 5 minutes.
+        records = fleetdata.function_minutes(
+            "checkout", NOW - timedelta(minutes=30), 5, invocations=2, concurrency=1, throttles=2
+        )
+        delivery = parse_firehose_request("d-1", fleetdata.firehose_body(records, "d-1"))
+        test_store.store.write_metrics(delivery.request_id, delivery.points)
         yield test_store
     finally:
         test_store.drop()
@@ -212,7 +219,9 @@ async def test_help_lists_the_screens_bindings_and_export_writes_csv_and_json(
         assert any(str(csv_file) in note for note in notes)
 
 
-async def test_the_fleet_shows_each_functions_p99_trend_and_cost_at_120_columns(fleet_store):
+async def test_the_fleet_shows_trend_cost_throttles_and_init_p95_at_120_columns(
+    fleet_store,
+):
     app = LambdascopeApp(fleet_store.reader, now=NOW, detectors=TIMEOUTS)
 
     async with app.run_test(size=SIZE) as pilot:
@@ -220,12 +229,25 @@ async def test_the_fleet_shows_each_functions_p99_trend_and_cost_at_120_columns(
         await pilot.pause()
         table = fleet_of(app)
         labels = table.shown_labels
-        assert {"Function", "Invocations", "Errors", "p99", "p99 trend", "Cost"} <= set(labels)
-        checkout = dict(zip(labels, {r[0]: r for r in row_texts(table)}["checkout"], strict=True))
+        assert {
+            "Function",
+            "Invocations",
+            "Errors",
+            "p99",
+            "p99 trend",
+            "Cost",
+            "Throttles",
+            "Init p95",
+        } <= set(labels)
+        rows = {r[0]: dict(zip(labels, r, strict=True)) for r in row_texts(table)}
+        checkout = rows["checkout"]
         trend = checkout["p99 trend"]
         # 3-minute buckets over the hour; checkout ran for 20 minutes of it, its timeouts tall.
         assert len(trend) == 20 and "█" in trend and trend.startswith(" " * 10)
         assert checkout["Cost"] == "<$0.01"
+        assert checkout["Throttles"] == "10" and checkout["Init p95"] == "180 ms"
+        # No metric stream for thumbnailer: its throttles are unknown, not 0.
+        assert rows["thumbnailer"]["Throttles"] == "-"
         assert sum(column.get_render_width(table) for column in table.ordered_columns) <= 118
 
 
@@ -319,7 +341,13 @@ async def test_the_fleet_table_shows_before_the_detectors_finish(fleet_store):
         """The fleet's own reads answer at once; every detector waits for ``release``."""
 
         def query(self, sql, parameters=None):
-            if sql not in (fleet_sql.FLEET, fleet_sql.EXTENSION_DELIVERY, fleet_sql.FLEET_TRENDS):
+            if sql not in (
+                fleet_sql.FLEET,
+                fleet_sql.EXTENSION_DELIVERY,
+                fleet_sql.FLEET_TRENDS,
+                fleet_sql.FLEET_INIT_P95,
+                fleet_sql.FLEET_THROTTLES,
+            ):
                 release.wait(timeout=10)
             return fleet_store.reader.query(sql, parameters)
 

@@ -8,7 +8,7 @@ from typing import Any
 from textual import events
 
 from lambdascope.analyzers.fleet import FunctionSummary
-from lambdascope.tui.figures import duration, money, sparkline
+from lambdascope.tui.figures import NOT_MEASURED, duration, money, sparkline
 from lambdascope.tui.format import ago, pct, share
 from lambdascope.tui.widgets.nav_table import NavTable
 
@@ -40,10 +40,15 @@ def _latest(values: Sequence[float | None]) -> float:
     return next((v for v in reversed(values) if v is not None), -1.0)
 
 
-# Throttles are not a column: Lambda's throttles never reach a sandbox, so only CloudWatch
-# metric streams count them, and those are not part of the rollups this table reads. The
-# throttles detector reports them as findings. Init p95 is not a column either: the rollups
-# keep the slowest init of each minute, so the table shows that.
+def _count(value: int | None) -> str:
+    """A count that may be unknown: ``-`` (not 0) when nothing measured it."""
+    return NOT_MEASURED if value is None else f"{value:,}"
+
+
+# Throttles come from CloudWatch metric streams (Lambda's throttles never reach a sandbox):
+# "-" for a function the store has no stream for, since unknown is not zero. "Init p95" is
+# the p95 of on-demand initializations only: provisioned-concurrency and SnapStart inits
+# happen before a request arrives, so no request waits for them.
 #: The sparkline column: shown on screen, left out of exports.
 TREND = "p99 trend"
 
@@ -51,34 +56,40 @@ COLUMNS: tuple[Column, ...] = (
     Column("Function", lambda r, _: r.function_name, lambda r: r.function_name, 0),
     Column("Invocations", lambda r, _: f"{r.invocations:,}", lambda r: r.invocations, 1),
     Column("Errors", lambda r, _: share(r.errors, r.invocations), lambda r: _rate(r.errors, r), 2),
-    Column("Timeouts", lambda r, _: f"{r.timeouts:,}", lambda r: r.timeouts, 5),
+    Column("Timeouts", lambda r, _: f"{r.timeouts:,}", lambda r: r.timeouts, 6),
+    Column(
+        "Throttles",
+        lambda r, _: _count(r.throttles),
+        lambda r: _or_low(r.throttles),
+        5,
+    ),
     Column(
         "Cold starts",
         lambda r, _: share(r.cold_starts, r.invocations),
         lambda r: _rate(r.cold_starts, r),
-        6,
+        7,
     ),
     Column(
-        "Slowest init",
-        lambda r, _: duration(r.max_init_ms),
-        lambda r: _or_low(r.max_init_ms),
-        10,
+        "Init p95",
+        lambda r, _: duration(r.init_p95_ms),
+        lambda r: _or_low(r.init_p95_ms),
+        9,
     ),
     Column(
-        "p50", lambda r, _: duration(r.p50_duration_ms), lambda r: _or_low(r.p50_duration_ms), 8
+        "p50", lambda r, _: duration(r.p50_duration_ms), lambda r: _or_low(r.p50_duration_ms), 10
     ),
     Column(
         "p99", lambda r, _: duration(r.p99_duration_ms), lambda r: _or_low(r.p99_duration_ms), 3
     ),
-    Column(TREND, lambda r, _: sparkline(r.p99_trend), lambda r: _latest(r.p99_trend), 7),
+    Column(TREND, lambda r, _: sparkline(r.p99_trend), lambda r: _latest(r.p99_trend), 8),
     Column(
         "Memory peak",
         lambda r, _: pct(r.max_memory_pct),
         lambda r: _or_low(r.max_memory_pct),
-        9,
+        11,
     ),
     Column("Cost", lambda r, _: money(r.cost_usd), lambda r: _or_low(r.cost_usd), 4),
-    Column("Last seen", lambda r, now: ago(r.last_seen, now), _seen, 11),
+    Column("Last seen", lambda r, now: ago(r.last_seen, now), _seen, 12),
 )
 
 #: A cell's padding on each side (DataTable's default) and the vertical scrollbar's width.
