@@ -120,14 +120,19 @@ class FleetTable(NavTable):
 
     export_name = "fleet"
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.zebra_stripes = True
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # State lives from construction: the fleet's first read can answer before the table
+        # is mounted, and mounting must not throw those rows away.
         self.summaries: list[FunctionSummary] = []
         self.sort_index = 0
         self.name_filter = ""
         self.now = datetime.now(UTC)
         self.shown: list[int] = []
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.zebra_stripes = True
         self._render_rows()
 
     @property
