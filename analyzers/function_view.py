@@ -336,8 +336,13 @@ def function_overview(
     summary = next((s for s in summaries if s.function_name == function_name), None)
     series_params = {**params, "bucket_s": bucket_s}
     rows = client.query(function_view_sql.FUNCTION_SERIES, series_params).dicts()
-    throttle_rows = client.query(function_view_sql.FUNCTION_THROTTLES, series_params).dicts()
-    concurrency_rows = client.query(function_view_sql.FUNCTION_CONCURRENCY, series_params).dicts()
+    throttle_rows = client.query(
+        function_view_sql.FUNCTION_THROTTLES, {**series_params, "metric_name": "Throttles"}
+    ).dicts()
+    concurrency_rows = client.query(
+        function_view_sql.FUNCTION_CONCURRENCY,
+        {**series_params, "metric_name": "ConcurrentExecutions"},
+    ).dicts()
     versions = client.query(function_view_sql.FUNCTION_VERSIONS, params).dicts()
     inits = client.query(function_view_sql.FUNCTION_INITS, params).dicts()
     overhead = [

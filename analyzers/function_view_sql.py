@@ -39,16 +39,12 @@ ORDER BY bucket
 """
 )
 
-#: Lambda's own throttles per bucket: only CloudWatch metric streams carry them (a throttled
-#: request never reaches a sandbox). Points under ``{FunctionName}`` alone, so nothing counts
-#: twice (analyzers/throttles_sql.py). No rows: no metric stream for this function.
-FUNCTION_THROTTLES = """
-SELECT
-    toStartOfInterval(timestamp, INTERVAL {bucket_s:UInt32} SECOND) AS bucket,
-    sum(value_sum) AS throttles
+#: One function's CloudWatch metric points of the window, under ``{FunctionName}`` alone so
+#: nothing counts twice (analyzers/throttles_sql.py); the metric's name is bound.
+_FUNCTION_POINTS = """
 FROM cloudwatch_metrics
 WHERE namespace = 'AWS/Lambda'
-    AND metric_name = 'Throttles'
+    AND metric_name = {metric_name:String}
     AND timestamp >= {since:DateTime64(3, 'UTC')}
     AND timestamp < {until:DateTime64(3, 'UTC')}
     AND function_name = {function_name:String}
@@ -58,24 +54,27 @@ GROUP BY bucket
 ORDER BY bucket
 """
 
+#: Lambda's own throttles per bucket: only CloudWatch metric streams carry them (a throttled
+#: request never reaches a sandbox). Points under ``{FunctionName}`` alone, so nothing counts
+#: twice (analyzers/throttles_sql.py). No rows: no metric stream for this function.
+FUNCTION_THROTTLES = (
+    """
+SELECT
+    toStartOfInterval(timestamp, INTERVAL {bucket_s:UInt32} SECOND) AS bucket,
+    sum(value_sum) AS throttles"""
+    + _FUNCTION_POINTS
+)
+
 #: The function's concurrency per bucket: the highest ConcurrentExecutions CloudWatch reported
 #: in it (its Maximum statistic), read like :data:`FUNCTION_THROTTLES` and the throttles
 #: detector do. No rows: no metric stream for this function, so its concurrency is unknown.
-FUNCTION_CONCURRENCY = """
+FUNCTION_CONCURRENCY = (
+    """
 SELECT
     toStartOfInterval(timestamp, INTERVAL {bucket_s:UInt32} SECOND) AS bucket,
-    max(value_max) AS concurrency
-FROM cloudwatch_metrics
-WHERE namespace = 'AWS/Lambda'
-    AND metric_name = 'ConcurrentExecutions'
-    AND timestamp >= {since:DateTime64(3, 'UTC')}
-    AND timestamp < {until:DateTime64(3, 'UTC')}
-    AND function_name = {function_name:String}
-    AND resource = ''
-    AND NOT mapContains(dimensions, 'ExecutedVersion')
-GROUP BY bucket
-ORDER BY bucket
-"""
+    max(value_max) AS concurrency"""
+    + _FUNCTION_POINTS
+)
 
 #: Memory used against the configured size, per execution environment, the fullest first (by
 #: share of its configured size, then by MB): the environment that will run out first leads.

@@ -7,26 +7,8 @@ Parameters: ``since``/``until`` (``'YYYY-MM-DD HH:MM:SS.fff'`` UTC), ``function_
 
 from __future__ import annotations
 
-_WINDOW = """ invocations_between(
-        since = {since:DateTime64(3, 'UTC')},
-        until = {until:DateTime64(3, 'UTC')},
-        function_name = {function_name:String})"""
-
-_COLUMNS = """
-    request_id,
-    function_name,
-    function_version,
-    environment_id,
-    start_time,
-    duration_ms,
-    billed_duration_ms,
-    status,
-    error_type,
-    init_duration_ms,
-    cold_start,
-    max_memory_used_mb,
-    memory_size_mb,
-    timeout_ms"""
+from lambdascope.analyzers.sql import INVOCATION_COLUMNS as _COLUMNS
+from lambdascope.analyzers.sql import WINDOW_INVOCATIONS as _WINDOW
 
 #: One page of a function's invocations in the window, with the number of rows the filters
 #: match (``total``, counted before the page is cut). Filters, each off at its neutral value:

@@ -21,10 +21,27 @@ from __future__ import annotations
 # `invocations` filtered on start_time and the optional function selector, but reads only the
 # parts whose event time can belong to the window (collector/README.md), instead of merging
 # every stored invocation before filtering.
-_WINDOW = """ invocations_between(
+WINDOW_INVOCATIONS = """ invocations_between(
         since = {since:DateTime64(3, 'UTC')},
         until = {until:DateTime64(3, 'UTC')},
         function_name = {function_name:String})"""
+
+#: The columns of one invocation as the readers show it (analyzers/fleet.py invocation_row).
+INVOCATION_COLUMNS = """
+    request_id,
+    function_name,
+    function_version,
+    environment_id,
+    start_time,
+    duration_ms,
+    billed_duration_ms,
+    status,
+    error_type,
+    init_duration_ms,
+    cold_start,
+    max_memory_used_mb,
+    memory_size_mb,
+    timeout_ms"""
 
 # Detectors screen with the per-minute rollups first (analyzers/rollups.py) and read the
 # window's raw rows only for the functions the screen flagged: the filter on the view's
@@ -61,7 +78,7 @@ SELECT
             AND duration_ms >= {near_share:Float64} * timeout_ms))),
         1, {max_evidence:UInt32}) AS near_timeout_request_ids
 FROM"""
-    + _WINDOW
+    + WINDOW_INVOCATIONS
     + _FLAGGED
     + """
 GROUP BY function_name, function_version
@@ -141,7 +158,7 @@ FROM (
          OR (memory_size_mb > 0 AND max_memory_used_mb >= memory_size_mb)
          OR has_oom_line) AS is_oom
     FROM"""
-    + _WINDOW
+    + WINDOW_INVOCATIONS
     + _FLAGGED
     + """
 )
@@ -165,7 +182,7 @@ SELECT
             (assumeNotNull(init_duration_ms), start_time, request_id), cold_start = 1))),
         1, {max_evidence:UInt32}) AS cold_start_request_ids
 FROM"""
-    + _WINDOW
+    + WINDOW_INVOCATIONS
     + _FLAGGED
     + """
 GROUP BY function_name, function_version
@@ -362,24 +379,10 @@ ORDER BY function_name
 
 #: A finding's evidence: the invocations behind its request ids.
 INVOCATIONS_BY_REQUEST_IDS = (
-    """
-SELECT
-    request_id,
-    function_name,
-    function_version,
-    environment_id,
-    start_time,
-    duration_ms,
-    billed_duration_ms,
-    status,
-    error_type,
-    init_duration_ms,
-    cold_start,
-    max_memory_used_mb,
-    memory_size_mb,
-    timeout_ms
-FROM"""
-    + _WINDOW
+    "\nSELECT"
+    + INVOCATION_COLUMNS
+    + "\nFROM"
+    + WINDOW_INVOCATIONS
     + """
 WHERE has({request_ids:Array(String)}, request_id)
 ORDER BY start_time, request_id
@@ -451,7 +454,7 @@ SELECT
     + """))),
         1, {max_evidence:UInt32}) AS error_request_ids
 FROM"""
-    + _WINDOW
+    + WINDOW_INVOCATIONS
     + _FLAGGED
     + """
 GROUP BY function_name, function_version
@@ -468,7 +471,7 @@ SELECT
     if(error_type = '', 'unknown', error_type) AS error_type,
     count() AS errors
 FROM"""
-    + _WINDOW
+    + WINDOW_INVOCATIONS
     + _FLAGGED
     + """
     AND """
