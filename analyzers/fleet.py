@@ -58,6 +58,8 @@ class FunctionSummary:
     silent_environments: int = 0
     #: The slowest cold start's init in the window (the rollups keep each minute's maximum).
     max_init_ms: float | None = None
+    #: The memory headroom: the p95 of Max Memory Used as a share of the memory size (%).
+    memory_pct_p95: float | None = None
     #: The p95 init duration of the window's on-demand initializations (:data:`sql.FLEET_INIT_P95`);
     #: None without one.
     init_p95_ms: float | None = None
@@ -183,6 +185,12 @@ def trends(rows: Iterable[Mapping[str, Any]], buckets: int) -> dict[str, tuple[f
     return {name: tuple(values) for name, values in out.items()}
 
 
+def _pct_or_none(value: Any) -> float | None:
+    # quantilesMerge of minutes without a reported memory size is 0 or NaN: not measured.
+    number = _finite(value)
+    return number if number else None
+
+
 def fleet_row(row: Mapping[str, Any], delivery: Mapping[str, Any] | None = None) -> FunctionSummary:
     """Pure: a row of :data:`sql.FLEET`, with the function's row of
     :data:`sql.EXTENSION_DELIVERY` when the extension sent its figures."""
@@ -202,6 +210,7 @@ def fleet_row(row: Mapping[str, Any], delivery: Mapping[str, Any] | None = None)
         events_dropped=int(delivery.get("events_dropped_total") or 0),
         silent_environments=int(delivery.get("silent_environments") or 0),
         max_init_ms=_finite(row.get("max_init_ms")),
+        memory_pct_p95=_pct_or_none(row.get("memory_pct_p95")),
     )
 
 

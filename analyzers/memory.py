@@ -2,13 +2,20 @@
 
 Rules (one finding per function and version per window):
 
-* ``out_of_memory`` (**critical**): a request that shows any of Datadog's three signals:
-  errorType ``Runtime.OutOfMemory``, Max Memory Used == Memory Size (how an OOM that Lambda
-  reported as a timeout shows), or a runtime OOM log line (``MemoryError``, ``JavaScript heap
-  out of memory``, ``java.lang.OutOfMemoryError``, ...). A request showing several counts once.
-* ``high_memory`` (**warning**, only without OOM): at least 2 invocations (or the only one)
-  used >= 95% of the memory size. Datadog warns on any single one; requiring two keeps one
-  odd payload quiet.
+* ``out_of_memory`` (**critical**): a request that shows a signal of a kill: errorType
+  ``Runtime.OutOfMemory``, a runtime OOM log line (``MemoryError``, ``JavaScript heap out of
+  memory``, ``java.lang.OutOfMemoryError``, ...), or Max Memory Used == Memory Size on a
+  request that failed or timed out (how an OOM that Lambda reported as a timeout shows). A
+  request showing several counts once. Lambda never lets an invocation succeed above its
+  memory size, so one that succeeded at the limit was not killed.
+* ``high_memory`` (only without OOM): at least 2 invocations (or the only one) used at least
+  the early-warning share of the memory size (95% unless ``[memory] warn_at_percent`` says
+  otherwise). Datadog warns on any single one; requiring two keeps one odd payload quiet.
+  **critical** when an invocation succeeded with Max Memory Used at the size itself (the next
+  byte is a kill), **warning** otherwise.
+
+Every finding carries the headroom: the p95 and the peak of Max Memory Used as a share of the
+size. Below the early-warning share nothing is reported; the fleet table shows the headroom.
 
 Screen (analyzers/rollups.py): raw rows are read only for a function whose rollups show an
 ``Runtime.OutOfMemory`` error type or Max Memory Used at 95% of the size or more, or which has
@@ -30,11 +37,20 @@ from lambdascope.analyzers.registry import register
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryClient
 
-__all__ = ["detect_memory_pressure", "memory_findings", "suggested_memory_mb"]
+__all__ = ["configure", "detect_memory_pressure", "memory_findings", "suggested_memory_mb"]
 
 MAX_EVIDENCE = 50
-HIGH_SHARE = 0.95
+DEFAULT_HIGH_SHARE = 0.95
+HIGH_SHARE = DEFAULT_HIGH_SHARE
 HIGH_MIN_COUNT = 2
+
+
+def configure(warn_at_share: float) -> None:
+    """Set the early-warning share of the memory size (process-wide), 0 < share <= 1."""
+    global HIGH_SHARE
+    if not 0.0 < warn_at_share <= 1.0:
+        raise ValueError(f"the early-warning share must be in (0, 1], got {warn_at_share}")
+    HIGH_SHARE = warn_at_share
 
 
 @register("memory")
@@ -64,6 +80,13 @@ def could_run_out(row: rollups.VersionScreen) -> bool:
     return row.oom_errors > 0 or (row.max_memory_used_pct or 0.0) >= HIGH_SHARE * 100 - 1e-6
 
 
+def _finite(value: Any) -> float:
+    if value is None:
+        return math.nan
+    number = float(value)
+    return number if math.isfinite(number) else math.nan
+
+
 def suggested_memory_mb(max_used_mb: float) -> int:
     """30% headroom over the peak, rounded up to a 64 MB step (Lambda allows 128-10,240 MB)."""
     return int(min(10240, max(128, math.ceil(max_used_mb * 1.3 / 64) * 64)))
@@ -79,6 +102,11 @@ def memory_findings(rows: Sequence[Mapping[str, Any]], window: Window) -> list[F
         label = function_label(row["function_name"], row["function_version"])
         ooms = int(row["ooms"])
         high = int(row["high_memory"])
+        at_limit = int(row.get("succeeded_at_limit") or 0)
+        headroom = {
+            "memory_used_pct_p95": float(_finite(row.get("memory_used_pct_p95"))),
+            "max_memory_used_pct": float(100.0 * used / size) if size and used else math.nan,
+        }
         common = {
             "function_name": row["function_name"],
             "function_version": row["function_version"],
@@ -105,6 +133,7 @@ def memory_findings(rows: Sequence[Mapping[str, Any]], window: Window) -> list[F
                         "oom_reported_as_timeout": int(row["oom_reported_as_timeout"]),
                         "memory_size_mb": float(size or math.nan),
                         "max_memory_used_mb": float(used if used is not None else math.nan),
+                        **headroom,
                         "evidence_total": ooms,
                     },
                     evidence_request_ids=tuple(row["oom_request_ids"]),
@@ -117,18 +146,26 @@ def memory_findings(rows: Sequence[Mapping[str, Any]], window: Window) -> list[F
                 )
             )
         elif size and high >= min(HIGH_MIN_COUNT, invocations):
+            summary = (
+                f"{label} used up to {used} of {size} MB "
+                f"({percent(used / size)}) in {high} of {invocations} invocations"
+            )
+            if at_limit:
+                summary += f"; {at_limit} reached the limit itself"
             findings.append(
                 Finding(
                     kind="high_memory",
-                    severity="warning",
-                    summary=f"{label} used up to {used} of {size} MB "
-                    f"({percent(used / size)}) in {high} of {invocations} invocations",
+                    severity="critical" if at_limit else "warning",
+                    summary=summary,
                     numbers={
                         "invocations": invocations,
                         "high_memory": high,
+                        "succeeded_at_limit": at_limit,
                         "memory_size_mb": float(size),
                         "max_memory_used_mb": float(used),
                         "max_memory_share": used / size,
+                        **headroom,
+                        "warn_at_pct": HIGH_SHARE * 100.0,
                         "evidence_total": high,
                     },
                     evidence_request_ids=tuple(row["high_memory_request_ids"]),

@@ -32,6 +32,9 @@ telemetry. ``lambdascope analyze``, ``lambdascope alerts test`` and ``lambdascop
     [completeness]
     silent_after_minutes = 15       # no batch and no final flush for this long: went silent
 
+    [memory]
+    warn_at_percent = 95            # Max Memory Used at this share of the size: high memory
+
 Every table and key is optional; a missing one keeps the default. A bad file raises
 :class:`SettingsError` naming the file, the key and its line (``file:line: key: problem``).
 """
@@ -47,17 +50,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from lambdascope.analyzers import completeness, cost, extension_overhead, throttles
+from lambdascope.analyzers import completeness, cost, extension_overhead, memory, throttles
 from lambdascope.analyzers.cost import PriceTable, PriceTableError
 from lambdascope.analyzers.extension_overhead import ExtensionBudget
 from lambdascope.analyzers.throttles import ConcurrencyLimits
 
 __all__ = ["Settings", "SettingsError", "apply_settings", "load_settings", "parse_settings"]
 
-_TOP = ("concurrency", "prices", "extension", "completeness")
+_TOP = ("concurrency", "prices", "extension", "completeness", "memory")
 _CONCURRENCY = ("account_limit", "reserved")
 _EXTENSION = ("startup_ms_p95", "post_runtime_ms_p95", "peak_rss_mb")
 _COMPLETENESS = ("silent_after_minutes",)
+_MEMORY = ("warn_at_percent",)
 
 
 class SettingsError(ValueError):
@@ -70,6 +74,7 @@ class Settings:
     prices: PriceTable = field(default_factory=PriceTable)
     extension_budget: ExtensionBudget = field(default_factory=ExtensionBudget)
     silent_after: timedelta = completeness.SILENT_AFTER
+    memory_warn_at_share: float = memory.DEFAULT_HIGH_SHARE
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -87,6 +92,7 @@ def apply_settings(settings: Settings) -> None:
     cost.configure(settings.prices)
     extension_overhead.configure(settings.extension_budget)
     completeness.configure(settings.silent_after)
+    memory.configure(settings.memory_warn_at_share)
 
 
 def parse_settings(text: str, source: str = "settings") -> Settings:
@@ -125,6 +131,7 @@ def parse_settings(text: str, source: str = "settings") -> Settings:
         prices=prices,
         extension_budget=_extension_budget(data.get("extension", {}), fail),
         silent_after=_silent_after(data.get("completeness", {}), fail),
+        memory_warn_at_share=_memory_warn_at(data.get("memory", {}), fail),
     )
 
 
@@ -186,6 +193,21 @@ def _silent_after(data: Any, fail: Any) -> timedelta:
             f"must be a positive number of minutes, got {minutes!r}",
         )
     return timedelta(minutes=minutes)
+
+
+def _memory_warn_at(data: Any, fail: Any) -> float:
+    if not isinstance(data, Mapping):
+        raise fail(["memory"], "must be a table with warn_at_percent")
+    for key in data:
+        if key not in _MEMORY:
+            raise fail(["memory", key], f"unknown key; use {', '.join(_MEMORY)}")
+    percent = data.get("warn_at_percent", memory.DEFAULT_HIGH_SHARE * 100.0)
+    if not _positive_number(percent) or percent > 100:
+        raise fail(
+            ["memory", "warn_at_percent"],
+            f"must be a percentage of the memory size above 0 and at most 100, got {percent!r}",
+        )
+    return float(percent) / 100.0
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")

@@ -110,9 +110,10 @@ OOM_LOG_PATTERN = (
     "|Runtime\\.OutOfMemory"
 )
 
-#: Memory pressure per function and version. A request is an OOM when any of the three signals
-#: holds (errorType Runtime.OutOfMemory, max used == size, an OOM log line); the IN subquery
-#: makes each request count once however many signals it shows.
+#: Memory pressure per function and version. A request is an OOM when a signal of a kill holds
+#: (errorType Runtime.OutOfMemory, an OOM log line, or max used == size on a request that
+#: failed or timed out); the IN subquery makes each request count once however many signals it
+#: shows. ``memory_used_pct_p95`` is the headroom: Max Memory Used as a share of the size.
 MEMORY = (
     """
 SELECT
@@ -121,12 +122,15 @@ SELECT
     count() AS invocations,
     max(memory_size_mb) AS largest_memory_size_mb,
     max(max_memory_used_mb) AS peak_memory_used_mb,
-    countIf(memory_size_mb > 0
+    quantileIf(0.95)(max_memory_used_mb * 100.0 / memory_size_mb, memory_size_mb > 0)
+        AS memory_used_pct_p95,
+    countIf(NOT is_oom AND memory_size_mb > 0
             AND max_memory_used_mb >= {high_share:Float64} * memory_size_mb) AS high_memory,
+    countIf(NOT is_oom AND memory_size_mb > 0 AND max_memory_used_mb >= memory_size_mb)
+        AS succeeded_at_limit,
     countIf(is_oom) AS ooms,
     countIf(is_oom AND error_type = 'Runtime.OutOfMemory') AS oom_error_type,
-    countIf(is_oom AND memory_size_mb > 0 AND max_memory_used_mb >= memory_size_mb)
-        AS oom_at_limit,
+    countIf(is_oom AND at_limit) AS oom_at_limit,
     countIf(is_oom AND has_oom_line) AS oom_log_line,
     countIf(is_oom AND status = 'timeout') AS oom_reported_as_timeout,
     arraySlice(arrayMap(x -> x.2, arraySort(groupArrayIf((start_time, request_id), is_oom))),
@@ -154,9 +158,13 @@ FROM (
                 AND request_id != ''
                 AND match(message, {oom_pattern:String})
         ) AS has_oom_line,
+        coalesce(memory_size_mb > 0 AND max_memory_used_mb >= memory_size_mb, 0) AS at_limit,
+        -- A kill shows as its error type, a runtime's out-of-memory line, or the limit reached
+        -- by an invocation that failed or timed out; one that succeeded at the limit was not
+        -- killed (Lambda never lets one succeed above its size): that is high memory.
         (error_type = 'Runtime.OutOfMemory'
-         OR (memory_size_mb > 0 AND max_memory_used_mb >= memory_size_mb)
-         OR has_oom_line) AS is_oom
+         OR has_oom_line
+         OR (at_limit AND status != 'success')) AS is_oom
     FROM"""
     + WINDOW_INVOCATIONS
     + _FLAGGED
@@ -222,6 +230,7 @@ SELECT
     cold_starts,
     [quantiles[1], quantiles[3]] AS duration_quantiles_ms,
     max_memory_pct,
+    memory_pct_quantiles[2] AS memory_pct_p95,
     max_init_ms,
     last_seen
 FROM (
@@ -232,6 +241,7 @@ FROM (
     + """,
         -- the rollups keep the slowest init of each minute, not its distribution
         max(max_init_duration_ms) AS max_init_ms,
+        quantilesMerge(0.5, 0.95)(memory_used_pct_quantiles) AS memory_pct_quantiles,
         -- the last platform.start; without start events, the last minute with a report
         coalesce(max(last_start_time),
                  toDateTime64(maxIf(minute, invocations > 0), 3, 'UTC')) AS last_seen

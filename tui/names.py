@@ -58,6 +58,10 @@ FIGURE_LABELS: dict[str, str] = {
     "oom_log_line": "out-of-memory log lines",
     "oom_reported_as_timeout": "reported as timeouts",
     "high_memory": "near the memory limit",
+    "succeeded_at_limit": "succeeded at the limit",
+    "memory_used_pct_p95": "memory used p95",
+    "max_memory_used_pct": "memory used peak",
+    "warn_at_pct": "warns at",
     "peak_rss_mb_max": "peak memory",
     "gb_seconds": "GB-seconds",
     "r_squared": "fit (R²)",
@@ -81,6 +85,8 @@ def _unit(name: str) -> str | None:
             return unit
     if name.endswith(("_share", "_rate")) or "_share_" in name:
         return "%"
+    if "pct" in parts:
+        return "pct"  # already a percentage
     return None
 
 
@@ -88,7 +94,7 @@ def figure_label(name: str) -> str:
     """``p99 duration`` for ``p99_duration_ms``: the unit shows in the value, not the label."""
     if name in FIGURE_LABELS:
         return FIGURE_LABELS[name]
-    return " ".join(part for part in name.split("_") if part not in _UNITS)
+    return " ".join(part for part in name.split("_") if part not in (*_UNITS, "pct"))
 
 
 def figure_value(name: str, value: float) -> str:
@@ -108,6 +114,8 @@ def figure_value(name: str, value: float) -> str:
         return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:.4f}"
     if unit == "%":
         return f"{value * 100:.1f}%" if value < 0.1 else f"{value * 100:.0f}%"
+    if unit == "pct":
+        return f"{value:.1f}%" if value < 10 else f"{value:.0f}%"
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"

@@ -28,6 +28,10 @@ from lambdascope.collector.sql.otel import (
 )
 from lambdascope.collector.sql.rollups import (
     ALTER_INVOCATION_MINUTES_ADD_EVENTS,
+    ALTER_INVOCATION_MINUTES_ADD_MEMORY,
+    BACKFILL_INVOCATION_MINUTES_MEMORY,
+    CREATE_INVOCATION_MINUTES_MEMORY_MV,
+    SELECT_MEMORY_ROLLUP_FILLED,
     ALTER_INVOCATION_MINUTES_DEDUP,
     BACKFILL_INVOCATION_MINUTES_EVENTS,
     CREATE_INVOCATION_MINUTES,
@@ -155,6 +159,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "the extension's own figures per environment and flush (extension_stats)",
         (CREATE_EXTENSION_STATS,),
     ),
+    (
+        12,
+        "memory headroom per minute: Max Memory Used as a share of the size (invocation_minutes)",
+        (ALTER_INVOCATION_MINUTES_ADD_MEMORY, CREATE_INVOCATION_MINUTES_MEMORY_MV),
+    ),
 )
 
 #: Data statements run once while a migration is applied to a store that already had a schema:
@@ -166,5 +175,11 @@ BACKFILLS: tuple[tuple[int, str, str, str], ...] = (
         CREATE_INVOCATION_MINUTES_EVENTS_MV,
         BACKFILL_INVOCATION_MINUTES_EVENTS,
         SELECT_EVENTS_ROLLUP_FILLED,
+    ),
+    (
+        12,
+        CREATE_INVOCATION_MINUTES_MEMORY_MV,
+        BACKFILL_INVOCATION_MINUTES_MEMORY,
+        SELECT_MEMORY_ROLLUP_FILLED,
     ),
 )

@@ -174,3 +174,49 @@ BACKFILL_INVOCATION_MINUTES_EVENTS = (
 #: Whether the new columns already hold anything (another collector backfilled, or the view
 #: has been running): then the backfill is skipped.
 SELECT_EVENTS_ROLLUP_FILLED = "SELECT count() FROM invocation_minutes WHERE started > 0"
+
+# Migration 12: the memory headroom per minute, the distribution of Max Memory Used as a
+# share of the memory size over the reported invocations, so the fleet table shows a p95 and
+# not only the peak. A view of its own: a materialized view's query cannot be changed in place.
+ALTER_INVOCATION_MINUTES_ADD_MEMORY = """
+ALTER TABLE invocation_minutes
+    ADD COLUMN IF NOT EXISTS memory_used_pct_quantiles
+        AggregateFunction(quantiles(0.5, 0.95), Float64)
+"""
+
+_INVOCATION_MINUTES_MEMORY_SELECT = """
+WITH coalesce(report_memory_size_mb, env_memory_size_mb) AS part_memory_size_mb
+SELECT
+    function_name,
+    function_version,
+    toStartOfMinute(fromUnixTimestamp64Milli(
+        toUnixTimestamp64Milli(assumeNotNull(report_time))
+        - toInt64(round(coalesce(report_duration_ms, 0))), 'UTC')) AS minute,
+    quantilesStateIf(0.5, 0.95)(
+        coalesce(report_max_memory_used_mb, 0) * 100.0 / assumeNotNull(part_memory_size_mb),
+        report_max_memory_used_mb IS NOT NULL AND part_memory_size_mb > 0)
+        AS memory_used_pct_quantiles
+FROM invocation_parts
+WHERE has_report = 1 AND report_time IS NOT NULL
+GROUP BY function_name, function_version, minute
+"""
+
+CREATE_INVOCATION_MINUTES_MEMORY_MV = (
+    "\nCREATE MATERIALIZED VIEW IF NOT EXISTS invocation_minutes_memory_mv TO invocation_minutes AS"
+    + _INVOCATION_MINUTES_MEMORY_SELECT
+)
+
+#: A store upgraded from version 11 fills the headroom of the minutes it already holds once.
+BACKFILL_INVOCATION_MINUTES_MEMORY = (
+    "\nINSERT INTO invocation_minutes "
+    "(function_name, function_version, minute, memory_used_pct_quantiles)"
+    + _INVOCATION_MINUTES_MEMORY_SELECT
+)
+
+#: Whether some minute already has a headroom (the view has been running): skip the backfill.
+SELECT_MEMORY_ROLLUP_FILLED = (
+    "SELECT count() FROM (SELECT function_name FROM invocation_minutes "
+    "GROUP BY function_name, function_version, minute "
+    "HAVING notEmpty(quantilesMerge(0.5, 0.95)(memory_used_pct_quantiles)) "
+    "AND quantilesMerge(0.5, 0.95)(memory_used_pct_quantiles)[2] > 0 LIMIT 1)"
+)

@@ -183,3 +183,16 @@ def test_fleet_summary_sums_throttles_from_the_metric_stream_and_unknown_is_not_
     assert rows["report_export"].throttles is None  # no metric stream: unknown
     # A window without any of the stream's points knows nothing either.
     assert summaries(store, timedelta(minutes=15))["checkout"].throttles is None
+
+
+def test_fleet_summary_shows_the_memory_headroom_p95_and_peak(store):
+    scenario = fleetdata.healthy_fleet()
+    thumbnails = [i for i in scenario.invocations if i.function_name == "thumbnailer"]
+    for n, inv in enumerate(thumbnails):
+        inv.max_memory_used_mb = 420 if n == 0 else 410  # 80% of 512 MB, one peak at 82%
+    store.write(scenario)
+
+    row = summaries(store, timedelta(hours=1))["thumbnailer"]
+
+    assert row.memory_pct_p95 == pytest.approx(410 * 100 / 512, abs=1.0)
+    assert row.max_memory_pct == pytest.approx(420 * 100 / 512)

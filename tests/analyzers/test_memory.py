@@ -84,3 +84,31 @@ def test_suggested_memory_has_headroom_and_stays_in_lambdas_range():
     assert suggested_memory_mb(128) == 192
     assert suggested_memory_mb(10) == 128
     assert suggested_memory_mb(9000) == 10240
+
+
+def test_success_at_the_limit_is_critical_high_memory_not_a_kill(store):
+    scenario = fleetdata.high_memory_fleet()
+    at_limit = [i for i in scenario.invocations if i.function_name == "thumbnailer"][:2]
+    for inv in at_limit:
+        inv.max_memory_used_mb = 512  # succeeded, Max Memory Used == Memory Size
+    store.write(scenario)
+
+    (finding,) = run_detectors(store.reader, since=timedelta(hours=1), now=NOW)
+
+    assert (finding.kind, finding.severity) == ("high_memory", "critical")
+    assert finding.numbers["succeeded_at_limit"] == 2
+    assert finding.summary.endswith("; 2 reached the limit itself")
+    assert finding.numbers["max_memory_used_pct"] == 100.0
+    assert 95.0 < finding.numbers["memory_used_pct_p95"] <= 100.0
+
+
+def test_eighty_percent_steady_is_no_finding(store):
+    scenario = fleetdata.healthy_fleet()
+    for inv in scenario.invocations:
+        if inv.function_name == "thumbnailer":
+            inv.max_memory_used_mb = 410  # 80% of 512 MB, every time
+    store.write(scenario)
+
+    found = run_detectors(store.reader, since=timedelta(hours=1), now=NOW)
+
+    assert [f for f in found if f.kind in ("out_of_memory", "high_memory")] == []

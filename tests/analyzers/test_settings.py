@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from lambdascope.analyzers import DETECTORS, cost, run_detectors, throttles
+from lambdascope.analyzers import DETECTORS, cost, memory, run_detectors, throttles
 from lambdascope.analyzers.settings import (
     SettingsError,
     apply_settings,
@@ -24,6 +24,7 @@ def _restore_detector_settings(monkeypatch):
     # apply_settings sets process-wide values: put the current ones back after each test.
     monkeypatch.setattr(throttles, "LIMITS", throttles.LIMITS)
     monkeypatch.setattr(cost, "PRICES", cost.PRICES)
+    monkeypatch.setattr(memory, "HIGH_SHARE", memory.HIGH_SHARE)
 
 
 def detect(store, name):
@@ -141,3 +142,22 @@ def test_a_bad_file_names_its_line_and_key(text, message):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(SettingsError, match="nope.toml: cannot read the settings file"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_the_memory_early_warning_threshold_is_a_setting(store, tmp_path):
+    store.write(fleetdata.high_memory_fleet())  # thumbnailer peaks at 490-500 of 512 MB
+    path = tmp_path / "lambdascope.toml"
+    path.write_text("[memory]\nwarn_at_percent = 99\n")
+    apply_settings(load_settings(path))
+    assert detect(store, "memory") == []  # 97.7% is below the 99% asked for
+
+    path.write_text("[memory]\nwarn_at_percent = 90\n")
+    apply_settings(load_settings(path))
+    (finding,) = detect(store, "memory")
+    assert finding.kind == "high_memory" and finding.numbers["warn_at_pct"] == 90.0
+
+
+@pytest.mark.parametrize("value", ["0", "101", "'high'"])
+def test_a_memory_threshold_outside_a_percentage_is_refused(value):
+    with pytest.raises(SettingsError, match=r"s:2: memory.warn_at_percent: must be a percentage"):
+        parse_settings(f"[memory]\nwarn_at_percent = {value}\n", "s")

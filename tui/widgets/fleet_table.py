@@ -27,6 +27,13 @@ def _rate(part: int, row: FunctionSummary) -> float:
     return part / row.invocations if row.invocations else 0.0
 
 
+def _headroom(row: FunctionSummary) -> str:
+    """Max Memory Used as a share of the size: ``81/84%`` (p95/peak), or the peak alone."""
+    if row.memory_pct_p95 is None or row.max_memory_pct is None:
+        return pct(row.max_memory_pct)
+    return f"{row.memory_pct_p95:.0f}/{row.max_memory_pct:.0f}%"
+
+
 def _or_low(value: float | None) -> float:
     return -1.0 if value is None else value
 
@@ -83,9 +90,9 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column(TREND, lambda r, _: sparkline(r.p99_trend), lambda r: _latest(r.p99_trend), 8),
     Column(
-        "Memory peak",
-        lambda r, _: pct(r.max_memory_pct),
-        lambda r: _or_low(r.max_memory_pct),
+        "Memory p95/peak",
+        lambda r, _: _headroom(r),
+        lambda r: _or_low(r.memory_pct_p95 if r.memory_pct_p95 is not None else r.max_memory_pct),
         11,
     ),
     Column("Cost", lambda r, _: money(r.cost_usd), lambda r: _or_low(r.cost_usd), 4),
