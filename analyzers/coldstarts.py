@@ -1,16 +1,27 @@
 """Cold starts that users feel.
 
-Rule (one finding per function and version per window): cold starts are more than 1% of the
-invocations (Datadog's threshold), there were at least 3 of them, and the init p95 is at least
-500 ms (a fast init is not worth anyone's attention) -> **info**; with a cold-start rate of at
-least 5% and an init p95 of at least 1 s -> **warning**.
+Only on-demand inits that a request waited for count: provisioned-concurrency inits and
+SnapStart restores happen before any request arrives, and a proactive init (Lambda initialised
+the environment ahead of demand; it then sat idle more than 10 s before its first request,
+Datadog's rule) kept nobody waiting. They are counted apart in the finding's figures.
 
-Screen (analyzers/rollups.py): only a function version whose rollups allow 3 cold starts, a
-rate above 1% and an init of 500 ms (the p95 is at most the longest) has its raw rows read.
+Rules (one finding per function and version per window):
 
-Known gap: the ``invocations`` view does not carry the initialization type or the time between
-init and the first invocation, so provisioned-concurrency and proactive inits are not yet
-excluded.
+* frequent: cold starts are more than 1% of the invocations (Datadog's threshold), there were
+  at least 3 of them, and the init p95 is at least 500 ms (a fast init is not worth anyone's
+  attention) -> **info**; with a cold-start rate of at least 5% and an init p95 of at least
+  1 s -> **warning**;
+* slow: even one or two cold starts whose init p95 is at least 1 s -> **info** (a function with
+  one or two environments pays its slow init rarely, but every user who hits it waits);
+  **warning** when they are at least 5% of the invocations.
+
+The finding explains the init's anatomy from the environment's init events: the time until
+the runtime was ready (extensions registering, the runtime starting and the function's code
+outside the handler) and the time the init then waited for the extensions; and the
+lambdascope extension's own start-up.
+
+Screen (analyzers/rollups.py): only a function version whose rollups show a cold start with an
+init of 500 ms or more has its raw rows read.
 """
 
 from __future__ import annotations
@@ -34,6 +45,8 @@ MIN_COLD_STARTS = 3
 MIN_INIT_P95_MS = 500.0
 WARNING_RATE = 0.05
 WARNING_INIT_P95_MS = 1000.0
+SLOW_INIT_P95_MS = 1000.0
+PROACTIVE_GAP_S = 10.0
 
 
 @register("cold_starts")
@@ -47,18 +60,29 @@ def detect_cold_starts(
         **window.parameters(function_name),
         "max_evidence": MAX_EVIDENCE,
         "function_names": names,
+        "proactive_gap_s": PROACTIVE_GAP_S,
     }
-    findings = cold_start_findings(client.query(sql.COLD_STARTS, params).dicts(), window)
-    return with_parameters(findings, {sql.COLD_STARTS: params})
+    rows = client.query(sql.COLD_STARTS, params).dicts()
+    own_params = {**window.parameters(function_name), "function_names": names}
+    own = {
+        str(r["function_name"]): r["own_startup_p50_ms"]
+        for r in client.query(sql.COLD_START_OWN_STARTUP, own_params).dicts()
+    }
+    findings = cold_start_findings(rows, window, own)
+    return with_parameters(
+        findings, {sql.COLD_STARTS: params, sql.COLD_START_OWN_STARTUP: own_params}
+    )
 
 
 def could_start_cold(row: rollups.VersionScreen) -> bool:
     """Pure: whether the rollups leave room for a ``cold_starts`` finding on this version."""
-    return (
+    longest = row.max_init_duration_ms or 0.0
+    frequent = (
         row.cold_starts_max >= MIN_COLD_STARTS
         and rollups.rate_max(row.cold_starts_max, row.invocations_min) > MIN_RATE
-        and (row.max_init_duration_ms or 0.0) >= MIN_INIT_P95_MS
+        and longest >= MIN_INIT_P95_MS
     )
+    return frequent or (row.cold_starts_max >= 1 and longest >= SLOW_INIT_P95_MS)
 
 
 def _q(values: Sequence[Any], index: int) -> float | None:
@@ -68,8 +92,48 @@ def _q(values: Sequence[Any], index: int) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def cold_start_findings(rows: Sequence[Mapping[str, Any]], window: Window) -> list[Finding]:
-    """Pure: the findings for the rows of :data:`sql.COLD_STARTS`."""
+def _anatomy(row: Mapping[str, Any], own_startup_ms: float | None) -> tuple[str, dict[str, float]]:
+    """Pure: the sentence and figures that say where a cold start's time went."""
+    runtime, extensions = (
+        _q([row.get("runtime_init_p50_ms")], 0),
+        _q([row.get("extensions_after_runtime_p50_ms")], 0),
+    )
+    numbers: dict[str, float] = {}
+    parts = []
+    if int(row.get("inits_with_phases") or 0) and runtime is not None:
+        numbers["runtime_init_p50_ms"] = runtime
+        parts.append(f"{duration_text(runtime)} until the runtime was ready")
+        if extensions is not None:
+            numbers["extensions_after_runtime_p50_ms"] = extensions
+            parts.append(f"{duration_text(extensions)} waiting for extensions after it")
+    own = _q([own_startup_ms], 0)
+    if own is not None:
+        numbers["lambdascope_startup_p50_ms"] = own
+        parts.append(f"lambdascope's own start-up {duration_text(own)}")
+    if not parts:
+        return "", numbers
+    dominant = ""
+    if runtime is not None and extensions is not None:
+        dominant = (
+            "; extensions dominate"
+            if extensions > runtime
+            else "; the runtime and function code dominate"
+        )
+    return " (median init: " + ", ".join(parts) + dominant + ")", numbers
+
+
+def duration_text(ms: float) -> str:
+    return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms"
+
+
+def cold_start_findings(
+    rows: Sequence[Mapping[str, Any]],
+    window: Window,
+    own_startup_ms: Mapping[str, Any] | None = None,
+) -> list[Finding]:
+    """Pure: the findings for the rows of :data:`sql.COLD_STARTS`, with the lambdascope
+    extension's own start-up per function (:data:`sql.COLD_START_OWN_STARTUP`)."""
+    own_startup_ms = own_startup_ms or {}
     findings = []
     for row in rows:
         invocations = int(row["invocations"])
@@ -77,10 +141,21 @@ def cold_start_findings(rows: Sequence[Mapping[str, Any]], window: Window) -> li
         rate = cold / invocations if invocations else 0.0
         quantiles = list(row["init_quantiles_ms"] or [])
         p50, p95, p99 = _q(quantiles, 0), _q(quantiles, 1), _q(quantiles, 2)
-        if cold < MIN_COLD_STARTS or rate <= MIN_RATE or p95 is None or p95 < MIN_INIT_P95_MS:
+        if cold == 0 or p95 is None:
+            continue
+        frequent = cold >= MIN_COLD_STARTS and rate > MIN_RATE and p95 >= MIN_INIT_P95_MS
+        slow = p95 >= SLOW_INIT_P95_MS
+        if not (frequent or slow):
             continue
         severity = "warning" if rate >= WARNING_RATE and p95 >= WARNING_INIT_P95_MS else "info"
         label = function_label(row["function_name"], row["function_version"])
+        anatomy, phase_numbers = _anatomy(row, own_startup_ms.get(row["function_name"]))
+        ahead = int(row.get("ahead_of_demand_inits") or 0) + int(row.get("proactive_inits") or 0)
+        not_felt = (
+            f"; {ahead} init{'s' if ahead != 1 else ''} ahead of demand not counted"
+            if ahead
+            else ""
+        )
         findings.append(
             Finding(
                 kind="cold_starts",
@@ -90,7 +165,7 @@ def cold_start_findings(rows: Sequence[Mapping[str, Any]], window: Window) -> li
                 window_start=window.start,
                 window_end=window.end,
                 summary=f"{cold} of {invocations} invocations of {label} were cold starts "
-                f"({percent(rate)}), init p95 {p95:.0f} ms",
+                f"({percent(rate)}), init p95 {duration_text(p95)}{anatomy}{not_felt}",
                 numbers={
                     "invocations": invocations,
                     "cold_starts": cold,
@@ -99,15 +174,30 @@ def cold_start_findings(rows: Sequence[Mapping[str, Any]], window: Window) -> li
                     "init_p95_ms": p95,
                     "init_p99_ms": number(p99),
                     "max_init_duration_ms": number(row["max_init_duration_ms"]),
+                    **phase_numbers,
+                    "proactive_inits": int(row.get("proactive_inits") or 0),
+                    "provisioned_or_snapstart_inits": int(row.get("ahead_of_demand_inits") or 0),
                     "evidence_total": cold,
                 },
                 evidence_request_ids=tuple(row["cold_start_request_ids"]),
                 query=sql.COLD_STARTS,
-                recommendation=(
-                    "Users wait for these inits: lazy-load heavy imports and create clients "
-                    "once outside the handler, trim the package, raise memory (more CPU during "
-                    "init), or use provisioned concurrency / SnapStart for steady traffic."
-                ),
+                recommendation=_recommendation(phase_numbers),
             )
         )
     return findings
+
+
+def _recommendation(phases: Mapping[str, float]) -> str:
+    runtime = phases.get("runtime_init_p50_ms")
+    extensions = phases.get("extensions_after_runtime_p50_ms")
+    if runtime is not None and extensions is not None and extensions > runtime:
+        return (
+            "Users wait mostly for extensions: remove the ones the function does not need, "
+            "or ask their vendors for a faster start; then lazy-load heavy imports, raise "
+            "memory (more CPU during init), or use provisioned concurrency / SnapStart."
+        )
+    return (
+        "Users wait for these inits: lazy-load heavy imports and create clients "
+        "once outside the handler, trim the package, raise memory (more CPU during "
+        "init), or use provisioned concurrency / SnapStart for steady traffic."
+    )

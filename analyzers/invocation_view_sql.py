@@ -83,6 +83,8 @@ SELECT
     initialization_type,
     start_time,
     init_duration_ms,
+    runtime_init_ms,
+    extensions_after_runtime_ms,
     status,
     error_type,
     runtime_version

@@ -175,24 +175,74 @@ ORDER BY function_name, function_version
 """
 )
 
-#: Cold starts per function and version: rate and init duration percentiles. Evidence is the
-#: slowest inits first (then the oldest).
+#: Cold starts per function and version: the ones users felt, their rate, init percentiles and
+#: phases. An invocation that carries an init is a felt cold start unless its environment was
+#: initialised for provisioned concurrency (or restored from a SnapStart snapshot) or
+#: proactively: Lambda initialised it ahead of demand and it then waited idle, more than
+#: ``proactive_gap_s`` between the end of its init and its first request (Datadog's rule).
+#: Phases come from the environment's init events (collector ``cold_starts`` view). Evidence is
+#: the slowest felt inits first (then the oldest).
 COLD_STARTS = (
     """
 SELECT
     function_name,
     function_version,
     count() AS invocations,
-    countIf(cold_start = 1) AS cold_starts,
-    quantilesIf(0.5, 0.95, 0.99)(init_duration_ms, cold_start = 1) AS init_quantiles_ms,
-    maxIf(init_duration_ms, cold_start = 1) AS max_init_duration_ms,
+    countIf(felt) AS cold_starts,
+    countIf(cold_start = 1 AND proactive) AS proactive_inits,
+    countIf(cold_start = 1 AND NOT on_demand) AS ahead_of_demand_inits,
+    quantilesIf(0.5, 0.95, 0.99)(init_duration_ms, felt) AS init_quantiles_ms,
+    maxIf(init_duration_ms, felt) AS max_init_duration_ms,
+    quantileIf(0.5)(assumeNotNull(runtime_init_ms), felt AND runtime_init_ms IS NOT NULL)
+        AS runtime_init_p50_ms,
+    quantileIf(0.5)(assumeNotNull(extensions_after_runtime_ms),
+        felt AND extensions_after_runtime_ms IS NOT NULL) AS extensions_after_runtime_p50_ms,
+    countIf(felt AND runtime_init_ms IS NOT NULL) AS inits_with_phases,
     arraySlice(arrayMap(x -> x.3, arraySort(x -> (-x.1, x.2), groupArrayIf(
-            (assumeNotNull(init_duration_ms), start_time, request_id), cold_start = 1))),
+            (assumeNotNull(init_duration_ms), start_time, request_id), felt))),
         1, {max_evidence:UInt32}) AS cold_start_request_ids
-FROM"""
+FROM (
+    SELECT
+        i.function_name AS function_name,
+        i.function_version AS function_version,
+        i.request_id AS request_id,
+        i.start_time AS start_time,
+        i.cold_start AS cold_start,
+        i.init_duration_ms AS init_duration_ms,
+        c.runtime_init_ms AS runtime_init_ms,
+        c.extensions_after_runtime_ms AS extensions_after_runtime_ms,
+        c.initialization_type IN ('on-demand', '') AS on_demand,
+        c.init_end_ms IS NOT NULL
+            AND toUnixTimestamp64Milli(i.start_time) - c.init_end_ms
+                > {proactive_gap_s:Float64} * 1000 AS proactive,
+        i.cold_start = 1 AND on_demand AND NOT proactive AS felt
+    FROM (
+        SELECT function_name, function_version, environment_id, request_id, start_time,
+               cold_start, init_duration_ms
+        FROM"""
     + WINDOW_INVOCATIONS
     + _FLAGGED
     + """
+    ) AS i
+    LEFT JOIN (
+        SELECT
+            function_name,
+            environment_id,
+            any(initialization_type) AS initialization_type,
+            any(runtime_init_ms) AS runtime_init_ms,
+            any(extensions_after_runtime_ms) AS extensions_after_runtime_ms,
+            any(if(has_init_start = 1 AND init_duration_ms IS NOT NULL,
+                   toUnixTimestamp64Milli(start_time) + toInt64(round(init_duration_ms)),
+                   NULL)) AS init_end_ms
+        FROM cold_starts
+        WHERE function_name IN {function_names:Array(String)}
+            AND phase = 'init'
+            -- an environment lives for hours at most: its init is no older than a day
+            AND start_time >= {since:DateTime64(3, 'UTC')} - INTERVAL 1 DAY
+            AND start_time < {until:DateTime64(3, 'UTC')}
+        GROUP BY function_name, environment_id
+    ) AS c ON i.function_name = c.function_name AND i.environment_id = c.environment_id
+)
 GROUP BY function_name, function_version
 ORDER BY function_name, function_version
 """
@@ -635,6 +685,21 @@ FROM (
         ORDER BY time, invoke_events, post_runtime_ms_total
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
+GROUP BY function_name
+ORDER BY function_name
+"""
+
+#: The lambdascope extension's own start-up per function (process start to its first `next`,
+#: one figure per environment): its share of the extensions' part of a cold start.
+COLD_START_OWN_STARTUP = """
+SELECT
+    function_name,
+    quantile(0.5)(assumeNotNull(startup_ms)) AS own_startup_p50_ms
+FROM extension_stats
+WHERE time >= {since:DateTime64(3, 'UTC')} - INTERVAL 1 DAY
+    AND time < {until:DateTime64(3, 'UTC')} + INTERVAL 16 MINUTE
+    AND function_name IN {function_names:Array(String)}
+    AND startup_ms IS NOT NULL
 GROUP BY function_name
 ORDER BY function_name
 """

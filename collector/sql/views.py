@@ -150,6 +150,15 @@ SELECT
     if(status = 'success', '',
        coalesce(p_report_error_type, p_runtime_done_error_type, '')) AS error_type,
     coalesce(p_runtime_version, '') AS runtime_version,
+    p_runtime_done_time AS runtime_done_time,
+    -- The init's phases as Lambda's events show them: until initRuntimeDone the extensions
+    -- registered, the runtime started and the function's code outside the handler ran; after
+    -- it, the init waited for the extensions' first `next`.
+    if(p_init_start_time IS NULL OR p_runtime_done_time IS NULL, NULL,
+       greatest(toFloat64(toUnixTimestamp64Milli(p_runtime_done_time)
+                          - toUnixTimestamp64Milli(p_init_start_time)), 0.0)) AS runtime_init_ms,
+    if(runtime_init_ms IS NULL OR init_duration_ms IS NULL, NULL,
+       greatest(init_duration_ms - runtime_init_ms, 0.0)) AS extensions_after_runtime_ms,
     p_has_init_start AS has_init_start,
     p_has_runtime_done AS has_runtime_done,
     p_has_report AS has_report

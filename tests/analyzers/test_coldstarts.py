@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from lambdascope.analyzers import run_detectors
 from lambdascope.analyzers.coldstarts import cold_start_findings
 from lambdascope.analyzers.window import Window
+from lambdascope.collector.normalize import normalize_batch
 from tests.analyzers import fleetdata
 from tests.analyzers.fleetdata import NOW
 
@@ -68,3 +69,77 @@ def test_moderate_cold_starts_are_info():
     assert (
         finding.summary == "4 of 200 invocations of api:3 were cold starts (2.0%), init p95 700 ms"
     )
+
+
+def _one_environment(init_ms: float, invocations: int = 30) -> fleetdata.Scenario:
+    """report_gen: one environment, a slow init, then warm invocations every 30 s."""
+    start = NOW - timedelta(minutes=40)
+    return fleetdata.Scenario(
+        [
+            fleetdata.Inv(
+                "report_gen",
+                f"report-gen-{i:04d}",
+                start + timedelta(seconds=30 * i),
+                120.0,
+                init_duration_ms=init_ms if i == 0 else None,
+            )
+            for i in range(invocations)
+        ]
+    )
+
+
+def test_a_slow_init_is_found_even_with_one_environment_with_its_phases(store):
+    store.write(fleetdata.healthy_fleet() + _one_environment(1200.0))
+
+    found = [
+        f
+        for f in run_detectors(store.reader, since=timedelta(hours=1), now=NOW)
+        if f.kind == "cold_starts"
+    ]
+
+    (finding,) = found
+    assert (finding.function_name, finding.severity) == ("report_gen", "info")  # 1 of 30 paid
+    assert finding.numbers["cold_starts"] == 1
+    assert finding.numbers["init_p95_ms"] == 1200.0
+    assert finding.numbers["runtime_init_p50_ms"] == 1200.0
+    assert finding.numbers["extensions_after_runtime_p50_ms"] == 0.0
+    assert finding.summary == (
+        "1 of 30 invocations of report_gen were cold starts (3.3%), init p95 1.20 s "
+        "(median init: 1.20 s until the runtime was ready, 0 ms waiting for extensions after "
+        "it; the runtime and function code dominate)"
+    )
+    assert finding.evidence_request_ids == ("report-gen-0000",)
+
+
+def _shift_inits(batch: dict, by: timedelta) -> None:
+    for event in batch["telemetry"]:
+        if event["type"].startswith("platform.init"):
+            at = datetime.fromisoformat(event["time"].replace("Z", "+00:00")) - by
+            event["time"] = fleetdata._iso(at)
+
+
+def test_proactive_and_provisioned_inits_are_not_cold_starts_users_felt(store):
+    # search's environments 0-3 were initialised a minute before their first request
+    # (proactively); 4 and 5 are provisioned; 6 and 7 are on-demand cold starts.
+    index = {fleetdata.environment_id("search", str(n)): n for n in range(8)}
+    for batch in fleetdata.batches(fleetdata.cold_start_fleet()):
+        n = index.get(batch["environment"]["environment_id"], 99)
+        if n < 4:
+            _shift_inits(batch, timedelta(minutes=1))
+        elif n < 6:
+            for event in batch["telemetry"]:
+                if "initializationType" in event["record"]:
+                    event["record"]["initializationType"] = "provisioned-concurrency"
+        store.store.write(normalize_batch(batch))
+
+    (finding,) = [
+        f
+        for f in run_detectors(store.reader, since=timedelta(hours=1), now=NOW)
+        if f.kind == "cold_starts"
+    ]
+
+    assert finding.numbers["cold_starts"] == 2  # environments 6 and 7
+    assert finding.numbers["proactive_inits"] == 4
+    assert finding.numbers["provisioned_or_snapstart_inits"] == 2
+    assert finding.summary.endswith("; 6 inits ahead of demand not counted")
+    assert set(finding.evidence_request_ids) == {"search-0030", "search-0035"}

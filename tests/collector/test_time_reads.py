@@ -194,9 +194,15 @@ def test_a_version_7_store_upgrades_with_its_rollups_backfilled_once(chdb_url: s
                 3000.0,
                 dt.datetime(2026, 11, 20, 8, 0, 20),
             )
+            headroom = (
+                "SELECT quantilesMerge(0.5, 0.95)(memory_used_pct_quantiles) "
+                "FROM invocation_minutes WHERE function_name = 'legacy'"
+            )
+            assert store._client.query(headroom).first_row[0] == [75.0, 75.0]
             # Opening again does not backfill again; new parts reach the new columns through
             # the materialized view.
             Store.open(chdb_url, database).close()
+            assert store._client.query(headroom).first_row[0] == [75.0, 75.0]
             store._client.command(
                 "INSERT INTO invocation_parts (function_name, request_id, event_date, "
                 "start_time, has_start) VALUES "

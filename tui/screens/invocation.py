@@ -61,16 +61,32 @@ def waterfall_bars(view: InvocationView) -> list[Bar]:
     bars = []
     for init in view.inits:
         kind = figures.initialization_type(init.initialization_type)
+        if init.proactive(invocation.start_time):
+            kind += ", proactive"  # ahead of demand: nobody waited for it
         label = {"invoke": "init, retried", "restore": "restore"}.get(init.phase, "init")
         failed = init.status not in ("success", "unknown")
+        init_at = _ms_between(origin, init.start_time)
         bars.append(
             Bar(
                 f"{label} ({kind})" + (" failed" if failed else ""),
-                _ms_between(origin, init.start_time),
+                init_at,
                 init.init_duration_ms or 0.0,
                 "red" if failed else "magenta",
             )
         )
+        if init.runtime_init_ms is not None and init.extensions_after_runtime_ms:
+            # The phase split only says something when the extensions kept the init going.
+            bars.append(
+                Bar("  until the runtime was ready", init_at, init.runtime_init_ms, "magenta")
+            )
+            bars.append(
+                Bar(
+                    "  waiting for extensions",
+                    init_at + init.runtime_init_ms,
+                    init.extensions_after_runtime_ms,
+                    "yellow",
+                )
+            )
     runtime = detail.runtime_duration_ms or invocation.duration_ms
     at = _ms_between(origin, invocation.start_time)
     if runtime is not None:
