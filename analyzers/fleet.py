@@ -185,12 +185,6 @@ def trends(rows: Iterable[Mapping[str, Any]], buckets: int) -> dict[str, tuple[f
     return {name: tuple(values) for name, values in out.items()}
 
 
-def _pct_or_none(value: Any) -> float | None:
-    # quantilesMerge of minutes without a reported memory size is 0 or NaN: not measured.
-    number = _finite(value)
-    return number if number else None
-
-
 def fleet_row(row: Mapping[str, Any], delivery: Mapping[str, Any] | None = None) -> FunctionSummary:
     """Pure: a row of :data:`sql.FLEET`, with the function's row of
     :data:`sql.EXTENSION_DELIVERY` when the extension sent its figures."""
@@ -210,7 +204,7 @@ def fleet_row(row: Mapping[str, Any], delivery: Mapping[str, Any] | None = None)
         events_dropped=int(delivery.get("events_dropped_total") or 0),
         silent_environments=int(delivery.get("silent_environments") or 0),
         max_init_ms=_finite(row.get("max_init_ms")),
-        memory_pct_p95=_pct_or_none(row.get("memory_pct_p95")),
+        memory_pct_p95=_finite(row.get("memory_pct_p95")),  # NaN: not measured
     )
 
 
