@@ -15,7 +15,7 @@ function's memory size and never lets an invocation succeed above it. Two ways t
            an invocation runs and once more before the caller is answered; above the memory
            size the runtime is killed. See `SandboxProcesses`.
 
-"auto" picks "cgroup" where it works (probed once per process) and says once why not.
+"auto" picks "cgroup" where it works (probed once per process), else says why not.
 """
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ class CgroupParent:
 
 
 def memory_cgroup_dir(proc_self_cgroup: str, mountinfo: str) -> CgroupParent | None:
-    """The emulator's own memory cgroup folder. A memory controller on a v1 hierarchy wins
-    (on a hybrid system the v2 hierarchy then has no memory controller). Pure."""
+    """The emulator's own memory cgroup folder, None when it is not mounted. A memory
+    controller on a v1 hierarchy cannot be on v2 as well (a hybrid system). Pure."""
     v1, v2 = own_cgroup_paths(proc_self_cgroup)
     mounts = parse_mountinfo(mountinfo)
     if v1 is not None:
@@ -133,6 +133,7 @@ def memory_cgroup_dir(proc_self_cgroup: str, mountinfo: str) -> CgroupParent | N
                 found = _under_mount(mount, v1)
                 if found is not None:
                     return CgroupParent(1, found)
+        return None
     if v2 is not None:
         for mount in mounts:
             if mount.fstype == "cgroup2":
@@ -382,8 +383,9 @@ def _remove_stale(parent: Path) -> None:
 
 
 def resolve_memory_limit(mode: str) -> str:
-    """ "cgroup" or "sampling" for a `memory_limit` setting. "auto" falls back to sampling
-    (logged once); "cgroup" raises MemoryLimitError where the kernel cannot do it."""
+    """The mode environments use ("cgroup" or "sampling") for a `memory_limit` setting.
+    "auto" falls back to sampling (logged); "cgroup" raises MemoryLimitError where the
+    kernel cannot do it."""
     if mode not in MEMORY_LIMIT_MODES:
         raise MemoryLimitError(f"memory_limit {mode!r}: use one of {MEMORY_LIMIT_MODES}")
     if mode == "sampling":
@@ -396,20 +398,10 @@ def resolve_memory_limit(mode: str) -> str:
             f"memory_limit 'cgroup' is not possible here: {why}; "
             "use memory_limit = 'sampling' or 'auto'"
         )
-    _warn_sampling_once(why)
+    log.warning(
+        "memory is limited by sampling every process's peak RSS, not by the kernel (%s)", why
+    )
     return "sampling"
-
-
-_warned = threading.Event()
-
-
-def _warn_sampling_once(why: str) -> None:
-    if not _warned.is_set():
-        _warned.set()
-        log.warning(
-            "memory is limited by sampling every process's peak RSS, not by the kernel (%s)",
-            why,
-        )
 
 
 def create_environment_cgroup(memory_size_mb: int) -> EnvironmentCgroup:
