@@ -143,6 +143,7 @@ class SandboxProcesses:
         self._cgroup_lock = threading.Lock()
         self._stop_sampling = threading.Event()
         self._peaks_kb: dict[int, int] = {}  # pid -> VmHWM last read (sampling mode)
+        self._peaks_lock = threading.Lock()  # the sampler and the invocation both read them
 
     @property
     def runtime_pid(self) -> int | None:
@@ -253,9 +254,11 @@ class SandboxProcesses:
         """The sum of every process's VmHWM (kept after a process is gone)."""
         with self._sandbox.cv:
             pids = self.pids()
-        for pid in pids:
-            self._peaks_kb[pid] = max(self._peaks_kb.get(pid, 0), procs.memory_kb(pid, "VmHWM"))
-        return sum(self._peaks_kb.values())
+        now_kb = {pid: procs.memory_kb(pid, "VmHWM") for pid in pids}
+        with self._peaks_lock:
+            for pid, peak_kb in now_kb.items():
+                self._peaks_kb[pid] = max(self._peaks_kb.get(pid, 0), peak_kb)
+            return sum(self._peaks_kb.values())
 
     def over_memory_limit(self) -> bool:
         """In sampling mode: whether the processes' peaks add up to more than the memory
@@ -416,6 +419,7 @@ class SandboxProcesses:
         self._runtime_readers = []
         self.runtime_exit = None
         self.oom = False
-        self._peaks_kb.clear()
+        with self._peaks_lock:
+            self._peaks_kb.clear()
         if self._cgroup is not None:
             self._cgroup.restart()
