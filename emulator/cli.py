@@ -21,6 +21,7 @@ from lambdascope.emulator.config import (
     load_emulator_settings,
 )
 from lambdascope.emulator.emulator import Emulator
+from lambdascope.emulator.memory_limit import MEMORY_LIMIT_MODES, MemoryLimitError
 from lambdascope.emulator.metrics import MetricStreamConfig, MetricStreamError
 from lambdascope.emulator.sandboxfs import ISOLATION_MODES, IsolationError
 
@@ -41,6 +42,7 @@ def build_emulator(
         log_dir=Path(config_path).parent / settings["log_dir"] if "log_dir" in settings else None,
         metric_stream=metric_stream_config(settings, config_path),
         isolation=_isolation(settings, config_path),
+        memory_limit=_memory_limit(settings, config_path),
     )
 
 
@@ -49,6 +51,15 @@ def _isolation(settings: dict[str, object], config_path: str | Path) -> str:
     if mode not in ISOLATION_MODES:
         raise ConfigFileError(
             f"{config_path}: [emulator] isolation {mode!r}: use one of {ISOLATION_MODES}"
+        )
+    return str(mode)
+
+
+def _memory_limit(settings: dict[str, object], config_path: str | Path) -> str:
+    mode = settings.get("memory_limit", "auto")
+    if mode not in MEMORY_LIMIT_MODES:
+        raise ConfigFileError(
+            f"{config_path}: [emulator] memory_limit {mode!r}: use one of {MEMORY_LIMIT_MODES}"
         )
     return str(mode)
 
@@ -102,7 +113,7 @@ def serve(
     """Serve the configured functions until SIGINT/SIGTERM (or `stop_event`); exit code."""
     try:
         emu = build_emulator(config_path, host, port)
-    except (ConfigError, ConfigFileError, IsolationError) as exc:
+    except (ConfigError, ConfigFileError, IsolationError, MemoryLimitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stop = stop_event or threading.Event()

@@ -55,6 +55,8 @@ class FunctionConfig:
     log_level: str | None = None
     reserved_concurrency: int | None = None
     provisioned_concurrency: int = 0
+    # Initialise one on-demand environment when the emulator starts, ahead of any request.
+    proactive_init: bool = False
 
     def __post_init__(self) -> None:
         # Accept str paths and lists from callers; store the canonical types.
@@ -122,6 +124,8 @@ def validate(fn: FunctionConfig) -> None:
     pc = fn.provisioned_concurrency
     if isinstance(pc, bool) or not isinstance(pc, int) or pc < 0:
         raise ConfigError(name, "provisioned_concurrency", "must be a whole number >= 0")
+    if not isinstance(fn.proactive_init, bool):
+        raise ConfigError(name, "proactive_init", "must be true or false")
     if fn.reserved_concurrency is not None and pc > fn.reserved_concurrency:
         raise ConfigError(
             name,
@@ -140,6 +144,7 @@ CONFIG_FIELDS = {
     "timeout_s",
     "reserved_concurrency",
     "provisioned_concurrency",
+    "proactive_init",
     "environment",
     "layers",
     "architecture",
@@ -155,6 +160,7 @@ EMULATOR_FIELDS = {
     "account_concurrency",
     "log_dir",
     "isolation",  # "auto" (default), "namespace" or "none": see emulator.sandboxfs
+    "memory_limit",  # "auto" (default), "cgroup" or "sampling": see emulator.memory_limit
     # CloudWatch metric stream via Firehose (emulator.metrics.MetricStreamConfig)
     "metric_stream_url",
     "metric_stream_access_key",

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from lambdascope.emulator import events, sandboxfs
+from lambdascope.emulator import memory_limit as memory_limit_module
 from lambdascope.emulator.config import ACCOUNT_ID, FunctionConfig
 from lambdascope.emulator.environment import INIT_TIMEOUT_S, ExecutionEnvironment
 from lambdascope.emulator.invoke_api import InvokeServer
@@ -48,6 +49,11 @@ def _api_error(
     )
 
 
+def _serving(env: ExecutionEnvironment) -> bool:
+    """Counts against concurrency: not idle, and not an init ahead of any request."""
+    return env.state != "idle" and not (env.initialized_ahead and not env.ready_once)
+
+
 class Emulator:
     """Local Lambda: `start()`, then `invoke()` from Python or boto3 at `invoke_url`."""
 
@@ -63,10 +69,16 @@ class Emulator:
         log_dir: Path | None = None,
         metric_stream: MetricStreamConfig | None = None,
         isolation: str = "auto",
+        memory_limit: str = "auto",
     ) -> None:
         """`isolation`: "namespace" (private /opt, /var/task, /tmp, /etc/hosts per
         environment; IsolationError where impossible), "none" (real paths, shared /tmp) or
-        "auto" (namespace where possible, else none, said once in the log)."""
+        "auto" (namespace where possible, else none, said once in the log).
+
+        `memory_limit`: "cgroup" (the kernel holds each environment's processes together to
+        the memory size; MemoryLimitError where impossible), "sampling" (their peaks summed
+        every 20 ms and before each response) or "auto" (cgroup where possible, else
+        sampling, said once in the log)."""
         self.functions: dict[str, FunctionConfig] = {}
         for fn in functions:
             if fn.name in self.functions:
@@ -96,6 +108,7 @@ class Emulator:
         self._reaper: threading.Thread | None = None
         self.logs = FunctionLogs(log_dir)
         self.namespaced = sandboxfs.resolve_isolation(isolation)
+        self.memory_limit = memory_limit_module.resolve_memory_limit(memory_limit)
         # CloudWatch AWS/Lambda metrics, streamed as Firehose delivers a metric stream.
         self.metric_stream = MetricStream(metric_stream) if metric_stream else None
 
@@ -118,21 +131,39 @@ class Emulator:
             for fn in self.functions.values()
             for _ in range(fn.provisioned_concurrency)
         ]
+        # Proactive initialization: one on-demand environment initialised ahead of the first
+        # request, as Lambda may do; nobody waits for it, so start() does not either.
+        for fn in self.functions.values():
+            if fn.proactive_init:
+                self._provision(fn, "on-demand")
         for thread in provisioning:
             if thread is not None:
                 thread.join(INIT_TIMEOUT_S + 5)
         return self
 
-    def _provision(self, fn: FunctionConfig) -> threading.Thread | None:
+    def _new_environment(
+        self, fn: FunctionConfig, initialization_type: str = "on-demand"
+    ) -> ExecutionEnvironment:
         env = ExecutionEnvironment(
             fn,
             self._finished,
             self._cloudwatch_line,
-            "provisioned-concurrency",
+            initialization_type,
             namespaced=self.namespaced,
             tmp_after_reset=self._tmp_after_reset[fn.name],
+            memory_limit=self.memory_limit,
         )
         env.on_report = self._on_report
+        return env
+
+    def _provision(
+        self, fn: FunctionConfig, initialization_type: str = "provisioned-concurrency"
+    ) -> threading.Thread | None:
+        """Initialise an environment ahead of any request, in the background: provisioned
+        concurrency, or a proactive on-demand init (whose first invocation still reports
+        its Init Duration, as Lambda's does)."""
+        env = self._new_environment(fn, initialization_type)
+        env.initialized_ahead = True
         with self._lock:
             if self._stopping.is_set():
                 return None
@@ -143,7 +174,8 @@ class Emulator:
             env.initialize()
             if not env.make_idle():
                 log.warning(
-                    "provisioned environment of %s failed its init (%s); not replaced",
+                    "%s environment of %s initialised ahead failed its init (%s); not replaced",
+                    initialization_type,
                     fn.name,
                     env.init_error[0] if env.init_error else "stopped",
                 )
@@ -192,7 +224,7 @@ class Emulator:
             thread.join(max(deadline - time.monotonic(), 0.0))
         for env in envs:
             env.kill()
-            env.view.cleanup()  # also when a shutdown did not finish in time
+            env.cleanup()  # also when a shutdown did not finish in time
         for kept in self._tmp_after_reset.values():
             kept.clear()
         if self._reaper is not None:
@@ -361,22 +393,13 @@ class Emulator:
                 if remaining <= 0 or not any(env.finishing() for env in envs):
                     break
                 self._lock.wait(remaining)
-            busy_here = sum(1 for env in envs if env.state != "idle")
-            busy_all = sum(
-                1 for group in self._envs.values() for env in group if env.state != "idle"
-            )
+            busy_here = sum(1 for env in envs if _serving(env))
+            busy_all = sum(1 for group in self._envs.values() for env in group if _serving(env))
             if fn.reserved_concurrency is not None and busy_here >= fn.reserved_concurrency:
                 return None, "ReservedFunctionConcurrentInvocationLimitExceeded"
             if busy_all >= self.account_concurrency:
                 return None, "ConcurrentInvocationLimitExceeded"
-            env = ExecutionEnvironment(
-                fn,
-                self._finished,
-                self._cloudwatch_line,
-                namespaced=self.namespaced,
-                tmp_after_reset=self._tmp_after_reset[fn.name],
-            )
-            env.on_report = self._on_report
+            env = self._new_environment(fn)
             envs.append(env)
             self._all_envs = [e for e in self._all_envs if e.state != "dead"] + [env]
             return env, None
@@ -436,8 +459,8 @@ class Emulator:
             return
 
         def busy(env: ExecutionEnvironment) -> bool:
-            if env.initialization_type == "provisioned-concurrency" and not env.ready_once:
-                return False  # still being provisioned: not serving anything
+            if env.initialized_ahead and not env.ready_once:
+                return False  # still being initialised ahead: not serving anything
             return env.state in ("new", "initializing", "busy")
 
         with self._lock:

@@ -58,7 +58,10 @@ class ExecutionEnvironment:
         *,
         namespaced: bool = False,
         tmp_after_reset: sandboxfs.TmpAfterReset | None = None,
+        memory_limit: str = "sampling",
     ) -> None:
+        """`memory_limit`: "cgroup" or "sampling", resolved by the emulator (see
+        emulator.memory_limit)."""
         self.fn = fn
         # The function's /tmp kept across resets (namespaced only; see sandboxfs).
         self._tmp_after_reset = tmp_after_reset if namespaced else None
@@ -68,6 +71,8 @@ class ExecutionEnvironment:
         self.view = sandboxfs.SandboxView(False, fn.code_dir, fn.layers)
         # "on-demand", or "provisioned-concurrency" for environments initialised ahead.
         self.initialization_type = initialization_type
+        # Initialised before any request wanted it (provisioned, or a proactive init).
+        self.initialized_ahead = False
         self.ready_once = False
         self.environment_id = secrets.token_hex(16)
         self.created_at = time.time()
@@ -97,6 +102,7 @@ class ExecutionEnvironment:
             on_extension_line=self._logs.extension_line,
             on_runtime_exit=self._runtime_exited,
             emit=self.emit,
+            memory_limit_mode=memory_limit,
         )
         self.api = SandboxHandlers(fn, self._sandbox, self)
         self._shutdown_lock = threading.Lock()
@@ -248,6 +254,8 @@ class ExecutionEnvironment:
                     or sandbox.init_error is not None
                     or processes.runtime_exit is not None
                 )
+                if processes.runtime_exit is not None and sandbox.runtime_init_done_at is None:
+                    sandbox.runtime_init_done_at = time.time()  # it died during its init
                 if runtime_settled and sandbox.extensions_idle():
                     break
                 crashed = self._crashed_extensions()
@@ -276,7 +284,15 @@ class ExecutionEnvironment:
         elif sandbox.init_error is not None:
             status, error_type = "error", sandbox.init_error[0]
         processes.sync_runtime_logs()
-        self._logs.init_runtime_done(phase, status, error_type, list(sandbox.extensions.values()))
+        # Lambda stamps initRuntimeDone when the runtime finished, not when the extensions
+        # did: the time between it and initReport is the extensions' part of the init.
+        self._logs.init_runtime_done(
+            sandbox.runtime_init_done_at or time.time(),
+            phase,
+            status,
+            error_type,
+            list(sandbox.extensions.values()),
+        )
         self.init_duration_s = time.monotonic() - mono0
         self._logs.init_report(phase, status, error_type, self.init_duration_s)
         with self._cv:
@@ -344,6 +360,11 @@ class ExecutionEnvironment:
     def kill(self) -> None:
         """Last resort: SIGKILL every process group now."""
         self._processes.kill()
+
+    def cleanup(self) -> None:
+        """After `kill()`: remove the environment's folders and its memory cgroup."""
+        self.view.cleanup()
+        self._processes.release_memory_limit()
 
     # --- telemetry and logs -------------------------------------------------------------
 
@@ -415,6 +436,12 @@ class ExecutionEnvironment:
         if inv.kind is not None:
             # Answer now; the runtime's `next` (and the extensions') end the invocation.
             processes.sync_runtime_logs()
+            if processes.over_memory_limit():
+                # Sampling mode: an allocation made and freed between two samples still
+                # left the sandbox above its memory size, which Lambda never answers from.
+                exit_code = processes.kill_runtime_out_of_memory(RUNTIME_TERM_GRACE_S)
+                self._runtime_failed(inv, -9 if exit_code is None else exit_code, True)
+                return
             inv.answer(inv.body, "Unhandled" if inv.kind == "error" else None)
             with self._cv:
                 while (
@@ -603,6 +630,7 @@ class ExecutionEnvironment:
             while time.monotonic() < budget_end and self._processes.extensions_running():
                 self._cv.wait(0.02)
         self.kill()
+        self._processes.release_memory_limit()
         with self._cv:
             self._sandbox.closing = True
             self.state = "dead"

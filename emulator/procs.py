@@ -15,9 +15,14 @@ from pathlib import Path
 
 
 def launch(
-    argv: list[str], cwd: Path, env: dict[str, str], pass_fds: tuple[int, ...] = ()
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    pass_fds: tuple[int, ...] = (),
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` in a new session (own process group) with stdout+stderr on one pipe."""
+    """Start `argv` in a new session (own process group) with stdout+stderr on one pipe.
+    `preexec_fn` runs in the child after those are set up, just before exec."""
     return subprocess.Popen(
         argv,
         cwd=str(cwd),
@@ -28,6 +33,7 @@ def launch(
         start_new_session=True,
         close_fds=True,
         pass_fds=pass_fds,
+        preexec_fn=preexec_fn,
     )
 
 

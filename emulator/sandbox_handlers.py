@@ -51,6 +51,8 @@ class SandboxHandlers:
             if sandbox.closing:
                 return None
             if not sandbox.init_done:
+                if sandbox.runtime_init_done_at is None:
+                    sandbox.runtime_init_done_at = time.time()
                 sandbox.runtime_ready = True
             inv = sandbox.current
             if inv is not None and inv.kind is not None and inv.runtime_done_mono is None:
@@ -124,6 +126,8 @@ class SandboxHandlers:
                     403, "InvalidStateTransition", "init/error is only valid during init"
                 )
             self._sandbox.init_error = (_error_type(body, headers), body)
+            if self._sandbox.runtime_init_done_at is None:
+                self._sandbox.runtime_init_done_at = time.time()
             self._sandbox.cv.notify_all()
         return json_response(202, {"status": "OK"})
 

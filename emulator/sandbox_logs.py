@@ -83,16 +83,18 @@ class SandboxLogs:
 
     def init_runtime_done(
         self,
+        t: float,
         phase: str,
         status: str,
         error_type: str | None,
         extensions: list[RegisteredExtension],
     ) -> None:
-        """platform.initRuntimeDone, then each registered extension's Ready state."""
+        """platform.initRuntimeDone at `t` (epoch s, when the runtime finished its init),
+        then each registered extension's Ready state (now: all of them are done)."""
         now = time.time()
         self._emit(
             events.init_runtime_done(
-                now,
+                t,
                 initialization_type=self._initialization_type,
                 phase=phase,
                 status=status,

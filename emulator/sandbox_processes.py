@@ -1,13 +1,12 @@
 """The processes of one execution environment: the runtime (awslambdaric running the handler)
 and the external extensions, launched with the variables Lambda gives each, watched until they
-exit, the runtime's memory sampled against the function's memory size, and what is left to
+exit, held to the function's memory size together (see `memory_limit`), and what is left to
 say about an extension that crashed."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lambdascope.emulator import events, procs, sandboxfs
+from lambdascope.emulator import events, memory_limit, procs, sandboxfs
 from lambdascope.emulator.config import FunctionConfig
 from lambdascope.emulator.sandbox_state import SandboxState
 
@@ -123,7 +122,10 @@ class SandboxProcesses:
         on_extension_line: Callable[[str, float], None],
         on_runtime_exit: Callable[[], None],
         emit: Callable[[events.Event], None],
+        memory_limit_mode: str = "sampling",
     ) -> None:
+        """`memory_limit_mode`: "cgroup" (the kernel enforces the memory size on every
+        process together) or "sampling" (peaks summed every 20 ms and at the response)."""
         self.fn = fn
         self._sandbox = sandbox
         self._on_function_line = on_function_line
@@ -135,8 +137,13 @@ class SandboxProcesses:
         self._runtime: subprocess.Popen[bytes] | None = None
         self._runtime_readers: list[procs.LineReader] = []
         self._runtime_watcher: threading.Thread | None = None
-        self._runtime_peak_kb = 0
         self._launched: dict[str, _Launched] = {}
+        self.memory_limit_mode = memory_limit_mode
+        self._cgroup: memory_limit.EnvironmentCgroup | None = None
+        self._cgroup_lock = threading.Lock()
+        self._stop_sampling = threading.Event()
+        self._peaks_kb: dict[int, int] = {}  # pid -> VmHWM last read (sampling mode)
+        self._peaks_lock = threading.Lock()  # the sampler and the invocation both read them
 
     @property
     def runtime_pid(self) -> int | None:
@@ -158,8 +165,8 @@ class SandboxProcesses:
             self._sandbox.external_names.add(path.name)
         argv, cwd = view.extension_command(path)
         try:
-            proc = procs.launch(argv, cwd, env)
-        except OSError as exc:
+            proc = procs.launch(argv, cwd, env, preexec_fn=self._preexec(runtime=False))
+        except (OSError, subprocess.SubprocessError) as exc:
             log.warning("extension %s could not be started: %s", path, exc)
             self._emit(events.extension_state(time.time(), path.name, "LaunchError", [], None))
             return
@@ -182,7 +189,9 @@ class SandboxProcesses:
         env["_LAMBDA_TELEMETRY_LOG_FD"] = str(frames_write)
         argv, cwd = view.runtime_command([sys.executable, "-m", "awslambdaric", self.fn.handler])
         try:
-            self._runtime = procs.launch(argv, cwd, env, pass_fds=(frames_write,))
+            self._runtime = procs.launch(
+                argv, cwd, env, pass_fds=(frames_write,), preexec_fn=self._preexec(runtime=True)
+            )
         finally:
             os.close(frames_write)
         self._runtime_readers = [
@@ -198,13 +207,77 @@ class SandboxProcesses:
         ]
 
     def watch_runtime(self) -> None:
-        """Wait for the runtime's exit and sample its memory, each in a thread of its own."""
+        """Wait for the runtime's exit (and, without a cgroup, sample the memory), each in a
+        thread of its own."""
         assert self._runtime is not None
         self._runtime_watcher = threading.Thread(
             target=self._watch_runtime, args=(self._runtime,), daemon=True
         )
         self._runtime_watcher.start()
-        threading.Thread(target=self._sample_memory, args=(self._runtime,), daemon=True).start()
+        if self._cgroup is None:
+            threading.Thread(target=self._sample_memory, args=(self._runtime,), daemon=True).start()
+
+    # --- memory ---------------------------------------------------------------------------
+
+    def _preexec(self, *, runtime: bool) -> Callable[[], None] | None:
+        """The step that puts a new process in the environment's cgroup (made on the first
+        launch); None in sampling mode."""
+        with self._cgroup_lock:
+            if self.memory_limit_mode != "cgroup":
+                return None
+            if self._cgroup is None:
+                started = time.perf_counter()
+                try:
+                    self._cgroup = memory_limit.create_environment_cgroup(self.fn.memory_size_mb)
+                except (OSError, ValueError) as exc:
+                    log.warning(
+                        "%s: no memory cgroup for this environment (%s); sampling instead",
+                        self.fn.name,
+                        exc,
+                    )
+                    self.memory_limit_mode = "sampling"
+                    return None
+                log.debug(
+                    "%s: memory cgroup %s made in %.2f ms",
+                    self.fn.name,
+                    self._cgroup.path,
+                    (time.perf_counter() - started) * 1000,
+                )
+            return self._cgroup.preexec(runtime=runtime)
+
+    @property
+    def cgroup_path(self) -> Path | None:
+        """The environment's memory cgroup folder (None in sampling mode)."""
+        return self._cgroup.path if self._cgroup is not None else None
+
+    def _peak_sum_kb(self) -> int:
+        """The sum of every process's VmHWM (kept after a process is gone)."""
+        with self._sandbox.cv:
+            pids = self.pids()
+        now_kb = {pid: procs.memory_kb(pid, "VmHWM") for pid in pids}
+        with self._peaks_lock:
+            for pid, peak_kb in now_kb.items():
+                self._peaks_kb[pid] = max(self._peaks_kb.get(pid, 0), peak_kb)
+            return sum(self._peaks_kb.values())
+
+    def over_memory_limit(self) -> bool:
+        """In sampling mode: whether the processes' peaks add up to more than the memory
+        size. Always False with a cgroup, where the kernel never lets it happen."""
+        if self._cgroup is not None:
+            return False
+        return self._peak_sum_kb() > self.fn.memory_size_mb * 1024
+
+    def kill_runtime_out_of_memory(self, wait_s: float) -> int | None:
+        """SIGKILL the runtime as Lambda does above the memory size; its exit code, or None
+        if it has not exited after `wait_s`."""
+        runtime = self._runtime
+        with self._sandbox.cv:
+            self.oom = True
+        if runtime is not None:
+            procs.signal_group(runtime, signal.SIGKILL)
+        with self._sandbox.cv:
+            self._sandbox.cv.wait_for(lambda: self.runtime_exit is not None, wait_s)
+            return self.runtime_exit
 
     # --- watching -----------------------------------------------------------------------
 
@@ -215,13 +288,21 @@ class SandboxProcesses:
 
     def _watch_runtime(self, proc: subprocess.Popen[bytes]) -> None:
         code = procs.wait_and_clean_group(proc)
+        # The kernel's OOM killer picks the runtime (its oom_score_adj): a SIGKILL that came
+        # with a new oom_kill in the cgroup is the sandbox running out of memory.
+        killed_by_oom = (
+            self._cgroup is not None and code == -signal.SIGKILL and self._cgroup.new_oom_kill()
+        )
         with self._sandbox.cv:
+            if killed_by_oom:
+                self.oom = True
             self.runtime_exit = code
             self._sandbox.cv.notify_all()
         self._on_runtime_exit()
 
     def _sample_memory(self, mine: subprocess.Popen[bytes]) -> None:
-        limit_kb = self.fn.memory_size_mb * 1024
+        """Sampling mode: every 20 ms while an invocation runs, kill the runtime when the
+        processes' peaks add up to more than the memory size."""
         while True:
             with self._sandbox.cv:
                 if (
@@ -231,28 +312,30 @@ class SandboxProcesses:
                 ):
                     return
                 busy = self._sandbox.current is not None
-                runtime = self._runtime
-            if runtime is not None:
-                # Kept so a report after the runtime died can still say what it used.
-                self._runtime_peak_kb = max(
-                    self._runtime_peak_kb, procs.memory_kb(runtime.pid, "VmHWM")
-                )
-            if busy and runtime is not None and procs.memory_kb(runtime.pid) > limit_kb:
+            if busy and self.over_memory_limit():
                 with self._sandbox.cv:
                     self.oom = True
-                procs.signal_group(runtime, signal.SIGKILL)
+                procs.signal_group(mine, signal.SIGKILL)
                 return
-            time.sleep(MEMORY_SAMPLE_INTERVAL_S)
+            if self._stop_sampling.wait(MEMORY_SAMPLE_INTERVAL_S):
+                return
 
     def max_memory_used_mb(self) -> int:
-        total_kb = 0
-        if self._runtime is not None:
-            now_kb = procs.memory_kb(self._runtime.pid, "VmHWM")
-            self._runtime_peak_kb = max(self._runtime_peak_kb, now_kb)
-            total_kb += self._runtime_peak_kb
-        for launched in self._launched.values():
-            total_kb += procs.memory_kb(launched.proc.pid, "VmHWM")
-        return max(1, math.ceil(total_kb / 1024))
+        """Max Memory Used: the cgroup's peak, or (sampling) the sum of the processes'
+        peaks, which the response-time check keeps at or below the memory size."""
+        if self._cgroup is not None:
+            return memory_limit.ceil_mb(self._cgroup.peak_bytes())
+        total_mb = memory_limit.ceil_mb(self._peak_sum_kb() * 1024)
+        return min(total_mb, self.fn.memory_size_mb)
+
+    def release_memory_limit(self) -> None:
+        """Once every process is gone: stop sampling, remove the cgroup (a process a handler
+        left behind in a session of its own is killed first). Idempotent."""
+        self._stop_sampling.set()
+        with self._cgroup_lock:
+            cgroup = self._cgroup
+        if cgroup is not None:
+            cgroup.remove()
 
     def has_extensions(self) -> bool:
         return bool(self._launched)
@@ -336,4 +419,7 @@ class SandboxProcesses:
         self._runtime_readers = []
         self.runtime_exit = None
         self.oom = False
-        self._runtime_peak_kb = 0
+        with self._peaks_lock:
+            self._peaks_kb.clear()
+        if self._cgroup is not None:
+            self._cgroup.restart()

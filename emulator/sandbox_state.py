@@ -79,6 +79,8 @@ class SandboxState:
     closing: bool = False  # shut down: long polls end and nothing is handed out again
     init_done: bool = False  # registration and Telemetry subscriptions are closed
     runtime_ready: bool = False  # the runtime called `next` during init
+    # When (epoch s) the runtime finished its init: its first `next`, or its init error.
+    runtime_init_done_at: float | None = None
     init_error: tuple[str, bytes] | None = None  # (errorType, body for the caller)
     current: Invocation | None = None
     runtime_pending: Invocation | None = None  # for the runtime's next `next`
@@ -109,5 +111,6 @@ class SandboxState:
         self.extensions.clear()
         self.external_names.clear()
         self.runtime_ready = False
+        self.runtime_init_done_at = None
         self.init_error = None
         self.init_done = False
