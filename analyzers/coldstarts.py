@@ -46,7 +46,6 @@ MIN_INIT_P95_MS = 500.0
 WARNING_RATE = 0.05
 WARNING_INIT_P95_MS = 1000.0
 SLOW_INIT_P95_MS = 1000.0
-PROACTIVE_GAP_S = 10.0
 
 
 @register("cold_starts")
@@ -60,7 +59,6 @@ def detect_cold_starts(
         **window.parameters(function_name),
         "max_evidence": MAX_EVIDENCE,
         "function_names": names,
-        "proactive_gap_s": PROACTIVE_GAP_S,
     }
     rows = client.query(sql.COLD_STARTS, params).dicts()
     own_params = {**window.parameters(function_name), "function_names": names}

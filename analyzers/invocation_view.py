@@ -235,17 +235,8 @@ class InitPhase:
     #: After initRuntimeDone, until every extension called its first `next`.
     extensions_after_runtime_ms: float | None = None
 
-    def proactive(self, first_request: datetime) -> bool:
-        """Initialised ahead of demand: idle more than 10 s before ``first_request``."""
-        if self.phase != "init" or self.init_duration_ms is None:
-            return False
-        ended = self.start_time.timestamp() + self.init_duration_ms / 1000.0
-        return first_request.timestamp() - ended > PROACTIVE_GAP_S
-
-
-#: Lambda's proactive initialisation shows as an idle gap between an init and its first
-#: request (Datadog's rule: more than 10 s).
-PROACTIVE_GAP_S = 10.0
+    #: Initialised ahead of demand (Lambda's proactive init): nobody waited for it.
+    proactive: bool = False
 
 
 def init_row(row: Mapping[str, Any]) -> InitPhase:
@@ -260,6 +251,7 @@ def init_row(row: Mapping[str, Any]) -> InitPhase:
         runtime_version=row["runtime_version"],
         runtime_init_ms=_float(row.get("runtime_init_ms")),
         extensions_after_runtime_ms=_float(row.get("extensions_after_runtime_ms")),
+        proactive=bool(row.get("proactive")),
     )
 
 

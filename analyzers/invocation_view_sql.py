@@ -85,6 +85,7 @@ SELECT
     init_duration_ms,
     runtime_init_ms,
     extensions_after_runtime_ms,
+    proactive,
     status,
     error_type,
     runtime_version

@@ -178,8 +178,8 @@ ORDER BY function_name, function_version
 #: Cold starts per function and version: the ones users felt, their rate, init percentiles and
 #: phases. An invocation that carries an init is a felt cold start unless its environment was
 #: initialised for provisioned concurrency (or restored from a SnapStart snapshot) or
-#: proactively: Lambda initialised it ahead of demand and it then waited idle, more than
-#: ``proactive_gap_s`` between the end of its init and its first request (Datadog's rule).
+#: proactively: Lambda initialised it ahead of demand and it then waited idle, more than 10 s
+#: between the end of its init and its first request (Datadog's rule; ``cold_starts.proactive``).
 #: Phases come from the environment's init events (collector ``cold_starts`` view). Evidence is
 #: the slowest felt inits first (then the oldest).
 COLD_STARTS = (
@@ -212,9 +212,7 @@ FROM (
         c.runtime_init_ms AS runtime_init_ms,
         c.extensions_after_runtime_ms AS extensions_after_runtime_ms,
         c.initialization_type IN ('on-demand', '') AS on_demand,
-        c.init_end_ms IS NOT NULL
-            AND toUnixTimestamp64Milli(i.start_time) - c.init_end_ms
-                > {proactive_gap_s:Float64} * 1000 AS proactive,
+        c.proactive = 1 AS proactive,
         i.cold_start = 1 AND on_demand AND NOT proactive AS felt
     FROM (
         SELECT function_name, function_version, environment_id, request_id, start_time,
@@ -231,9 +229,7 @@ FROM (
             any(initialization_type) AS initialization_type,
             any(runtime_init_ms) AS runtime_init_ms,
             any(extensions_after_runtime_ms) AS extensions_after_runtime_ms,
-            any(if(has_init_start = 1 AND init_duration_ms IS NOT NULL,
-                   toUnixTimestamp64Milli(start_time) + toInt64(round(init_duration_ms)),
-                   NULL)) AS init_end_ms
+            max(proactive) AS proactive
         FROM cold_starts
         WHERE function_name IN {function_names:Array(String)}
             AND phase = 'init'

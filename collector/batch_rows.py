@@ -125,6 +125,9 @@ class ColdStartPart:
     has_init_start: int = 0
     has_runtime_done: int = 0
     has_report: int = 0
+    #: The start of the environment's first request: its report carries the init's duration.
+    #: Far after the init's end, the init was proactive (ahead of demand).
+    first_request_time: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

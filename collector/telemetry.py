@@ -20,6 +20,7 @@ from typing import Any
 from lambdascope.collector.batch_rows import BatchBuilder, EventResult
 from lambdascope.collector.fields import (
     UINT64_MAX,
+    ms_to_datetime,
     read_id,
     read_int,
     read_number,
@@ -109,6 +110,14 @@ def _platform_report(out: BatchBuilder, record: Any, when: int, window: str | No
         report_restore_duration_ms=read_number(metrics, "restoreDurationMs", "metrics"),
         has_report=1,
     )
+    init_ms = read_number(metrics, "initDurationMs", "metrics")
+    if init_ms is not None:
+        # Only an environment's first request reports its init: when it started tells a
+        # proactive init (ahead of demand) from one a request waited for.
+        invoked_ms = read_number(metrics, "durationMs", "metrics") or 0.0
+        out.cold_start(
+            "init", when, first_request_time=ms_to_datetime(when - round(invoked_ms))
+        )
     out.log(when, request_id, "platform", "", _render_report(request_id, record, metrics))
     return window, 0
 

@@ -40,6 +40,7 @@ from lambdascope.collector.sql.rollups import (
     SELECT_MEMORY_ROLLUP_FILLED,
 )
 from lambdascope.collector.sql.tables import (
+    ALTER_COLD_START_PARTS_ADD_FIRST_REQUEST,
     ALTER_PARTS_ADD_EVENT_TIME,
     ALTER_PARTS_ADD_PROJECTION,
     ALTER_PARTS_MATERIALIZE_PROJECTION,
@@ -163,6 +164,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         12,
         "memory headroom per minute: Max Memory Used as a share of the size (invocation_minutes)",
         (ALTER_INVOCATION_MINUTES_ADD_MEMORY, CREATE_INVOCATION_MINUTES_MEMORY_MV),
+    ),
+    (
+        13,
+        "when each environment's first request started, to tell proactive inits (cold_start_parts)",
+        (ALTER_COLD_START_PARTS_ADD_FIRST_REQUEST,),
     ),
 )
 

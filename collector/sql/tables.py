@@ -105,12 +105,21 @@ CREATE TABLE IF NOT EXISTS cold_start_parts (
     init_duration_ms SimpleAggregateFunction(max, Nullable(Float64)),
     has_init_start SimpleAggregateFunction(max, UInt8),
     has_runtime_done SimpleAggregateFunction(max, UInt8),
-    has_report SimpleAggregateFunction(max, UInt8)
+    has_report SimpleAggregateFunction(max, UInt8),
+    first_request_time SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC')))
 ) ENGINE = AggregatingMergeTree
 PARTITION BY event_date
 ORDER BY (function_name, environment_id, phase)
 TTL event_date + INTERVAL {retention_days} DAY
 SETTINGS non_replicated_deduplication_window = {dedup_window}, ttl_only_drop_parts = 1
+"""
+
+# Migration 13: when an environment's first request started (from the report that carries the
+# init's duration), so a proactive init tells itself apart.
+ALTER_COLD_START_PARTS_ADD_FIRST_REQUEST = """
+ALTER TABLE cold_start_parts
+    ADD COLUMN IF NOT EXISTS first_request_time
+        SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC')))
 """
 
 CREATE_LOGS = """

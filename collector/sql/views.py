@@ -159,6 +159,13 @@ SELECT
                           - toUnixTimestamp64Milli(p_init_start_time)), 0.0)) AS runtime_init_ms,
     if(runtime_init_ms IS NULL OR init_duration_ms IS NULL, NULL,
        greatest(init_duration_ms - runtime_init_ms, 0.0)) AS extensions_after_runtime_ms,
+    p_first_request_time AS first_request_time,
+    -- Lambda initialised the environment ahead of demand: nobody waited for this init. Its
+    -- sign is an idle gap of more than 10 s from the init's end to the first request.
+    toUInt8(coalesce(
+        phase = 'init' AND initialization_type IN ('on-demand', '')
+        AND toUnixTimestamp64Milli(p_first_request_time)
+            - toUnixTimestamp64Milli(start_time) - init_duration_ms > 10000, 0)) AS proactive,
     p_has_init_start AS has_init_start,
     p_has_runtime_done AS has_runtime_done,
     p_has_report AS has_report
@@ -178,6 +185,7 @@ FROM (
         any(report_status) AS p_report_status,
         any(report_error_type) AS p_report_error_type,
         max(init_duration_ms) AS init_duration_ms,
+        min(first_request_time) AS p_first_request_time,
         toUInt8(max(has_init_start)) AS p_has_init_start,
         toUInt8(max(has_runtime_done)) AS p_has_runtime_done,
         toUInt8(max(has_report)) AS p_has_report

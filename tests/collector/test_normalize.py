@@ -175,6 +175,33 @@ def test_init_events_yield_one_cold_start_keyed_by_environment_and_phase() -> No
     assert (start.initialization_type, start.runtime_version) == ("on-demand", "python:3.12.v30")
 
 
+def test_the_report_that_carries_the_init_tells_when_the_first_request_started() -> None:
+    raw = load_event("text_batch_1")
+    start = next(e for e in raw["telemetry"] if e["type"] == "platform.start")
+    metrics = {
+        "durationMs": 20.0,
+        "billedDurationMs": 223,
+        "memorySizeMB": 128,
+        "maxMemoryUsedMB": 40,
+        "initDurationMs": 202.4,
+    }
+    raw["telemetry"].append(
+        {
+            "time": "2026-11-24T07:00:05.000Z",
+            "type": "platform.report",
+            "record": {
+                "requestId": start["record"]["requestId"],
+                "status": "success",
+                "metrics": metrics,
+            },
+        }
+    )
+    batch = normalize_batch(raw)
+    (first,) = [c for c in batch.cold_start_rows if c.first_request_time is not None]
+    assert first.phase == "init"
+    assert first.first_request_time == dt.datetime(2026, 11, 24, 7, 0, 4, 980000, tzinfo=dt.UTC)
+
+
 def test_failed_init_records_status_and_error_type() -> None:
     raw = load_event("text_batch_1")
     raw["telemetry"][3]["record"].update(status="error", errorType="Runtime.ImportModuleError")

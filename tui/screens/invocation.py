@@ -61,7 +61,7 @@ def waterfall_bars(view: InvocationView) -> list[Bar]:
     bars = []
     for init in view.inits:
         kind = figures.initialization_type(init.initialization_type)
-        if init.proactive(invocation.start_time):
+        if init.proactive:
             kind += ", proactive"  # ahead of demand: nobody waited for it
         label = {"invoke": "init, retried", "restore": "restore"}.get(init.phase, "init")
         failed = init.status not in ("success", "unknown")
