@@ -91,19 +91,32 @@ def _q(values: Sequence[Any], index: int) -> float | None:
 
 
 def _anatomy(row: Mapping[str, Any], own_startup_ms: float | None) -> tuple[str, dict[str, float]]:
-    """Pure: the sentence and figures that say where a cold start's time went."""
-    runtime, extensions = (
-        _q([row.get("runtime_init_p50_ms")], 0),
-        _q([row.get("extensions_after_runtime_p50_ms")], 0),
-    )
+    """Pure: the sentence and figures that say where a cold start's time went.
+
+    With the runtime's start (from the lambdascope extension): extensions starting, the
+    runtime and the function's code, extensions after. Without it: until the runtime was
+    ready (extensions starting included), extensions after."""
+    before = _q([row.get("extensions_before_runtime_p50_ms")], 0)
+    runtime_and_function = _q([row.get("runtime_and_function_p50_ms")], 0)
+    until_ready = _q([row.get("runtime_init_p50_ms")], 0)
+    after = _q([row.get("extensions_after_runtime_p50_ms")], 0)
     numbers: dict[str, float] = {}
     parts = []
-    if int(row.get("inits_with_phases") or 0) and runtime is not None:
-        numbers["runtime_init_p50_ms"] = runtime
-        parts.append(f"{duration_text(runtime)} until the runtime was ready")
-        if extensions is not None:
-            numbers["extensions_after_runtime_p50_ms"] = extensions
-            parts.append(f"{duration_text(extensions)} waiting for extensions after it")
+    extensions = runtime = None
+    if int(row.get("inits_with_runtime_start") or 0) and None not in (before, runtime_and_function):
+        assert before is not None and runtime_and_function is not None
+        numbers["extensions_before_runtime_p50_ms"] = before
+        numbers["runtime_and_function_init_p50_ms"] = runtime_and_function
+        parts.append(f"extensions starting {duration_text(before)}")
+        parts.append(f"runtime and function code {duration_text(runtime_and_function)}")
+        extensions, runtime = before + (after or 0.0), runtime_and_function
+    elif int(row.get("inits_with_phases") or 0) and until_ready is not None:
+        numbers["runtime_init_p50_ms"] = until_ready
+        parts.append(f"{duration_text(until_ready)} until the runtime was ready")
+        extensions, runtime = after, until_ready
+    if parts and after is not None:
+        numbers["extensions_after_runtime_p50_ms"] = after
+        parts.append(f"waiting for extensions after it {duration_text(after)}")
     own = _q([own_startup_ms], 0)
     if own is not None:
         numbers["lambdascope_startup_p50_ms"] = own
@@ -186,9 +199,11 @@ def cold_start_findings(
 
 
 def _recommendation(phases: Mapping[str, float]) -> str:
-    runtime = phases.get("runtime_init_p50_ms")
-    extensions = phases.get("extensions_after_runtime_p50_ms")
-    if runtime is not None and extensions is not None and extensions > runtime:
+    runtime = phases.get("runtime_and_function_init_p50_ms", phases.get("runtime_init_p50_ms"))
+    extensions = phases.get("extensions_before_runtime_p50_ms", 0.0) + phases.get(
+        "extensions_after_runtime_p50_ms", 0.0
+    )
+    if runtime is not None and extensions > runtime:
         return (
             "Users wait mostly for extensions: remove the ones the function does not need, "
             "or ask their vendors for a faster start; then lazy-load heavy imports, raise "

@@ -197,6 +197,11 @@ SELECT
         AS runtime_init_p50_ms,
     quantileIf(0.5)(assumeNotNull(extensions_after_runtime_ms),
         felt AND extensions_after_runtime_ms IS NOT NULL) AS extensions_after_runtime_p50_ms,
+    quantileIf(0.5)(assumeNotNull(extensions_before_runtime_ms),
+        felt AND extensions_before_runtime_ms IS NOT NULL) AS extensions_before_runtime_p50_ms,
+    quantileIf(0.5)(assumeNotNull(runtime_and_function_ms),
+        felt AND runtime_and_function_ms IS NOT NULL) AS runtime_and_function_p50_ms,
+    countIf(felt AND runtime_and_function_ms IS NOT NULL) AS inits_with_runtime_start,
     countIf(felt AND runtime_init_ms IS NOT NULL) AS inits_with_phases,
     arraySlice(arrayMap(x -> x.3, arraySort(x -> (-x.1, x.2), groupArrayIf(
             (assumeNotNull(init_duration_ms), start_time, request_id), felt))),
@@ -211,6 +216,8 @@ FROM (
         i.init_duration_ms AS init_duration_ms,
         c.runtime_init_ms AS runtime_init_ms,
         c.extensions_after_runtime_ms AS extensions_after_runtime_ms,
+        c.extensions_before_runtime_ms AS extensions_before_runtime_ms,
+        c.runtime_init_ms - c.extensions_before_runtime_ms AS runtime_and_function_ms,
         c.initialization_type IN ('on-demand', '') AS on_demand,
         c.proactive = 1 AS proactive,
         i.cold_start = 1 AND on_demand AND NOT proactive AS felt
@@ -224,19 +231,36 @@ FROM (
     ) AS i
     LEFT JOIN (
         SELECT
-            function_name,
-            environment_id,
-            any(initialization_type) AS initialization_type,
-            any(runtime_init_ms) AS runtime_init_ms,
-            any(extensions_after_runtime_ms) AS extensions_after_runtime_ms,
-            max(proactive) AS proactive
-        FROM cold_starts
-        WHERE function_name IN {function_names:Array(String)}
-            AND phase = 'init'
+            cs.function_name AS function_name,
+            cs.environment_id AS environment_id,
+            any(cs.initialization_type) AS initialization_type,
+            any(cs.runtime_init_ms) AS runtime_init_ms,
+            any(cs.extensions_after_runtime_ms) AS extensions_after_runtime_ms,
+            max(cs.proactive) AS proactive,
+            -- The extensions' start before the runtime's, where the lambdascope extension
+            -- saw the runtime process start (within the init, else the clocks disagree).
+            any(if(cs.has_init_start = 1 AND cs.runtime_done_time IS NOT NULL
+                    AND rs.first_runtime_start >= cs.start_time
+                    AND rs.first_runtime_start <= cs.runtime_done_time,
+                toFloat64(toUnixTimestamp64Milli(rs.first_runtime_start)
+                          - toUnixTimestamp64Milli(cs.start_time)),
+                NULL)) AS extensions_before_runtime_ms
+        FROM cold_starts AS cs
+        LEFT JOIN (
+            SELECT function_name, environment_id, min(runtime_started_at) AS first_runtime_start
+            FROM extension_stats
+            WHERE function_name IN {function_names:Array(String)}
+                AND time >= {since:DateTime64(3, 'UTC')} - INTERVAL 1 DAY
+                AND time < {until:DateTime64(3, 'UTC')} + INTERVAL 16 MINUTE
+                AND runtime_started_at IS NOT NULL
+            GROUP BY function_name, environment_id
+        ) AS rs ON cs.function_name = rs.function_name AND cs.environment_id = rs.environment_id
+        WHERE cs.function_name IN {function_names:Array(String)}
+            AND cs.phase = 'init'
             -- an environment lives for hours at most: its init is no older than a day
-            AND start_time >= {since:DateTime64(3, 'UTC')} - INTERVAL 1 DAY
-            AND start_time < {until:DateTime64(3, 'UTC')}
-        GROUP BY function_name, environment_id
+            AND cs.start_time >= {since:DateTime64(3, 'UTC')} - INTERVAL 1 DAY
+            AND cs.start_time < {until:DateTime64(3, 'UTC')}
+        GROUP BY cs.function_name, cs.environment_id
     ) AS c ON i.function_name = c.function_name AND i.environment_id = c.environment_id
 )
 GROUP BY function_name, function_version

@@ -111,6 +111,8 @@ class ExtensionStatsRow:
     shutdown_events_sent: int = 0
     shutdown_batches_unsent: int = 0
     shutdown_events_unsent: int = 0
+    #: When the environment's runtime process started (the extension reads /proc).
+    runtime_started_at: dt.datetime | None = None
 
 
 #: Row field <- the extension's key, and the bound of each whole-number counter.
@@ -172,6 +174,7 @@ def stats_row(raw_stats: Any, meta: BatchMeta) -> ExtensionStatsRow | None:
     if final is not None and not isinstance(final, bool):
         raise StatsError("final", f"must be true or false, got {_kind(final)}")
     values["final"] = int(bool(final))
+    values["runtime_started_at"] = _epoch_ms(raw_stats, "runtime_started_at_ms")
     # The shutdown figures describe the final flush; on another batch they mean nothing, so a
     # stray one is not stored.
     if final:
@@ -227,6 +230,19 @@ def _number(stats: dict[str, Any], key: str, maximum: float) -> float | None:
     if number > maximum:
         raise StatsError(key, f"is beyond what one execution environment can reach: {value!r}")
     return number
+
+
+#: Epoch milliseconds a sandbox can have: 2000-01-01 to 2100-01-01.
+EPOCH_MS_RANGE = (946_684_800_000, 4_102_444_800_000)
+
+
+def _epoch_ms(stats: dict[str, Any], key: str) -> dt.datetime | None:
+    number = _number(stats, key, float(EPOCH_MS_RANGE[1]))
+    if number is None:
+        return None
+    if number < EPOCH_MS_RANGE[0]:
+        raise StatsError(key, f"must be milliseconds since 1970 after 2000, got {stats[key]!r}")
+    return dt.datetime.fromtimestamp(round(number) / 1000, dt.UTC)
 
 
 def _count(stats: dict[str, Any], key: str, maximum: int) -> int:

@@ -88,6 +88,10 @@ class Agent:
         self.ready_epoch: float | None = None
         self.last_request_id: str | None = None
         self.invocations = 0
+        #: Epoch ms the runtime process started (looked up after the first INVOKE, when it
+        #: has surely started); at most a few looks, each a scan of /proc.
+        self.runtime_started_at_ms: int | None = None
+        self._runtime_start_looks = 0
         self._late_setup: threading.Thread | None = None
         self.subscribed = False
         # Post-runtime time this extension caused (only the `end` policy causes any).
@@ -263,6 +267,7 @@ class Agent:
         stats: dict[str, Any] = self_usage()
         stats["startup_ms"] = self.ready_ms
         stats["process_startup_ms"] = process_startup_ms(self.environ, self.ready_epoch)
+        stats["runtime_started_at_ms"] = self._runtime_started_at_ms()
         shipper = self.shipper
         spool = shipper.spool if shipper is not None else None
         stats["bytes_sent"] = shipper.bytes_sent if shipper else 0
@@ -300,6 +305,21 @@ class Agent:
             stats["log_lines_redacted"] = log_filter.redacted_lines
             stats["log_lines_sampled_out"] = log_filter.sampled_out_lines
         return stats
+
+    def _runtime_started_at_ms(self) -> int | None:
+        # Called from the shipper's thread as it builds a batch, never on the INVOKE path.
+        if (
+            self.runtime_started_at_ms is None
+            and self.invocations
+            and self._runtime_start_looks < 3
+        ):
+            from .runtime_start import runtime_started_at_ms
+
+            self._runtime_start_looks += 1
+            self.runtime_started_at_ms = runtime_started_at_ms(
+                self.environ.get("AWS_LAMBDA_RUNTIME_API", "")
+            )
+        return self.runtime_started_at_ms
 
     # 5. event loop --------------------------------------------------------------------------
     def on_invoke(self, event: Mapping[str, Any]) -> None:

@@ -41,6 +41,7 @@ from lambdascope.collector.sql.rollups import (
 )
 from lambdascope.collector.sql.tables import (
     ALTER_COLD_START_PARTS_ADD_FIRST_REQUEST,
+    ALTER_EXTENSION_STATS_ADD_RUNTIME_START,
     ALTER_PARTS_ADD_EVENT_TIME,
     ALTER_PARTS_ADD_PROJECTION,
     ALTER_PARTS_MATERIALIZE_PROJECTION,
@@ -169,6 +170,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         13,
         "when each environment's first request started, to tell proactive inits (cold_start_parts)",
         (ALTER_COLD_START_PARTS_ADD_FIRST_REQUEST,),
+    ),
+    (
+        14,
+        "when each environment's runtime process started, from the extension (extension_stats)",
+        (ALTER_EXTENSION_STATS_ADD_RUNTIME_START,),
     ),
 )
 

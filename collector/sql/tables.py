@@ -122,6 +122,13 @@ ALTER TABLE cold_start_parts
         SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC')))
 """
 
+# Migration 14: when the environment's runtime process started, as the extension read it from
+# /proc: it splits a cold start's extensions part from the runtime's and the function's.
+ALTER_EXTENSION_STATS_ADD_RUNTIME_START = """
+ALTER TABLE extension_stats
+    ADD COLUMN IF NOT EXISTS runtime_started_at Nullable(DateTime64(3, 'UTC'))
+"""
+
 CREATE_LOGS = """
 CREATE TABLE IF NOT EXISTS logs (
     timestamp DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
@@ -203,7 +210,8 @@ CREATE TABLE IF NOT EXISTS extension_stats (
     shutdown_batches_sent UInt64,
     shutdown_events_sent UInt64,
     shutdown_batches_unsent UInt64,
-    shutdown_events_unsent UInt64
+    shutdown_events_unsent UInt64,
+    runtime_started_at Nullable(DateTime64(3, 'UTC'))
 ) ENGINE = MergeTree
 PARTITION BY toDate(time)
 ORDER BY (function_name, environment_id, time)
@@ -250,6 +258,7 @@ EXTENSION_STATS_COLUMNS = (
     "shutdown_events_sent",
     "shutdown_batches_unsent",
     "shutdown_events_unsent",
+    "runtime_started_at",
 )
 
 # CloudWatch Metric Streams (Firehose HTTP endpoint delivery), one row per data point.

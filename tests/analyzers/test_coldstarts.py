@@ -105,8 +105,8 @@ def test_a_slow_init_is_found_even_with_one_environment_with_its_phases(store):
     assert finding.numbers["extensions_after_runtime_p50_ms"] == 0.0
     assert finding.summary == (
         "1 of 30 invocations of report_gen were cold starts (3.3%), init p95 1.20 s "
-        "(median init: 1.20 s until the runtime was ready, 0 ms waiting for extensions after "
-        "it; the runtime and function code dominate)"
+        "(median init: 1.20 s until the runtime was ready, waiting for extensions after it "
+        "0 ms; the runtime and function code dominate)"
     )
     assert finding.evidence_request_ids == ("report-gen-0000",)
 
@@ -143,3 +143,31 @@ def test_proactive_and_provisioned_inits_are_not_cold_starts_users_felt(store):
     assert finding.numbers["provisioned_or_snapstart_inits"] == 2
     assert finding.summary.endswith("; 6 inits ahead of demand not counted")
     assert set(finding.evidence_request_ids) == {"search-0030", "search-0035"}
+
+
+def test_the_runtimes_start_splits_the_init_in_three_and_names_what_dominates():
+    row = {
+        "function_name": "scan",
+        "function_version": "$LATEST",
+        "invocations": 10,
+        "cold_starts": 2,
+        "init_quantiles_ms": [1500.0, 1600.0, 1600.0],
+        "max_init_duration_ms": 1600.0,
+        "extensions_before_runtime_p50_ms": 900.0,
+        "runtime_and_function_p50_ms": 300.0,
+        "inits_with_runtime_start": 2,
+        "runtime_init_p50_ms": 1200.0,
+        "extensions_after_runtime_p50_ms": 250.0,
+        "inits_with_phases": 2,
+        "cold_start_request_ids": ["scan-1", "scan-2"],
+    }
+
+    (finding,) = cold_start_findings([row], Window.ending(NOW, timedelta(hours=1)), {"scan": 30.0})
+
+    assert finding.severity == "warning"  # 20% of the invocations waited 1.6 s
+    assert finding.summary.endswith(
+        "(median init: extensions starting 900 ms, runtime and function code 300 ms, waiting "
+        "for extensions after it 250 ms, lambdascope's own start-up 30 ms; extensions dominate)"
+    )
+    assert finding.recommendation.startswith("Users wait mostly for extensions")
+    assert "runtime_init_p50_ms" not in finding.numbers  # the finer split replaces it

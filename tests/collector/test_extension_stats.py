@@ -165,6 +165,9 @@ def test_shutdown_figures_count_only_on_the_final_batch() -> None:
         ({"final": "yes"}, "final"),
         ({"shutdown_reason": 7}, "shutdown_reason"),
         ({"shutdown_events_unsent": -800}, "shutdown_events_unsent"),
+        ({"runtime_started_at_ms": 1_700_000}, "runtime_started_at_ms"),  # seconds, not ms
+        ({"runtime_started_at_ms": 10**16}, "runtime_started_at_ms"),
+        ({"runtime_started_at_ms": "soon"}, "runtime_started_at_ms"),
     ],
 )
 def test_a_malformed_figure_is_refused_by_name(changes: dict[str, Any], field: str) -> None:
@@ -296,3 +299,10 @@ def test_a_batch_in_two_groups_is_stored_once(store: Store) -> None:
     assert sorted(r["batch_id"] for r in stored_rows(store)) == sorted(
         [first.batch_id, second.batch_id]
     )
+
+
+def test_the_runtime_start_is_a_moment() -> None:
+    row = stats_row({"runtime_started_at_ms": 1_764_000_000_123}, META)
+
+    assert row is not None
+    assert row.runtime_started_at == dt.datetime(2025, 11, 24, 16, 0, 0, 123000, tzinfo=dt.UTC)
