@@ -89,7 +89,7 @@ async def test_function_screen_shows_the_functions_figures(view_store, size):
         assert charts["duration-chart"].startswith("duration p99 3.00 s · p50 ")
         assert charts["traffic-chart"] == "40 invocations · 0 errors · 3 timeouts"
         assert charts["cold-chart"] == "1 cold starts · init p50 180 ms"
-        assert charts["memory-chart"] == "memory 71 of 128 MB (55%)"
+        assert charts["memory-chart"] == "memory 71 of 128 MB (55%) · p95 55%"
         # No metric stream for checkout: said in the chart's place, not drawn as zero.
         concurrency = screen.query_one("#concurrency-chart", Chart)
         assert charts["concurrency-chart"] == "concurrency unknown"
@@ -347,7 +347,7 @@ async def test_failed_key_and_the_invocations_of_an_out_of_memory_function(view_
         await show(pilot, FunctionScreen(view_store.reader, "report_export", WINDOW))
         await wait_for(pilot, lambda: app.screen.query_one(InvocationList).row_count > 0)
         memory = app.screen.query_one("#memory-chart", Chart).title_text
-        assert memory == "memory 128 of 128 MB (100%)"
+        assert memory == "memory 128 of 128 MB (100%) · p95 100%"
         await pilot.press("f")
         await wait_for(pilot, lambda: isinstance(app.screen, InvocationsScreen))
         table = app.screen.query_one(InvocationList)

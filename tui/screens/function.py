@@ -336,8 +336,12 @@ class FunctionScreen(Screen[None]):
         used, size = overview.max_memory_used_mb, overview.memory_size_mb
         bar = share_bar(used, size)
         bar.append(" peak", style="dim")
+        title = Text.assemble(("memory ", "bold"), figures.memory(used, size))
+        if summary is not None and summary.memory_pct_p95 is not None:
+            # The headroom most invocations leave, beside the peak one left.
+            title.append(f" · p95 {summary.memory_pct_p95:.0f}%")
         self.query_one("#memory-chart", Chart).show(
-            Text.assemble(("memory ", "bold"), figures.memory(used, size)),
+            title,
             [p.max_memory_used_mb for p in series],
             bar=bar,
         )
