@@ -115,9 +115,7 @@ def _platform_report(out: BatchBuilder, record: Any, when: int, window: str | No
         # Only an environment's first request reports its init: when it started tells a
         # proactive init (ahead of demand) from one a request waited for.
         invoked_ms = read_number(metrics, "durationMs", "metrics") or 0.0
-        out.cold_start(
-            "init", when, first_request_time=ms_to_datetime(when - round(invoked_ms))
-        )
+        out.cold_start("init", when, first_request_time=ms_to_datetime(when - round(invoked_ms)))
     out.log(when, request_id, "platform", "", _render_report(request_id, record, metrics))
     return window, 0
 
