@@ -38,7 +38,11 @@ GROUP BY function_name, function_version, environment_id
 HAVING warm_invocations >= {min_invocations:UInt32}
     AND max(max_memory_used_mb) - min(max_memory_used_mb)
         >= {min_slope_mb:Float64} * (warm_invocations - 1) / 2
-    AND simpleLinearRegression(toFloat64(toUnixTimestamp64Milli(start_time)),
+    -- Seconds from the window's start, not epoch milliseconds: with x near 1.8e12 the
+    -- regression's sums lose every digit and the slope comes back NaN.
+    AND simpleLinearRegression(
+        toFloat64(toUnixTimestamp64Milli(start_time)
+                  - toUnixTimestamp64Milli({since:DateTime64(3, 'UTC')})) / 1000,
         toFloat64(assumeNotNull(max_memory_used_mb))).1 > 0
 ORDER BY function_name, function_version, environment_id
 """

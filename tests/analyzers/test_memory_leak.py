@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from lambdascope.analyzers import DETECTORS, run_detectors
 from lambdascope.analyzers.memory_leak import fit_leak
 from tests.analyzers import fleetdata
@@ -67,3 +69,32 @@ def test_plateau_noise_and_short_series_are_not_leaks():
 def test_a_leak_with_a_plateau_at_the_end_is_not_reported():
     climbing_then_flat = [70 + i for i in range(30)] + [100] * 15
     assert fit_leak(climbing_then_flat) is None
+
+
+def test_a_fast_leak_over_a_few_seconds_is_found(store):
+    # 150 invocations 60 ms apart, 3 MB more each: a busy function leaking in one
+    # environment. Epoch milliseconds this close together made the regression's sums lose
+    # every digit (a NaN slope) before the times were taken from the window's start.
+    scenario = fleetdata.healthy_fleet()
+    start = NOW - timedelta(minutes=5)
+    for i in range(150):
+        scenario.invocations.append(
+            fleetdata.Inv(
+                "sessions",
+                f"fast-{i:04d}",
+                start + timedelta(milliseconds=60 * i),
+                20.0,
+                environment="fast",
+                memory_size_mb=1024,
+                max_memory_used_mb=19 + 3 * i,
+                init_duration_ms=250.0 if i == 0 else None,
+            )
+        )
+    store.write(scenario)
+
+    (leak,) = [
+        f
+        for f in run_detectors(store.reader, since=timedelta(hours=1), now=NOW)
+        if f.kind == "memory_leak"
+    ]
+    assert leak.numbers["slope_mb_per_invocation"] == pytest.approx(3.0)
