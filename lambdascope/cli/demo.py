@@ -1,81 +1,61 @@
 """``lambdascope demo``: the whole toolkit on one laptop, on loopback only.
 
 1. start a collector (child process) on an embedded store;
-2. build the extension's layer and attach it to a sample fleet in the local Lambda emulator;
-3. drive traffic for a while (progress bar), so cold starts, timeouts and slow inits happen;
+2. build the extension's layer and attach it to a sample fleet in the local Lambda emulator
+   (``demo_fleet/``: one problem per function, see ``demo_traffic``);
+3. drive traffic for a while (progress bar);
 4. shut the environments down (the extensions flush on SHUTDOWN) and wait for the data;
-5. open the TUI, or print the findings (``--no-tui``);
-6. stop everything it started, on success, error or Ctrl-C.
+5. open the TUI, or print what was found in 80 columns (``--no-tui``) and the next commands;
+6. stop everything it started, on success, error or Ctrl-C. The store stays, for the next
+   commands.
 """
 
 from __future__ import annotations
 
-import random
+import os
 import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from lambdascope.cli.demo_traffic import FLEET, FLEET_DIR, MEMORY_WARN_AT_SHARE, Traffic, drive
 from lambdascope.cli.processes import CollectorProcess
 from lambdascope.query import CollectorQueryClient, QueryClient
 
-FLEET_DIR = Path(__file__).parent / "demo_fleet"
+if TYPE_CHECKING:
+    from lambdascope.analyzers import Finding
+
+#: What a store directory the demo made holds, so a later run only ever deletes its own.
+DEMO_MARKER = ".lambdascope-demo"
+SUMMARY_WIDTH = 80
 
 
-@dataclass(frozen=True)
-class DemoFunction:
-    name: str
-    handler: str
-    timeout_s: float
-    memory_size_mb: int
-    weight: int
-    reserved_concurrency: int | None = None
-    #: LAMBDASCOPE_TAGS: what alert rules can select on (``tags: {team: shop}``).
-    tags: str = "team=shop"
-
-    def payload(self, rng: random.Random, nth: int) -> dict[str, Any]:
-        """The ``nth`` (0-based) event this worker sends to this function."""
-        if self.name == "report-export":
-            # Every fifth export, the second one first, is large enough to outlive the 1 s timeout.
-            return {"rows": 10_000 if nth % 5 == 1 else rng.randint(100, 1500)}
-        if self.name == "checkout":
-            return {"order_id": f"o-{rng.randint(1000, 9999)}"}
-        return {"key": f"img-{rng.randint(1, 99)}.png"}
+def default_store_dir() -> Path:
+    """Where the demo keeps its store between runs (replaced by each run)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "lambdascope" / "demo-store"
 
 
-FLEET = (
-    DemoFunction(
-        "checkout",
-        "checkout.handler",
-        timeout_s=3.0,
-        memory_size_mb=256,
-        weight=5,
-        tags="team=shop,tier=critical",
-    ),
-    DemoFunction(
-        "report-export", "report_export.handler", timeout_s=1.0, memory_size_mb=512, weight=3
-    ),
-    # One reserved environment and a slow init: callers arriving together are throttled (429).
-    DemoFunction(
-        "thumbnailer",
-        "thumbnailer.handler",
-        timeout_s=3.0,
-        memory_size_mb=1024,
-        weight=2,
-        reserved_concurrency=1,
-    ),
-)
+def _fresh_store(directory: Path) -> str:
+    """An empty embedded store at ``directory``; a previous demo's store there is replaced,
+    anything else is left alone (the caller is told to pick another place)."""
+    if directory.exists():
+        if not (directory / DEMO_MARKER).exists():
+            raise FileExistsError(
+                f"{directory} exists and is not a demo store: pass --store chdb:///another/path"
+            )
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    (directory / DEMO_MARKER).write_text("lambdascope demo store; each demo run replaces it\n")
+    return f"chdb://{directory}"
 
 
 def run_demo(
@@ -88,7 +68,11 @@ def run_demo(
 ) -> int:
     console = console or Console()
     workdir = Path(tempfile.mkdtemp(prefix="lambdascope-demo-"))
-    store_url = store_url or f"chdb://{workdir / 'store'}"
+    try:
+        store_url = store_url or _fresh_store(default_store_dir())
+    except (OSError, FileExistsError) as exc:
+        console.print(f"[red]cannot prepare the demo store[/]: {exc}")
+        return 2
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     collector = CollectorProcess(store_url)
     started_at = datetime.now(UTC)
@@ -96,9 +80,9 @@ def run_demo(
         with console.status("starting the collector on the embedded store..."):
             collector_url = collector.start()
         console.print(f"collector: {collector_url} (store {store_url})")
-        sent = _drive_fleet(workdir, collector_url, duration, concurrency, console)
+        traffic = _drive_fleet(workdir, collector_url, duration, concurrency, console)
         client = CollectorQueryClient(collector_url)
-        _wait_for_ingest(client, expected=sum(sent.values()), console=console)
+        _wait_for_ingest(client, expected=sum(traffic.sent.values()), console=console)
         since = datetime.now(UTC) - started_at + timedelta(minutes=1)
         _configure_analyzers()
         if open_tui:
@@ -107,9 +91,10 @@ def run_demo(
             LambdascopeApp(client, since=since).run()
         else:
             from lambdascope.analyzers import run_detectors
-            from lambdascope.cli.render import print_findings
 
-            print_findings(run_detectors(client, since=since), console)
+            findings = run_detectors(client, since=since)
+            for line in summary_lines(findings, store_url, SUMMARY_WIDTH):
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
         return 0
     except KeyboardInterrupt:
         console.print("interrupted: stopping everything the demo started")
@@ -120,13 +105,59 @@ def run_demo(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def summary_lines(findings: Sequence[Finding], store_url: str, width: int) -> list[str]:
+    """Pure: what the demo found, one line per finding (function, problem, evidence) in
+    ``width`` columns, the most severe first, then the commands to go further."""
+    from lambdascope.tui.names import kind_name
+
+    order = {"critical": 0, "warning": 1, "info": 2}
+    ranked = sorted(findings, key=lambda f: (order.get(f.severity, 3), f.function_name, f.kind))
+    name_w = min(max([len("function")] + [len(f.function_name) for f in ranked]), 18)
+    kind_w = min(max([len("problem")] + [len(kind_name(f.kind)) for f in ranked]), 22)
+    count = f"{len(ranked)} problem{'s' if len(ranked) != 1 else ''}"
+    lines = [f"lambdascope found {count} in the demo fleet, the most severe first:", ""]
+    lines.append(_fit(f"{'function':<{name_w}}  {'problem':<{kind_w}}  evidence", width))
+    for f in ranked:
+        name, kind = _fit(f.function_name, name_w), _fit(kind_name(f.kind), kind_w)
+        lines.append(_fit(f"{name:<{name_w}}  {kind:<{kind_w}}  {_evidence(f)}", width))
+    lines += [
+        "",
+        "Next:",
+        f"  lambdascope tui --store {store_url}",
+        f"  lambdascope report --store {store_url} --since 1h",
+    ]
+    return lines
+
+
+def _evidence(finding: Finding) -> str:
+    """The finding's summary on one line, without the function's name (its own column)."""
+    text = " ".join(finding.summary.split())
+    name = finding.function_name
+    for label in (f"{name}:{finding.function_version}", name):
+        text = text.replace(f"{label}: ", "").replace(f" of {label}", "")
+        if text.startswith(f"{label} "):
+            text = text[len(label) + 1 :]
+    return text[:1].upper() + text[1:]
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, cut with an ellipsis."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _configure_analyzers() -> None:
     """The demo knows its fleet's reserved concurrency, as a user's settings file would say
-    (``--settings``): the throttle finding then names the limit instead of guessing."""
-    from lambdascope.analyzers import throttles
+    (``--settings``): the throttle finding then names the limit instead of guessing. It also
+    warns about memory from 90% of the size, as ``[memory] warn_at_percent = 90`` would."""
+    from lambdascope.analyzers import extension_overhead, memory, throttles
 
     reserved = {f.name: f.reserved_concurrency for f in FLEET if f.reserved_concurrency}
     throttles.configure(throttles.ConcurrencyLimits(reserved=reserved))
+    memory.configure(MEMORY_WARN_AT_SHARE)
+    # The emulator starts every sandbox of the fleet on this one machine at once, where Lambda
+    # gives each its own CPU share: the extension's start-up here says more about the laptop
+    # than about the extension ([extension] startup_ms_p95 in a settings file).
+    extension_overhead.configure(extension_overhead.ExtensionBudget(startup_ms_p95=500.0))
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -139,8 +170,8 @@ def _drive_fleet(
     duration: timedelta,
     concurrency: int,
     console: Console,
-) -> Counter[str]:
-    """Invoke the fleet from ``concurrency`` threads for ``duration``; count what was sent."""
+) -> Traffic:
+    """Run the fleet in the emulator with the extension attached and drive its traffic."""
     from lambdascope.emulator import Emulator, FunctionConfig, MetricStreamConfig
     from lambdascope.extension.layer import build_layer_dir
 
@@ -154,7 +185,11 @@ def _drive_fleet(
             memory_size_mb=fn.memory_size_mb,
             timeout_s=fn.timeout_s,
             layers=(layer,),
-            environment={"LAMBDASCOPE_COLLECTOR_URL": collector_url, "LAMBDASCOPE_TAGS": fn.tags},
+            environment={
+                "LAMBDASCOPE_COLLECTOR_URL": collector_url,
+                "LAMBDASCOPE_TAGS": fn.tags,
+                **fn.environment,
+            },
             reserved_concurrency=fn.reserved_concurrency,
         )
         for fn in FLEET
@@ -162,83 +197,29 @@ def _drive_fleet(
     # Throttles never reach an extension: like CloudWatch, the emulator streams them as
     # metrics through a Firehose-style delivery (every 2 s here instead of every minute).
     metric_stream = MetricStreamConfig(f"{collector_url}/v1/firehose/metrics", period_s=2.0)
-    sent: Counter[str] = Counter()
-    throttled: Counter[str] = Counter()
-    failures: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-    deadline = time.monotonic() + duration.total_seconds()
-
-    def worker(seed: int, emu: Emulator) -> None:
-        rng = random.Random(seed)
-        weights = [fn.weight for fn in FLEET]
-        calls: Counter[str] = Counter()
-        while not stop.is_set() and time.monotonic() < deadline:
-            fn = rng.choices(FLEET, weights)[0]
-            payload = fn.payload(rng, calls[fn.name])
-            calls[fn.name] += 1
-            try:
-                result = emu.invoke(fn.name, _json_bytes(payload))
-            except Exception as exc:  # keep driving: one failed call is not the demo's end
-                with lock:
-                    failures.append(f"{fn.name}: {exc}")
-                stop.wait(0.2)
-                continue
-            with lock:
-                if result.status_code == 429:
-                    throttled[fn.name] += 1
-                else:
-                    sent[fn.name] += 1
-            stop.wait(rng.uniform(0.05, 0.25))
-
-    progress = Progress(
-        TextColumn("[bold]driving traffic[/]"),
-        BarColumn(),
-        TextColumn("{task.fields[invocations]} invocations"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
     emu = Emulator(functions, metric_stream=metric_stream)
     emu.start()
     try:
-        threads = [
-            threading.Thread(target=worker, args=(seed, emu), daemon=True)
-            for seed in range(concurrency)
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            with progress:
-                task = progress.add_task("traffic", total=duration.total_seconds(), invocations=0)
-                while any(t.is_alive() for t in threads):
-                    remaining = max(0.0, deadline - time.monotonic())
-                    progress.update(
-                        task,
-                        completed=duration.total_seconds() - remaining,
-                        invocations=sum(sent.values()),
-                    )
-                    time.sleep(0.2)
-                progress.update(task, completed=duration.total_seconds())
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(10)
+        traffic = drive(emu, duration, concurrency, console)
     finally:
         # SHUTDOWN reaches every extension, which flushes what it still holds to the collector.
         with console.status("shutting down the environments (the extensions flush)..."):
             emu.stop()
-    if failures:
-        console.print(f"[yellow]{len(failures)} invocations failed to run[/]: {failures[0]}")
+    if traffic.failures:
+        console.print(
+            f"[yellow]{len(traffic.failures)} invocations failed to run[/]: {traffic.failures[0]}"
+        )
     console.print(
-        "invoked: " + ", ".join(f"{name} x{count}" for name, count in sorted(sent.items()))
+        "invoked: " + ", ".join(f"{name} x{n}" for name, n in sorted(traffic.sent.items())),
+        highlight=False,
     )
-    if throttled:
+    if traffic.throttled:
         console.print(
             "throttled (429): "
-            + ", ".join(f"{name} x{count}" for name, count in sorted(throttled.items()))
+            + ", ".join(f"{name} x{n}" for name, n in sorted(traffic.throttled.items())),
+            highlight=False,
         )
-    return sent
+    return traffic
 
 
 def _wait_for_ingest(
@@ -257,12 +238,6 @@ def _wait_for_ingest(
     else:
         console.print(f"stored: {stored} invocations")
     return stored
-
-
-def _json_bytes(payload: dict[str, Any]) -> bytes:
-    import json
-
-    return json.dumps(payload).encode()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ logger = logging.getLogger()
 logger.setLevel(logging.INFO)
 
 # Stands in for importing a large library and loading a model: paid on every cold start.
-time.sleep(1.2)
+time.sleep(1.5)
 MODEL = {"loaded_at": time.time()}
 
 
