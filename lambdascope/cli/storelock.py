@@ -32,7 +32,7 @@ def check_store_free(url: str) -> None:
         return
     pid, command = holder
     who = f"process {pid}" + (f" ({command})" if command else "") if pid else "another process"
-    collector = _collector_url(command) if command else None
+    collector = _collector_url(command, pid) if command else None
     fix = (
         f"read through its API with --collector {collector}"
         if collector
@@ -94,8 +94,9 @@ def redact_command(argv: list[str]) -> str:
     return shlex.join(shown)
 
 
-def _collector_url(command: str) -> str | None:
-    """The read API URL of a ``lambdascope collector`` command line, when it says enough."""
+def _collector_url(command: str, pid: int | None = None) -> str | None:
+    """The read API URL of a ``lambdascope collector`` command line; with ``--port 0`` (the
+    system chose) the port it listens on, when ``/proc`` shows exactly one."""
     argv = shlex.split(command)
     if "collector" not in argv:
         return None
@@ -111,9 +112,39 @@ def _collector_url(command: str) -> str | None:
         elif name == "--tls-cert":
             scheme = "https"
     if port == "0":
-        return None  # a port the system chose: only the collector's own output says which
+        ports = listening_ports(pid) if pid else []
+        if len(ports) != 1:
+            return None
+        port = str(ports[0])
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
+
+
+def listening_ports(pid: int) -> list[int]:
+    """The TCP ports process ``pid`` listens on (Linux ``/proc``; empty elsewhere)."""
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return []
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local address, state 0A (LISTEN), inode
+            if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
