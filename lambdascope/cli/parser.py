@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"lambdascope {version()}", help="print the version"
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
     _demo(sub)
     _collector(sub)
     _analyze(sub)
@@ -483,7 +483,9 @@ def _alerts(sub: _Sub) -> None:
         formatter_class=_RAW,
         epilog=ALERTS_EPILOG,
     )
-    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    alerts_sub = alerts.add_subparsers(
+        dest="alerts_command", required=True, metavar="ACTION", help="check or test"
+    )
     check = alerts_sub.add_parser(
         "check",
         help="validate a rules file",
@@ -516,7 +518,9 @@ def _layer(sub: _Sub) -> None:
         epilog="examples:\n  lambdascope layer build\n"
         "  lambdascope layer build --arch arm64 --output layer-arm64.zip\n",
     )
-    layer_sub = layer.add_subparsers(dest="layer_command", required=True, metavar="ACTION")
+    layer_sub = layer.add_subparsers(
+        dest="layer_command", required=True, metavar="ACTION", help="build"
+    )
     build = layer_sub.add_parser(
         "build",
         help="write the layer zip",
