@@ -250,10 +250,9 @@ def rewrite(statement: str, cluster: ClusterConfig | None, database: str) -> tup
         return _rewrite_alter(match, cluster, on_cluster)
     first = statement.strip().splitlines()[0] if statement.strip() else statement
     raise ClusterError(
-        f"cannot create the schema on a cluster: lambdascope has no cluster form of the "
-        f"statement {first[:80]!r} (it knows CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW ... "
-        "IF NOT EXISTS and ALTER TABLE). This is a lambdascope bug: please report it with "
-        "this message; meanwhile run the collector without --cluster"
+        f"cannot write {first[:80]!r} for a cluster: collector/cluster.py knows CREATE "
+        "DATABASE/TABLE/VIEW/MATERIALIZED VIEW ... IF NOT EXISTS and ALTER TABLE; teach it "
+        "this statement"
     )
 
 
@@ -275,9 +274,8 @@ def _rewrite_table(
     key = SHARDING_KEYS.get(table)
     if key is None:
         raise ClusterError(
-            f"cannot shard table {table!r}: lambdascope defines no sharding key for it. This is "
-            "a lambdascope bug: please report it with this message; meanwhile run the collector "
-            "with --cluster but without --sharded"
+            f"table {table!r} has no sharding key: add one to SHARDING_KEYS in "
+            "collector/cluster.py (a hash of columns, so retried inserts split the same way)"
         )
     distributed = (
         f"\nCREATE TABLE IF NOT EXISTS {table}{on_cluster} AS {local}\n"
