@@ -431,3 +431,27 @@ def test_a_holders_command_line_hides_tokens_and_passwords() -> None:
     )
     assert "s3cret" not in shown and "r3ad" not in shown and "pw" not in shown
     assert "http://u:***@host:8123" in shown
+
+
+def test_tui_gets_the_window_source_and_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lambdascope.tui import app
+
+    opened: list[dict[str, Any]] = []
+
+    class FakeApp:
+        def __init__(self, client: Any, **kwargs: Any) -> None:
+            opened.append(kwargs)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(app, "LambdascopeApp", FakeApp)
+    monkeypatch.setattr("lambdascope.cli.options.reader_from_args", lambda args: _Fleet())
+    assert main(["tui", "--since", "6h", "--function", "checkout"]) == 0
+    assert main(["tui", "--from", "2026-12-05T10:00", "--to", "2026-12-05T11:00"]) == 0
+    live, fixed = opened
+    assert live["window"].span == timedelta(hours=6) and live["function_name"] == "checkout"
+    assert (fixed["window"].start, fixed["window"].live) == (
+        datetime(2026, 12, 5, 10, tzinfo=UTC),
+        False,
+    )
