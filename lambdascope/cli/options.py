@@ -104,8 +104,8 @@ def add_window_options(parser: argparse.ArgumentParser, *, default: str = "1h") 
     """``--since`` or ``--from``/``--to``."""
     when = parser.add_argument_group(
         "time window",
-        f"--since SPAN (the SPAN ending now) or --from/--to (a fixed range; times are "
-        f"UTC unless they carry an offset). Default: the last {default}.",
+        "--since SPAN (the span ending now) or --from/--to (a fixed range; times are UTC\n"
+        f"unless they carry an offset, a date alone is midnight). Default: the last {default}.",
     )
     exclusive = when.add_mutually_exclusive_group()
     exclusive.add_argument(
@@ -174,9 +174,9 @@ def _iso(value: datetime) -> str:
 
 
 SOURCE_HELP = (
-    "Read through a collector's read API (--collector URL, the default) or open a store "
-    "directly (--store URL). Without either: $LAMBDASCOPE_COLLECTOR_URL, else "
-    "$LAMBDASCOPE_STORE_URL, else http://127.0.0.1:4320."
+    "Read through a collector's read API (--collector URL) or open a store directly\n"
+    "(--store URL). Without either: $LAMBDASCOPE_COLLECTOR_URL, else $LAMBDASCOPE_STORE_URL,\n"
+    "else http://127.0.0.1:4320."
 )
 
 

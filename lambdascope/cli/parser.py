@@ -17,7 +17,19 @@ from lambdascope.cli.options import (
 __all__ = ["build_parser", "version"]
 
 DEFAULT_STORE_URL = "chdb://" + str(Path("~/.lambdascope/store").expanduser())
-_RAW = argparse.RawDescriptionHelpFormatter
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Epilogs and other multi-line texts keep their layout (examples, tables); a one-line
+    description is wrapped to the terminal like any help text."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
+_RAW = _Formatter
 _Sub = argparse._SubParsersAction  # the type add_subparsers returns
 
 ENVIRONMENT = """\
@@ -42,8 +54,6 @@ commands by task:
   alert            lambdascope alerts check | test
   reproduce        lambdascope emulator | invoke | logs
   ship             lambdascope layer build
-
-{WINDOW}
 
 {ENVIRONMENT}
 
@@ -96,8 +106,6 @@ exit codes:
   1  a finding at or above --fail-on, or --function NAME has no invocations in the window
   2  the command could not run (bad options, unreachable collector, unreadable store)
 
-{WINDOW}
-
 {ENVIRONMENT}
 """
 
@@ -107,8 +115,6 @@ examples:
   lambdascope tui --since 6h --function checkout
   lambdascope tui --from 2026-12-05T10:00 --to 2026-12-05T11:00   a fixed range, not live
   lambdascope tui --store chdb://$HOME/.lambdascope/store         no collector running
-
-{WINDOW}
 
 {ENVIRONMENT}
 """
@@ -144,8 +150,6 @@ examples:
   lambdascope report                               the fleet, last hour
   lambdascope report --function checkout --since 24h -o checkout.html
   lambdascope report --from 2026-12-05 --to 2026-12-06
-
-{WINDOW}
 
 {ENVIRONMENT}
 """
