@@ -1,4 +1,4 @@
-"""``lambdascope alerts check RULES`` and ``lambdascope alerts test RULES`` (wired by cli.py).
+"""``lambdascope alerts check RULES`` and ``lambdascope alerts test RULES``.
 
 ``check`` validates a rules file offline. ``test`` replays the rules over the recent past
 against the store, with states in memory and notifications captured instead of sent, and
@@ -7,8 +7,9 @@ prints what would have been notified and what would be firing now.
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,8 +69,11 @@ def test(
 
     Evaluates every ``step`` (the shortest rule window, coarser when that would exceed
     :data:`MAX_STEPS` evaluations), so ``for`` durations and M-of-N windows behave as they would
-    in the collector. Nothing is sent and nothing is written to the store. Returns 0, or 2 when
-    the file is invalid or the store cannot be read.
+    in the collector. Nothing is sent and nothing is written to the store. Each rule is then
+    reported once: fired, pending, quiet, or the one reason it could not be evaluated.
+
+    Returns 0 when every rule could be evaluated, 1 when some could not, 2 when the file is
+    invalid or the store cannot be read at all.
     """
     from lambdascope.analyzers.alerts import (
         DEFAULT_COLLECTOR_URL,
@@ -95,16 +99,27 @@ def test(
     if not rules.rules:
         print(f"{path}: no rules to evaluate", file=out)
         return 0
+    # One read first: an unreachable store is one problem, not one per rule and evaluation.
+    try:
+        client.query("SELECT 1")
+    except QueryError as exc:
+        print(f"lambdascope alerts test: {exc}", file=err)
+        return 2
     step = min(r.window for r in rules.rules)
     step = max(step, since / MAX_STEPS)
     names = {"log", *(n.name for n in rules.notifiers)}
+    # The engine logs each failing rule at every evaluation; the replay reports each rule once.
+    quiet = logging.getLogger("lambdascope.cli.alerts.replay")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
     engine = AlertEngine(
         rules,
         client,
         MemoryAlertStateStore(),
         {name: _Capture(name) for name in names},
         collector_url=collector_url or DEFAULT_COLLECTOR_URL,
-        dispatcher=Dispatcher(max_workers=1),
+        dispatcher=Dispatcher(max_workers=1, logger=quiet),
+        logger=quiet,
     )
     steps = max(1, int(since / step))
     times = [now - step * (steps - i - 1) for i in range(steps)]
@@ -114,19 +129,19 @@ def test(
         file=out,
     )
     transitions = []
-    errors: list[str] = []
+    errors: dict[str, str] = {}
     try:
         for at in times:
             transitions.extend(engine.evaluate(at))
-            errors.extend(e for e in engine.errors if e not in errors)
+            for message in engine.errors:
+                rule_name, reason = _rule_error(message, [r.name for r in rules.rules])
+                errors.setdefault(rule_name, reason)
     except QueryError as exc:
         print(f"lambdascope alerts test: {exc}", file=err)
         return 2
-    for message in errors:
-        print(f"error: {message}", file=err)
     notified = [t for t in transitions if t.notify]
-    if not notified:
-        print("Nothing would have been notified.", file=out)
+    if notified:
+        print("\nWould have notified:", file=out)
     for t in notified:
         print(
             f"{_clock(t.at)}  {t.event.upper():8}  {t.severity:8}  {t.rule} on "
@@ -151,7 +166,59 @@ def test(
         for s in pending:
             rule = rules.rule(s.rule)
             print(f"  {s.rule} on {s.function_name} (for {_span(rule.for_)})", file=out)
-    return 2 if errors and not transitions else 0
+    outcomes = _outcomes(rules.rules, notified, pending, errors)
+    print("\nRules:", file=out)
+    width = max(len(r.name) for r in rules.rules)
+    for rule in rules.rules:
+        outcome, detail = outcomes[rule.name]
+        line = f"  {rule.name:{width}}  {outcome:7}  {rule.severity:8}"
+        print(f"{line}  {detail}".rstrip(), file=out)
+    counts = {k: sum(1 for o, _ in outcomes.values() if o == k) for k in _OUTCOMES}
+    summary = ", ".join(f"{counts[k]} {k}" for k in _OUTCOMES if counts[k])
+    if not notified:
+        summary += "; nothing would have been notified"
+    if errors:
+        summary += f"; {len(errors)} could not be evaluated (see above)"
+    print(f"\n{len(rules.rules)} rules: {summary}.", file=out)
+    return 1 if errors else 0
+
+
+_OUTCOMES = ("fired", "pending", "quiet", "error")
+
+
+def _rule_error(message: str, names: list[str]) -> tuple[str, str]:
+    """(rule name, reason) of one of the engine's error lines."""
+    for name in names:
+        prefix = f"rule {name!r}"
+        if message.startswith(prefix):
+            reason = message[len(prefix) :]
+            marker = "could not be evaluated: "
+            if marker in reason:
+                reason = reason.split(marker, 1)[1]
+            return name, reason.lstrip(" :")
+    return "", message
+
+
+def _outcomes(
+    rules: Sequence[Any],
+    notified: Sequence[Any],
+    pending: Sequence[Any],
+    errors: Mapping[str, str],
+) -> dict[str, tuple[str, str]]:
+    """Each rule's one outcome: an error wins, then fired, then pending, else quiet."""
+    outcomes: dict[str, tuple[str, str]] = {}
+    for rule in rules:
+        fired = sorted({t.function_name for t in notified if t.rule == rule.name})
+        waiting = sorted({s.function_name for s in pending if s.rule == rule.name})
+        if rule.name in errors:
+            outcomes[rule.name] = ("error", errors[rule.name])
+        elif fired:
+            outcomes[rule.name] = ("fired", "on " + ", ".join(fired))
+        elif waiting:
+            outcomes[rule.name] = ("pending", "on " + ", ".join(waiting))
+        else:
+            outcomes[rule.name] = ("quiet", "")
+    return outcomes
 
 
 def _clock(value: datetime) -> str:

@@ -163,7 +163,7 @@ DYNAMIC_QUERY_CALLS = {
     ("analyzers/alerts/engine.py", "source.sql"),
     ("analyzers/alerts/state.py", "statement"),
     ("analyzers/rollups.py", "sql_text"),
-    ("lambdascope/cli/main.py", "args.sql"),
+    ("lambdascope/cli/query.py", "args.sql"),
     ("lambdascope/query/direct.py", "sql"),
 }
 
