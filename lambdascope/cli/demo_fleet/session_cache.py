@@ -5,7 +5,7 @@ import logging
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
 
-SESSIONS = []  # never evicted: each warm invocation adds to what the environment holds
+SESSIONS: list[bytearray] = []  # never evicted: each warm invocation adds to what the environment holds
 
 
 def handler(event, context):
