@@ -57,7 +57,7 @@ def _layout(figure: go.Figure, title: str, *, height: int = 380) -> go.Figure:
         height=height,
         margin={"l": 60, "r": 30, "t": 60, "b": 40},
         font={"family": _FONT, "size": 12},
-        legend={"orientation": "h", "y": -0.18, "x": 0},
+        legend={"orientation": "h", "y": -0.18, "x": 0, "traceorder": "normal"},
         hoverlabel={"namelength": -1},
     )
     return figure
@@ -137,7 +137,7 @@ def duration_figure(data: model.ReportData) -> go.Figure:
     _layout(figure, DURATION_TITLE)
     if _spread(figure) > LOG_SPREAD:
         # A 60 s batch job beside 100 ms APIs: on a linear axis the APIs are one flat line.
-        figure.update_yaxes(title_text="ms (log scale)", type="log")
+        figure.update_yaxes(title_text="ms (log scale)", type="log", dtick=1)
     else:
         figure.update_yaxes(title_text="ms", rangemode="tozero")
     _time_axis(figure, data)
@@ -182,7 +182,11 @@ def traffic_figure(data: model.ReportData) -> go.Figure:
                 secondary_y=True,
             )
         figure.update_yaxes(
-            title_text="concurrent executions", rangemode="tozero", secondary_y=True
+            title_text="concurrent executions",
+            rangemode="tozero",
+            tickmode="auto",
+            showgrid=False,
+            secondary_y=True,
         )
     _layout(figure, TRAFFIC_TITLE)
     figure.update_layout(barmode="stack", bargap=0.1)
@@ -232,7 +236,13 @@ def cold_start_rate_figure(data: model.ReportData) -> go.Figure:
     )
     _layout(figure, COLD_START_RATE_TITLE, height=320)
     figure.update_yaxes(title_text="% of invocations", rangemode="tozero", secondary_y=False)
-    figure.update_yaxes(title_text="cold starts", rangemode="tozero", secondary_y=True)
+    figure.update_yaxes(
+        title_text="cold starts",
+        rangemode="tozero",
+        tickmode="auto",
+        showgrid=False,
+        secondary_y=True,
+    )
     _time_axis(figure, data)
     return figure
 

@@ -65,7 +65,7 @@ td.n, th.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .severity {{ font-weight: 700; text-transform: uppercase; font-size: .8em; }}
 .figures {{ color: #3d474d; font-size: .92em; }}
 .evidence {{ font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .88em; }}
-pre {{ background: #f5f7f8; padding: .6em .8em; overflow-x: auto; font-size: .85em;
+pre {{ background: #f5f7f8; padding: .6em .8em; white-space: pre-wrap; font-size: .85em;
   border-radius: 3px; }}
 .note {{ color: #5f6b73; }}
 """

@@ -18,28 +18,19 @@ from lambdascope.analyzers.report import SECTIONS, charts, colors, model, write_
 from lambdascope.analyzers.report.data import excerpt_requests
 from lambdascope.analyzers.window import Window
 from lambdascope.query import QueryError
-from tests.analyzers import fleetdata, viewdata
-from tests.analyzers.fleetdata import NOW, PAYMENTS_LINE, Scenario
+from tests.analyzers import viewdata
+from tests.analyzers.fleetdata import NOW, PAYMENTS_LINE
 from tests.analyzers.storefixtures import TestStore
 
 HOUR = Window.ending(NOW, timedelta(hours=1))
 _counter = itertools.count()
 
 
-def report_fleet() -> Scenario:
-    """The function views' fleet (timeouts, out-of-memory kills, cold starts, throttles, the
-    extension's figures) plus a leaking function and an over-provisioned expensive one."""
-    leak = [i for i in fleetdata.leak_fleet().invocations if i.function_name == "sessions"]
-    cost = [i for i in fleetdata.cost_fleet().invocations if i.function_name == "video_encode"]
-    return Scenario(leak + cost)
-
-
 @pytest.fixture(scope="module")
 def report_store(chdb_path: str) -> Iterator[TestStore]:
     store = TestStore(chdb_path, f"t_report_{os.getpid()}_{next(_counter)}")
     try:
-        viewdata.write_view_fleet(store)
-        store.write(report_fleet())
+        viewdata.write_report_fleet(store)
         yield store
     finally:
         store.drop()
