@@ -236,13 +236,7 @@ class LambdascopeApp(App[None]):
             while path.exists():
                 n += 1
                 path = directory / f"{stem}-{n}.html"
-            written = write_html_report(
-                self.client,
-                path,
-                window.end - window.start,
-                function_name=function_name,
-                now=window.end,
-            )
+            written = write_html_report(self.client, path, window, function_name=function_name)
         except (OSError, QueryError) as exc:
             self.call_from_thread(
                 self.notify, f"Could not write the report: {exc}", severity="error"

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-NOT_MEASURED = "-"
+# The analyzers' report writes durations the same way: one definition for both.
+from lambdascope.analyzers.names import NOT_MEASURED, duration
 
 #: Lambda's initialization types and statuses, as people say them.
 INITIALIZATION_TYPES = {
@@ -22,24 +23,6 @@ STATUSES = {
     "timeout": "timed out",
     "unknown": "no report",
 }
-
-
-def duration(ms: float | None) -> str:
-    """``0.8 ms``, ``85 ms``, ``1.42 s``, ``12.3 s``, ``2 min 05 s``: the one way the UI writes
-    a duration (precise where a difference matters to a reader, short beyond it)."""
-    if ms is None:
-        return NOT_MEASURED
-    if ms < 10:
-        return f"{ms:.1f} ms"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    seconds = ms / 1000
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest:02d} s"
 
 
 #: Eight heights, lowest first; a bucket without a measurement is a space.

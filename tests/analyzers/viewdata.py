@@ -64,6 +64,21 @@ def write_view_fleet(store: TestStore) -> Scenario:
     return scenario
 
 
+def report_fleet() -> Scenario:
+    """What the HTML report adds to the views' fleet: a leaking function (``sessions``) and an
+    expensive, over-provisioned one (``video_encode``)."""
+    leak = [i for i in fleetdata.leak_fleet().invocations if i.function_name == "sessions"]
+    cost = [i for i in fleetdata.cost_fleet().invocations if i.function_name == "video_encode"]
+    return Scenario(leak + cost)
+
+
+def write_report_fleet(store: TestStore) -> None:
+    """The views' fleet (timeouts, out-of-memory kills, cold starts, throttles, the
+    extension's figures) with :func:`report_fleet`: every section of the report has data."""
+    write_view_fleet(store)
+    store.write(report_fleet())
+
+
 @pytest.fixture(scope="module", name="view_store")
 def view_store_fixture(chdb_path: str) -> Iterator[TestStore]:
     store = TestStore(chdb_path, f"t_views_{os.getpid()}_{next(_counter)}")
