@@ -7,7 +7,7 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 __all__ = ["default_report_path", "run"]
 
@@ -54,10 +54,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {path}: the folder {path.parent} does not exist")
     client = reader_from_args(args)
     progress = _Progress(sys.stderr)
-    # Typed loosely: the report module and this command change together in separate branches.
-    write_html_report: Any = report.write_html_report
     try:
-        written = write_html_report(
+        written = report.write_html_report(
             client, path, window, function_name=args.function, progress=progress
         )
     except QueryError as exc:
