@@ -8,7 +8,8 @@ Measures on loopback:
   against a bare stdlib HTTP round trip on the same machine;
 - cold start: an invoke of a fresh environment (init included) without and with the
   lambdascope extension (the layer from `lambdascope.extension.layer.build_layer_dir`), against
-  a bare `python -c pass`; and with private mount namespaces against without, where possible.
+  a bare `python -c pass`; with private mount namespaces against without, and with the
+  kernel's memory limit (a cgroup per environment) against sampled memory, where possible.
 Every loop is bounded; the full run takes well under a minute.
 """
 
@@ -33,6 +34,7 @@ if str(ROOT) not in sys.path:
 from lambdascope.emulator.bench import HANDLER, _percentile, _runtime_ms  # noqa: E402
 from lambdascope.emulator.config import FunctionConfig  # noqa: E402
 from lambdascope.emulator.emulator import Emulator  # noqa: E402
+from lambdascope.emulator.memory_limit import probe_cgroup  # noqa: E402
 from lambdascope.emulator.sandboxfs import probe_namespace  # noqa: E402
 from lambdascope.extension.layer import build_layer_dir  # noqa: E402
 
@@ -156,6 +158,14 @@ def run(quick: bool) -> list[tuple[str, float, str, float]]:
                         (f"warm overhead median ({mode})", median, "bare HTTP round trip", bare)
                     )
                 colds[mode] = cold_start_ms(emu, cold_runs)
+        # The kernel's memory limit (a cgroup per environment) against summing the processes'
+        # peaks: what holding the sandbox to its memory size costs a cold start.
+        sampled: dict[str, list[float]] | None = None
+        if probe_cgroup()[0] is not None:
+            with Emulator(
+                functions, keep_warm_s=3600, isolation="none", memory_limit="sampling"
+            ) as emu:
+                sampled = cold_start_ms(emu, cold_runs)
         for mode in modes:
             plain, with_ext = _median(colds[mode]["plain"]), _median(colds[mode]["with_ext"])
             rows.append((f"cold start, no extension ({mode})", plain, "python -c pass", python))
@@ -170,6 +180,16 @@ def run(quick: bool) -> list[tuple[str, float, str, float]]:
                         _median(colds["namespace"][name]),
                         "same without namespace",
                         _median(colds["none"][name]),
+                    )
+                )
+        if sampled is not None:
+            for name, label in (("plain", "no extension"), ("with_ext", "lambdascope extension")):
+                rows.append(
+                    (
+                        f"cold start, {label} (cgroup memory)",
+                        _median(colds["none"][name]),
+                        "same, sampled memory",
+                        _median(sampled[name]),
                     )
                 )
     return rows
