@@ -75,3 +75,82 @@ def test_init_duration_after_a_reset_excludes_the_old_environments_shutdown(
     # The extension's SHUTDOWN and the runtime's kill took hundreds of ms; a clean cold init
     # of the same function is the yardstick.
     assert init_ms < cold_ms + 500
+
+
+def test_sync_payload_over_6_mb_is_request_entity_too_large(client):
+    payload = b'"' + b"x" * SYNC_PAYLOAD_LIMIT + b'"'
+    with pytest.raises(ClientError) as caught:
+        client.invoke(FunctionName="ok", Payload=payload)
+    error = caught.value.response
+    assert error["Error"]["Code"] == "RequestEntityTooLargeException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert error["Error"]["Message"] == (
+        "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+    )
+
+
+def test_async_payload_limit_is_1_mb(client, emu):
+    assert ASYNC_PAYLOAD_LIMIT == 1024 * 1024
+    fits = b'"' + b"x" * (ASYNC_PAYLOAD_LIMIT - 2) + b'"'
+    assert (
+        client.invoke(FunctionName="ok", InvocationType="Event", Payload=fits)["StatusCode"] == 202
+    )
+    over = b'"' + b"x" * (ASYNC_PAYLOAD_LIMIT - 1) + b'"'
+    with pytest.raises(ClientError) as caught:
+        client.invoke(FunctionName="ok", InvocationType="Event", Payload=over)
+    error = caught.value.response
+    assert error["Error"]["Code"] == "RequestEntityTooLargeException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert error["Error"]["Message"] == (
+        f"{len(over)} byte payload is too large for the Event invocation type (limit 1048576 bytes)"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ok",
+        "ok:$LATEST",
+        "000000000000:function:ok",
+        "000000000000:function:ok:$LATEST",
+        "arn:aws:lambda:us-east-1:000000000000:function:ok",
+        "arn:aws:lambda:us-east-1:000000000000:function:ok:$LATEST",
+    ],
+)
+def test_function_name_partial_arn_and_full_arn_all_resolve(client, name):
+    response = client.invoke(FunctionName=name, Payload=b'{"a": 1}')
+    assert response["StatusCode"] == 200
+    assert json.loads(response["Payload"].read())["echo"] == {"a": 1}
+
+
+def test_another_regions_arn_is_not_reachable_from_this_region(client):
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as caught:
+        client.invoke(FunctionName="arn:aws:lambda:eu-west-1:000000000000:function:ok")
+    assert caught.value.response["Error"]["Message"] == (
+        "Functions from 'eu-west-1' are not reachable in this region ('us-east-1')"
+    )
+
+
+def test_another_accounts_function_is_access_denied(client):
+    with pytest.raises(ClientError) as caught:
+        client.invoke(FunctionName="123456789012:function:ok")
+    error = caught.value.response
+    assert error["Error"]["Code"] == "AccessDeniedException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "arn:aws:lambda:us-east-1:123456789012:function:ok" in error["Error"]["Message"]
+
+
+def test_function_not_found_body_says_Message_with_type_header(client, emu):
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as caught:
+        client.invoke(FunctionName="nope", Payload=b"{}")
+    response = caught.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == (
+        "ResourceNotFoundException"
+    )
+    assert response["Type"] == "User"
+    assert (
+        response["Message"]
+        == "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope"
+    )
+    assert "message" not in response
