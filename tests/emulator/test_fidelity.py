@@ -154,3 +154,26 @@ def test_function_not_found_body_says_Message_with_type_header(client, emu):
         == "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope"
     )
     assert "message" not in response
+
+
+def test_tail_keeps_a_multi_line_error_record_apart_from_the_end_line(client):
+    response = client.invoke(FunctionName="bad", Payload=b'{"why": "tail"}', LogType="Tail")
+    assert response["FunctionError"] == "Unhandled"
+    request_id = response["ResponseMetadata"]["RequestId"]
+    lines = _tail(response).splitlines()
+    end = lines.index(f"END RequestId: {request_id}")
+    assert lines[end - 1].strip().startswith("raise ValueError(")
+    assert lines[end + 1].startswith(f"REPORT RequestId: {request_id}\t")
+
+
+def test_init_start_names_the_runtime_version_arn(make_emulator, recording):
+    emu = make_emulator([function("ok", "app.ok", recording=recording)])
+    lambda_client(emu).invoke(FunctionName="ok", Payload=b"{}")
+    record = wait_for(lambda: recording.platform("platform.initStart"), 5, "initStart")[0]
+    arn = record["runtimeVersionArn"]
+    assert re.fullmatch(r"arn:aws:lambda:us-east-1::runtime:[0-9a-f]{64}", arn)
+    assert arn.endswith(hashlib.sha256(record["runtimeVersion"].encode()).hexdigest())
+    init_start = emu.logs.lines("ok")[0]
+    assert init_start == (
+        f"INIT_START Runtime Version: {record['runtimeVersion']}\tRuntime Version ARN: {arn}\n"
+    )
