@@ -177,3 +177,18 @@ def test_init_start_names_the_runtime_version_arn(make_emulator, recording):
     assert init_start == (
         f"INIT_START Runtime Version: {record['runtimeVersion']}\tRuntime Version ARN: {arn}\n"
     )
+
+
+def test_runtime_done_status_is_error_for_a_handler_exception(make_emulator, recording):
+    emu = make_emulator([function("bad", "app.raises", recording=recording)])
+    response = lambda_client(emu).invoke(FunctionName="bad", Payload=b"{}")
+    request_id = response["ResponseMetadata"]["RequestId"]
+
+    def done():
+        found = [
+            r for r in recording.platform("platform.runtimeDone") if r["requestId"] == request_id
+        ]
+        return found[0] if found else None
+
+    record = wait_for(done, 5, "runtimeDone")
+    assert (record["status"], record["errorType"]) == ("error", "ValueError")
