@@ -18,10 +18,16 @@ from types import TracebackType
 
 from lambdascope.emulator import events, sandboxfs
 from lambdascope.emulator import memory_limit as memory_limit_module
-from lambdascope.emulator.config import ACCOUNT_ID, FunctionConfig
+from lambdascope.emulator.config import FunctionConfig
 from lambdascope.emulator.environment import INIT_TIMEOUT_S, ExecutionEnvironment
 from lambdascope.emulator.invoke_api import InvokeServer
-from lambdascope.emulator.invoke_result import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT, InvokeResult
+from lambdascope.emulator.invoke_result import (
+    TOO_LARGE,
+    InvokeResult,
+    api_error,
+    locate_function,
+    payload_too_large,
+)
 from lambdascope.emulator.logs import FunctionLogs
 from lambdascope.emulator.metrics import MetricStream, MetricStreamConfig
 
@@ -35,18 +41,7 @@ DEFAULT_ACCOUNT_CONCURRENCY = 1000
 FINISHING_WAIT_S = 0.1
 
 
-def _api_error(
-    status: int, error_type: str, message: str, request_id: str, **extra: str
-) -> InvokeResult:
-    return InvokeResult(
-        status_code=status,
-        payload=events.aws_error(error_type, message, **extra),
-        function_error=None,
-        executed_version=None,
-        log_result=None,
-        request_id=request_id,
-        error_type=error_type,
-    )
+_api_error = api_error  # the Invoke API error bodies live with InvokeResult
 
 
 def _serving(env: ExecutionEnvironment) -> bool:
@@ -241,20 +236,9 @@ class Emulator:
     # --- invoke -----------------------------------------------------------------------------
 
     def resolve(self, name: str) -> FunctionConfig | None:
-        """A function by name, `name:qualifier` or (partial) ARN."""
-        qualifier = None
-        if name.startswith("arn:"):
-            parts = name.split(":")
-            if len(parts) < 7 or parts[5] != "function":
-                return None
-            name = parts[6]
-            qualifier = parts[7] if len(parts) > 7 else None
-        elif ":" in name:
-            name, qualifier = name.split(":", 1)
-        fn = self.functions.get(name)
-        if fn is None or qualifier not in (None, "$LATEST", fn.version):
-            return None
-        return fn
+        """A function by name, `name:qualifier`, partial or full ARN."""
+        found = locate_function(name, None, self.functions, "")
+        return found if isinstance(found, FunctionConfig) else None
 
     def invoke(
         self,
@@ -268,18 +252,10 @@ class Emulator:
         """Invoke like Lambda's Invoke API. `client_context` is base64 JSON, as boto3's
         `ClientContext` (the handler sees it as `context.client_context`)."""
         request_id = str(uuid.uuid4())
-        target = f"{name}:{qualifier}" if qualifier else name
-        fn = self.resolve(target)
-        if fn is None:
-            region = next(iter(self.functions.values())).region if self.functions else "us-east-1"
-            arn = (
-                target
-                if target.startswith("arn:")
-                else (f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{target}")
-            )
-            return _api_error(
-                404, "ResourceNotFoundException", f"Function not found: {arn}", request_id
-            )
+        found = locate_function(name, qualifier, self.functions, request_id)
+        if isinstance(found, InvokeResult):
+            return found
+        fn = found
         if invocation_type not in INVOCATION_TYPES:
             return _api_error(
                 400,
@@ -287,14 +263,9 @@ class Emulator:
                 f"X-Amz-Invocation-Type {invocation_type!r} is not one of {INVOCATION_TYPES}",
                 request_id,
             )
-        limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
-        if len(payload) > limit:
-            return _api_error(
-                413,
-                "RequestTooLargeException",
-                f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
-                request_id,
-            )
+        too_large = payload_too_large(len(payload), invocation_type)
+        if too_large:
+            return _api_error(413, TOO_LARGE, too_large, request_id)
         if not payload.strip():
             payload = b"{}"
         try:

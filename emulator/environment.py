@@ -185,8 +185,6 @@ class ExecutionEnvironment:
 
     def initialize(self) -> None:
         """Run the init phase. Never raises for user errors: they land in `init_error`."""
-        t0, mono0 = time.time(), time.monotonic()
-        deadline = mono0 + INIT_TIMEOUT_S
         with self._cv:
             if self.state != "new":  # stopped before it started: launch nothing
                 self._sandbox.fail_init("Sandbox.Failure", "stopped")
@@ -200,6 +198,10 @@ class ExecutionEnvironment:
         kept_tmp = None
         if self._tmp_after_reset is not None:
             kept_tmp = self._tmp_after_reset.take(SHUTDOWN_BUDGET_S + 1.0)
+        # The init clock starts once the previous environment is gone: Lambda counts the wait
+        # for its shutdown in the caller's latency, never in this environment's Init Duration.
+        t0, mono0 = time.time(), time.monotonic()
+        deadline = mono0 + INIT_TIMEOUT_S
         try:
             self.view = sandboxfs.prepare(
                 self.fn.code_dir, self.fn.layers, self.address, self.namespaced, kept_tmp

@@ -10,8 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from lambdascope.emulator import events
-from lambdascope.emulator.invoke_result import SYNC_PAYLOAD_LIMIT, InvokeResult
+from lambdascope.emulator.invoke_result import (
+    SYNC_PAYLOAD_LIMIT,
+    TOO_LARGE,
+    InvokeResult,
+    aws_error_body,
+    payload_too_large,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _error(self, status: int, error_type: str, message: str) -> None:
-        body = events.aws_error(error_type, message)
+        body = aws_error_body(error_type, message)
         self._send(
             status, body, {"Content-Type": "application/json", "x-amzn-ErrorType": error_type}
         )
@@ -78,12 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > READ_LIMIT:
             self.close_connection = True
-            self._error(
-                413,
-                "RequestTooLargeException",
-                f"Request must be smaller than {SYNC_PAYLOAD_LIMIT} bytes for the InvokeFunction "
-                "operation",
-            )
+            self._error(413, TOO_LARGE, payload_too_large(length, "RequestResponse") or "")
             return
         body = self.rfile.read(length) if length else b""
         if not (url.path.startswith(_PREFIX) and url.path.endswith(_SUFFIX)):

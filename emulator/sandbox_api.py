@@ -1,5 +1,6 @@
-"""The per-environment HTTP API: Runtime (`/2018-06-01`), Extensions (`/2020-01-01`) and
-Telemetry (`/2022-07-01/telemetry`), served on the environment's own loopback address.
+"""The per-environment HTTP API: Runtime (`/2018-06-01`), Extensions (`/2020-01-01`), Logs
+(`/2020-08-15/logs`) and Telemetry (`/2022-07-01/telemetry`), served on the environment's own
+loopback address.
 
 A thin shell: it parses HTTP and routes to a `SandboxController` (the environment's
 `SandboxHandlers`), which holds the rules and the state. Long polls (`next`) block in their
@@ -57,6 +58,7 @@ class SandboxController(Protocol):
     def extension_next(self, headers: dict[str, str]) -> Response | None: ...
     def extension_error(self, kind: str, headers: dict[str, str], body: bytes) -> Response: ...
     def telemetry_subscribe(self, headers: dict[str, str], body: bytes) -> Response: ...
+    def logs_subscribe(self, headers: dict[str, str], body: bytes) -> Response: ...
 
 
 _INVOCATION = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
@@ -88,10 +90,8 @@ def route(
         return controller.extension_next(headers)
     if method == "PUT" and path == "/2022-07-01/telemetry":
         return controller.telemetry_subscribe(headers, body)
-    if path.startswith("/2020-08-15/logs"):
-        return error_response(
-            400, "Logs.NotSupported", "the emulator implements the Telemetry API, not the Logs API"
-        )
+    if method == "PUT" and path.rstrip("/") == "/2020-08-15/logs":
+        return controller.logs_subscribe(headers, body)
     return error_response(404, "NotFound", f"no such sandbox API: {method} {path}")
 
 

@@ -1,7 +1,8 @@
 """The rules behind one execution environment's Runtime API (`runtime_next`, `runtime_response`,
-...), Extensions API (`extension_register`, `extension_next`, ...) and Telemetry API
-(`telemetry_subscribe`): the `SandboxController` that `sandbox_api` serves over HTTP. They meet
-the environment's lifecycle in the shared `SandboxState`."""
+...), Extensions API (`extension_register`, `extension_next`, ...), Telemetry API
+(`telemetry_subscribe`) and Logs API (`logs_subscribe`): the `SandboxController` that
+`sandbox_api` serves over HTTP. They meet the environment's lifecycle in the shared
+`SandboxState`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import uuid
 from typing import Protocol
 
-from lambdascope.emulator import events
+from lambdascope.emulator import events, logs_api
 from lambdascope.emulator.config import ACCOUNT_ID, FunctionConfig
 from lambdascope.emulator.sandbox_api import (
     MAX_BODY_BYTES,
@@ -251,7 +252,15 @@ class SandboxHandlers:
             dest_host, dest_port, dest_path = events.resolve_destination(sub.uri, host.address)
         except ValueError as exc:  # SubscriptionError and bad JSON alike
             return error_response(400, "ValidationError", str(exc))
-        if host.hub.is_subscribed(ext.name):
+        current = host.hub.subscriber(ext.name)
+        if isinstance(current, logs_api.LogsSubscriber):
+            return error_response(
+                400,
+                "ValidationError",
+                f"{ext.name} is subscribed to the Logs API already: an extension uses the "
+                "Telemetry API or the Logs API, not both",
+            )
+        if current is not None:
             return error_response(
                 400, "ValidationError", f"{ext.name} already has a Telemetry subscription"
             )
@@ -260,6 +269,20 @@ class SandboxHandlers:
         kinds = ", ".join(t.capitalize() for t in sub.types)
         host.cloudwatch(f"TELEMETRY\tName: {ext.name}\tState: Subscribed\tTypes: [{kinds}]\n")
         return json_response(200, "OK")
+
+    # --- Logs API ---------------------------------------------------------------------------
+
+    def logs_subscribe(self, headers: dict[str, str], body: bytes) -> Response:
+        with self._sandbox.cv:
+            ext, problem = self._identify(headers)
+            if ext is None:
+                assert problem is not None
+                return problem
+            if self._sandbox.init_done:
+                return error_response(
+                    403, "Logs.SubscriptionClosed", "Logs API subscription is closed already"
+                )
+        return logs_api.subscribe(self._host, ext.name, body, self.fn.timeout_s)
 
 
 def _error_type(body: bytes, headers: dict[str, str]) -> str:

@@ -5,6 +5,7 @@ and the current invocation's Tail log."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 import time
@@ -15,6 +16,13 @@ from lambdascope.emulator.config import FunctionConfig
 from lambdascope.emulator.sandbox_state import Invocation, RegisteredExtension
 
 RUNTIME_VERSION = f"python:{sys.version_info.major}.{sys.version_info.minor}.emulator"
+
+
+def runtime_version_arn(region: str, runtime_version: str = RUNTIME_VERSION) -> str:
+    """Lambda's `arn:aws:lambda:<region>::runtime:<64 hex>` for a runtime version: a stable
+    fake (the same version gives the same ARN, as Lambda's do) so tools can key on it."""
+    digest = hashlib.sha256(runtime_version.encode("utf-8")).hexdigest()
+    return f"arn:aws:lambda:{region}::runtime:{digest}"
 
 
 class SandboxLogs:
@@ -50,6 +58,10 @@ class SandboxLogs:
         self._cloudwatch(line)
 
     def _to_tail(self, line: str) -> None:
+        # A multi-line record (a stack trace) arrives without its final newline: the Tail,
+        # like CloudWatch, keeps it apart from the END line that follows.
+        if not line.endswith("\n"):
+            line += "\n"
         with self._lock:
             if self._tail is not None:
                 self._tail.append(line)
@@ -67,19 +79,22 @@ class SandboxLogs:
     # --- init -------------------------------------------------------------------------------
 
     def init_start(self, t: float, phase: str) -> None:
-        self._emit(
-            events.init_start(
-                t,
-                initialization_type=self._initialization_type,
-                phase=phase,
-                function_name=self.fn.name,
-                function_version=self.fn.version,
-                instance_id=self._log_stream,
-                memory_size_mb=self.fn.memory_size_mb,
-                runtime_version=RUNTIME_VERSION,
-            )
+        event = events.init_start(
+            t,
+            initialization_type=self._initialization_type,
+            phase=phase,
+            function_name=self.fn.name,
+            function_version=self.fn.version,
+            instance_id=self._log_stream,
+            memory_size_mb=self.fn.memory_size_mb,
+            runtime_version=RUNTIME_VERSION,
         )
-        self._cloudwatch(f"INIT_START Runtime Version: {RUNTIME_VERSION}\n")
+        arn = runtime_version_arn(self.fn.region)
+        event["record"]["runtimeVersionArn"] = arn
+        self._emit(event)
+        self._cloudwatch(
+            f"INIT_START Runtime Version: {RUNTIME_VERSION}\tRuntime Version ARN: {arn}\n"
+        )
 
     def init_runtime_done(
         self,

@@ -24,6 +24,8 @@ from lambdascope.emulator.events import Event, Subscription
 log = logging.getLogger(__name__)
 
 POST_TIMEOUT_S = 5.0
+# Events for Logs API subscribers only: the Telemetry API has no such type.
+LOGS_API_ONLY = ("platform.logsSubscription",)
 # Per-subscriber buffer bound, in events (a few full batches).
 MAX_BUFFERED_EVENTS = 50_000
 
@@ -60,7 +62,9 @@ class Subscriber:
         self._thread.start()
 
     def wants(self, event: Event) -> bool:
-        return events.category(event) in self.subscription.types
+        return event["type"] not in LOGS_API_ONLY and (
+            events.category(event) in self.subscription.types
+        )
 
     def put(self, event: Event) -> None:
         size = len(json.dumps(event, separators=(",", ":")).encode("utf-8"))
@@ -281,6 +285,11 @@ class TelemetryHub:
     def is_subscribed(self, extension_name: str) -> bool:
         with self._lock:
             return extension_name in self._subscribers
+
+    def subscriber(self, extension_name: str) -> Subscriber | None:
+        """The extension's subscription, Telemetry API or Logs API (one at most)."""
+        with self._lock:
+            return self._subscribers.get(extension_name)
 
     def close_subscriptions(self) -> None:
         with self._lock:

@@ -65,13 +65,6 @@ def test_invalid_json_payload_is_invalid_request_content(client):
     assert "Could not parse request body into json" in caught.value.response["Error"]["Message"]
 
 
-def test_payload_over_6_mb_is_request_too_large(client):
-    payload = b'"' + b"x" * (6 * 1024 * 1024) + b'"'
-    with pytest.raises(client.exceptions.RequestTooLargeException) as caught:
-        client.invoke(FunctionName="ok", Payload=payload)
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
-
-
 def test_handler_error_sets_function_error_header(client):
     response = client.invoke(FunctionName="bad", Payload=b'{"why": "api"}')
     assert response["StatusCode"] == 200
@@ -111,12 +104,6 @@ def test_event_invocation_is_accepted_then_runs(client, emu):
     response = client.invoke(FunctionName="ok", InvocationType="Event", Payload=b"{}")
     assert response["StatusCode"] == 202
     wait_for(lambda: emu.environments("ok"), what="the async invocation to start")
-
-
-def test_event_payload_over_256_kb_is_too_large(client):
-    payload = b'"' + b"x" * (256 * 1024) + b'"'
-    with pytest.raises(client.exceptions.RequestTooLargeException):
-        client.invoke(FunctionName="ok", InvocationType="Event", Payload=payload)
 
 
 def test_reserved_concurrency_throttles_with_reason_and_retry_after(client, emu):

@@ -106,11 +106,12 @@ def test_init_error_is_only_accepted_during_init(env):
     assert env.api.runtime_init_error(b"{}", {}).status == 403
 
 
-def test_routing_answers_404_for_unknown_paths_and_400_for_the_logs_api(env):
+def test_routing_answers_404_for_unknown_paths_and_serves_the_logs_api(env):
     unknown = route(env.api, "GET", "/2018-06-01/nope", {}, b"")
     assert unknown is not None and unknown.status == 404
     logs = route(env.api, "PUT", "/2020-08-15/logs", {}, b"")
-    assert logs is not None and logs.status == 400
+    assert logs is not None and logs.status == 403  # served: it wants an extension identifier
+    assert json.loads(logs.body)["errorType"] == "Extension.MissingExtensionIdentifier"
 
 
 def test_extensions_are_the_executables_of_each_layers_extensions_folder():
