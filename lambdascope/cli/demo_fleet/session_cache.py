@@ -5,7 +5,8 @@ import logging
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
 
-SESSIONS: list[bytearray] = []  # never evicted: each warm invocation adds to what the environment holds
+# Never evicted: each warm invocation adds to what the environment holds.
+SESSIONS: list[bytearray] = []
 
 
 def handler(event, context):
