@@ -139,6 +139,13 @@ class ExecutionEnvironment:
                 and self.state in ("idle", "initializing", "new")
             )
 
+    def requests_in_flight(self) -> int:
+        """Requests this environment serves now, for the concurrency limits: one while it is
+        not idle, none while it is initialised ahead of any request."""
+        with self._cv:
+            ahead = self.initialized_ahead and not self.ready_once
+            return 0 if ahead or self.state in ("idle", "dead") else 1
+
     def try_claim(self) -> bool:
         """Take an idle environment for one invocation (warm start)."""
         with self._cv:
