@@ -23,6 +23,8 @@ from lambdascope.emulator.environment import INIT_TIMEOUT_S, ExecutionEnvironmen
 from lambdascope.emulator.invoke_api import InvokeServer
 from lambdascope.emulator.invoke_result import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT, InvokeResult
 from lambdascope.emulator.logs import FunctionLogs
+from lambdascope.emulator.managed import INITIALIZATION_TYPE as MANAGED_INIT_TYPE
+from lambdascope.emulator.managed import ManagedEnvironment
 from lambdascope.emulator.metrics import MetricStream, MetricStreamConfig
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,13 @@ class Emulator:
             for fn in self.functions.values()
             for _ in range(fn.provisioned_concurrency)
         ]
+        # Lambda Managed Instances: their minimum of environments, ready before any request.
+        provisioning += [
+            self._provision(fn, MANAGED_INIT_TYPE)
+            for fn in self.functions.values()
+            if fn.managed_instances
+            for _ in range(fn.min_execution_environments)
+        ]
         # Proactive initialization: one on-demand environment initialised ahead of the first
         # request, as Lambda may do; nobody waits for it, so start() does not either.
         for fn in self.functions.values():
@@ -161,7 +170,10 @@ class Emulator:
     def _new_environment(
         self, fn: FunctionConfig, initialization_type: str = "on-demand"
     ) -> ExecutionEnvironment:
-        env = ExecutionEnvironment(
+        kind = ManagedEnvironment if fn.managed_instances else ExecutionEnvironment
+        if fn.managed_instances:
+            initialization_type = MANAGED_INIT_TYPE
+        env = kind(
             fn,
             self._finished,
             self._cloudwatch_line,
@@ -400,6 +412,8 @@ class Emulator:
         with self._lock:
             if self._stopping.is_set():
                 return None, None
+            if fn.managed_instances:
+                return self._acquire_managed(fn, wait_until)
             envs = self._envs[fn.name]
             while True:
                 reason = self._throttle_reason(fn)
@@ -424,6 +438,40 @@ class Emulator:
             envs.append(env)
             self._all_envs = [e for e in self._all_envs if e.state != "dead"] + [env]
             return env, None
+
+    def _acquire_managed(
+        self, fn: FunctionConfig, wait_until: float
+    ) -> tuple[ExecutionEnvironment | None, str | None]:
+        """Lambda Managed Instances (hold `_lock`): a free runtime worker in the first
+        environment that has one; else a throttle, with one more environment started in the
+        background when the function's maximum and the account allow it."""
+        envs = self._envs[fn.name]
+        while True:
+            reason = self._throttle_reason(fn)
+            if reason is None:
+                for env in envs:
+                    if env.try_claim():
+                        return env, None
+            remaining = wait_until - time.monotonic()
+            candidates = envs if reason is None else self._every_environment()
+            if remaining <= 0 or not any(env.finishing() for env in candidates):
+                break
+            self._lock.wait(remaining)
+        if reason is None:
+            self._scale_out(fn)
+        # Lambda gives no reason of its own for a saturated environment: the closest it has.
+        return None, reason or "ConcurrentInvocationLimitExceeded"
+
+    def _scale_out(self, fn: FunctionConfig) -> None:
+        """One more Managed Instances environment, unless one is being initialised already or
+        the function has its maximum (hold `_lock`)."""
+        envs = self._envs[fn.name]
+        if any(not env.ready_once for env in envs):
+            return
+        most = fn.max_execution_environments
+        if most is not None and len(envs) >= most:
+            return
+        threading.Thread(target=self._provision, args=(fn, MANAGED_INIT_TYPE), daemon=True).start()
 
     def _every_environment(self) -> list[ExecutionEnvironment]:
         return [env for group in self._envs.values() for env in group]
@@ -458,14 +506,19 @@ class Emulator:
                 group = self._envs.get(env.fn.name, [])
                 if env in group:
                     group.remove(env)
-                    # A provisioned environment lost to a timeout or crash is re-provisioned.
+                    # A provisioned environment lost to a timeout or crash is re-provisioned,
+                    # and Managed Instances keep their minimum.
                     replace = (
-                        env.initialization_type == "provisioned-concurrency"
+                        env.initialization_type in ("provisioned-concurrency", MANAGED_INIT_TYPE)
                         and env.ready_once
                         and not self._stopping.is_set()
+                        and (
+                            not env.fn.managed_instances
+                            or len(group) < env.fn.min_execution_environments
+                        )
                     )
         if replace:
-            self._provision(env.fn)
+            self._provision(env.fn, env.initialization_type)
 
     # --- CloudWatch metrics -----------------------------------------------------------------
 
@@ -592,10 +645,18 @@ class Emulator:
         interval = max(min(1.0, self.keep_warm_s / 4), 0.05)
         while not self._stopping.wait(interval):
             now = time.monotonic()
-            expired = []
+            expired: list[ExecutionEnvironment] = []
             with self._lock:
                 for group in self._envs.values():
                     for env in list(group):
+                        if isinstance(env, ManagedEnvironment):
+                            # Down to the function's minimum, one idle environment at a time.
+                            above_min = len(group) > env.fn.min_execution_environments
+                            idle = above_min and env.idle_for_s() >= self.keep_warm_s
+                            if idle and env.try_retire():
+                                group.remove(env)
+                                expired.append(env)
+                            continue
                         if env.initialization_type != "on-demand":
                             continue  # provisioned concurrency stays warm
                         if now - env.idle_since >= self.keep_warm_s and env.try_retire():

@@ -109,6 +109,7 @@ class ExecutionEnvironment:
         self._shutdown_done = threading.Event()
         self._server: SandboxServer | None = None
         self.suppressed_init = False  # the init was retried inside the first invocation
+        self.init_timeout_s = INIT_TIMEOUT_S  # longer for Lambda Managed Instances
         self.address = ""
         self.port = 0
 
@@ -221,6 +222,8 @@ class ExecutionEnvironment:
         """Extensions, then the runtime, until all called `next` or `deadline` (monotonic).
         `phase` is "init", or "invoke" for a suppressed init retried inside an invocation."""
         sandbox, processes = self._sandbox, self._processes
+        if phase == "init":
+            deadline = max(deadline, mono0 + self.init_timeout_s)
         runtime_env, extension_env = build_environment(
             self.fn,
             self.runtime_api,
