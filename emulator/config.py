@@ -190,7 +190,12 @@ def _validate_managed(name: str, fn: FunctionConfig) -> None:
             f"{fn.memory_size_mb} is below the {MANAGED_MIN_MEMORY_MB} MB Lambda Managed "
             "Instances need",
         )
-    if not _whole(fn.max_concurrency, 1) or fn.max_concurrency > MANAGED_MAX_CONCURRENCY:  # type: ignore[operator]
+    concurrency = fn.max_concurrency
+    if (
+        not isinstance(concurrency, int)
+        or not _whole(concurrency, 1)
+        or (concurrency > MANAGED_MAX_CONCURRENCY)
+    ):
         raise ConfigError(
             name, "max_concurrency", f"must be a whole number 1-{MANAGED_MAX_CONCURRENCY}"
         )
