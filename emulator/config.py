@@ -48,7 +48,8 @@ class FunctionConfig:
     timeout_s: float = 3.0
     layers: tuple[Path, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
-    log_format: str = "Text"
+    # "Text" or "JSON"; empty: "JSON" for Lambda Managed Instances (their only format), else "Text".
+    log_format: str = ""
     version: str = "$LATEST"
     region: str = "us-east-1"
     architecture: str = "x86_64"
@@ -57,12 +58,26 @@ class FunctionConfig:
     provisioned_concurrency: int = 0
     # Initialise one on-demand environment when the emulator starts, ahead of any request.
     proactive_init: bool = False
+    # Lambda Managed Instances: environments initialised ahead, each serving up to
+    # `max_concurrency` requests at once (PerExecutionEnvironmentMaxConcurrency; default 16 per
+    # vCPU), between `min_execution_environments` and `max_execution_environments`
+    # (FunctionScalingConfig; None: bounded by the account concurrency only).
+    managed_instances: bool = False
+    max_concurrency: int | None = None
+    min_execution_environments: int = 1
+    max_execution_environments: int | None = None
 
     def __post_init__(self) -> None:
         # Accept str paths and lists from callers; store the canonical types.
         object.__setattr__(self, "code_dir", Path(self.code_dir))
         object.__setattr__(self, "layers", tuple(Path(p) for p in self.layers))
         object.__setattr__(self, "environment", dict(self.environment))
+        if self.log_format == "":
+            object.__setattr__(self, "log_format", "JSON" if self.managed_instances else "Text")
+        if self.managed_instances is True and self.max_concurrency is None:
+            object.__setattr__(
+                self, "max_concurrency", default_max_concurrency(self.memory_size_mb)
+            )
         validate(self)
 
     @property
@@ -71,6 +86,23 @@ class FunctionConfig:
 
 
 ACCOUNT_ID = "000000000000"
+# Lambda Managed Instances: at least 2 GB per environment, 2 GB per vCPU by default, and the
+# Python runtime's default PerExecutionEnvironmentMaxConcurrency of 16 requests per vCPU.
+MANAGED_MIN_MEMORY_MB = 2048
+MANAGED_MB_PER_VCPU = 2048
+MANAGED_REQUESTS_PER_VCPU = 16
+MANAGED_MAX_CONCURRENCY = 1024  # one runtime process each: a sanity bound, not Lambda's
+
+
+def default_max_concurrency(memory_size_mb: int) -> int:
+    """PerExecutionEnvironmentMaxConcurrency when not set: 16 per vCPU of the environment."""
+    if isinstance(memory_size_mb, bool) or not isinstance(memory_size_mb, int):
+        return MANAGED_REQUESTS_PER_VCPU
+    return MANAGED_REQUESTS_PER_VCPU * max(1, memory_size_mb // MANAGED_MB_PER_VCPU)
+
+
+def _whole(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 def validate(fn: FunctionConfig) -> None:
@@ -126,11 +158,64 @@ def validate(fn: FunctionConfig) -> None:
         raise ConfigError(name, "provisioned_concurrency", "must be a whole number >= 0")
     if not isinstance(fn.proactive_init, bool):
         raise ConfigError(name, "proactive_init", "must be true or false")
+    _validate_managed(name, fn)
     if fn.reserved_concurrency is not None and pc > fn.reserved_concurrency:
         raise ConfigError(
             name,
             "provisioned_concurrency",
             f"{pc} is more than the reserved concurrency ({fn.reserved_concurrency})",
+        )
+
+
+def _validate_managed(name: str, fn: FunctionConfig) -> None:
+    if not isinstance(fn.managed_instances, bool):
+        raise ConfigError(name, "managed_instances", "must be true or false")
+    if not fn.managed_instances:
+        for field_name in ("max_concurrency", "max_execution_environments"):
+            if getattr(fn, field_name) is not None:
+                raise ConfigError(name, field_name, "applies only with managed_instances = true")
+        if fn.min_execution_environments != 1:
+            raise ConfigError(
+                name, "min_execution_environments", "applies only with managed_instances = true"
+            )
+        return
+    if fn.log_format != "JSON":
+        raise ConfigError(
+            name, "log_format", 'Lambda Managed Instances support only JSON: use "JSON" or omit it'
+        )
+    if fn.memory_size_mb < MANAGED_MIN_MEMORY_MB:
+        raise ConfigError(
+            name,
+            "memory_size_mb",
+            f"{fn.memory_size_mb} is below the {MANAGED_MIN_MEMORY_MB} MB Lambda Managed "
+            "Instances need",
+        )
+    concurrency = fn.max_concurrency
+    if (
+        not isinstance(concurrency, int)
+        or not _whole(concurrency, 1)
+        or (concurrency > MANAGED_MAX_CONCURRENCY)
+    ):
+        raise ConfigError(
+            name, "max_concurrency", f"must be a whole number 1-{MANAGED_MAX_CONCURRENCY}"
+        )
+    if not _whole(fn.min_execution_environments, 0):
+        raise ConfigError(name, "min_execution_environments", "must be a whole number >= 0")
+    most = fn.max_execution_environments
+    if most is not None and (not _whole(most, 1) or most < fn.min_execution_environments):
+        raise ConfigError(
+            name,
+            "max_execution_environments",
+            f"must be a whole number >= 1 and >= min_execution_environments "
+            f"({fn.min_execution_environments})",
+        )
+    if fn.provisioned_concurrency or fn.proactive_init:
+        field_name = "provisioned_concurrency" if fn.provisioned_concurrency else "proactive_init"
+        raise ConfigError(
+            name,
+            field_name,
+            "does not apply to Lambda Managed Instances (their environments are initialised "
+            "ahead: use min_execution_environments)",
         )
 
 
@@ -145,6 +230,10 @@ CONFIG_FIELDS = {
     "reserved_concurrency",
     "provisioned_concurrency",
     "proactive_init",
+    "managed_instances",
+    "max_concurrency",
+    "min_execution_environments",
+    "max_execution_environments",
     "environment",
     "layers",
     "architecture",

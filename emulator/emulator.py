@@ -29,12 +29,17 @@ from lambdascope.emulator.invoke_result import (
     payload_too_large,
 )
 from lambdascope.emulator.logs import FunctionLogs
+from lambdascope.emulator.managed import INITIALIZATION_TYPE as MANAGED_INIT_TYPE
+from lambdascope.emulator.managed import ManagedEnvironment
 from lambdascope.emulator.metrics import MetricStream, MetricStreamConfig
 
 log = logging.getLogger(__name__)
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 DEFAULT_ACCOUNT_CONCURRENCY = 1000
+# Lambda keeps 100 of an account's (default 1,000) concurrency unreserved; the emulator keeps
+# the same tenth of whatever account limit it is given, at most 100.
+UNRESERVED_CONCURRENCY_MIN = 100
 # A caller arriving while the only environment finishes its post-runtime phase (extensions
 # calling `next`, usually a few ms) waits this long for it instead of paying a cold start:
 # sequential invocations then stay warm, as they do in Lambda.
@@ -44,9 +49,22 @@ FINISHING_WAIT_S = 0.1
 _api_error = api_error  # the Invoke API error bodies live with InvokeResult
 
 
-def _serving(env: ExecutionEnvironment) -> bool:
-    """Counts against concurrency: not idle, and not an init ahead of any request."""
-    return env.state != "idle" and not (env.initialized_ahead and not env.ready_once)
+def unreserved_pool(functions: Iterable[FunctionConfig], account_concurrency: int) -> int:
+    """What functions without a reservation share: the account limit minus every reservation.
+    ValueError when the reservations leave less than Lambda keeps unreserved."""
+    if isinstance(account_concurrency, bool) or not isinstance(account_concurrency, int):
+        raise ValueError(f"account_concurrency must be a whole number, not {account_concurrency!r}")
+    if account_concurrency < 1:
+        raise ValueError(f"account_concurrency must be at least 1, not {account_concurrency}")
+    reserved = {f.name: f.reserved_concurrency for f in functions if f.reserved_concurrency}
+    keep = min(UNRESERVED_CONCURRENCY_MIN, account_concurrency // 10)
+    if sum(reserved.values()) > account_concurrency - keep:
+        raise ValueError(
+            f"reserved concurrency {reserved} adds up to {sum(reserved.values())}, which leaves "
+            f"less than {keep} of account_concurrency {account_concurrency} unreserved: lower "
+            "the reservations or raise account_concurrency"
+        )
+    return account_concurrency - sum(reserved.values())
 
 
 class Emulator:
@@ -83,6 +101,7 @@ class Emulator:
         self.port = port
         self.keep_warm_s = keep_warm_s
         self.account_concurrency = account_concurrency
+        self.unreserved_concurrency = unreserved_pool(self.functions.values(), account_concurrency)
         self.async_retry_delays_s = async_retry_delays_s
         self.max_event_age_s = max_event_age_s
         self.throttles: dict[str, int] = {}
@@ -126,6 +145,13 @@ class Emulator:
             for fn in self.functions.values()
             for _ in range(fn.provisioned_concurrency)
         ]
+        # Lambda Managed Instances: their minimum of environments, ready before any request.
+        provisioning += [
+            self._provision(fn, MANAGED_INIT_TYPE)
+            for fn in self.functions.values()
+            if fn.managed_instances
+            for _ in range(fn.min_execution_environments)
+        ]
         # Proactive initialization: one on-demand environment initialised ahead of the first
         # request, as Lambda may do; nobody waits for it, so start() does not either.
         for fn in self.functions.values():
@@ -139,7 +165,10 @@ class Emulator:
     def _new_environment(
         self, fn: FunctionConfig, initialization_type: str = "on-demand"
     ) -> ExecutionEnvironment:
-        env = ExecutionEnvironment(
+        kind = ManagedEnvironment if fn.managed_instances else ExecutionEnvironment
+        if fn.managed_instances:
+            initialization_type = MANAGED_INIT_TYPE
+        env = kind(
             fn,
             self._finished,
             self._cloudwatch_line,
@@ -348,32 +377,97 @@ class Emulator:
         )
 
     def _acquire(self, fn: FunctionConfig) -> tuple[ExecutionEnvironment | None, str | None]:
-        """An idle environment (warm), or a new one (cold), or the throttle reason."""
+        """An idle environment (warm), or a new one (cold), or the throttle reason. Every
+        request in flight counts against the limits, whichever environment serves it."""
         wait_until = time.monotonic() + FINISHING_WAIT_S
         with self._lock:
             if self._stopping.is_set():
                 return None, None
+            if fn.managed_instances:
+                return self._acquire_managed(fn, wait_until)
             envs = self._envs[fn.name]
             while True:
-                # Provisioned environments first; then the most recently created on-demand one.
-                ordered = sorted(reversed(envs), key=lambda e: e.initialization_type == "on-demand")
-                for env in ordered:
-                    if env.try_claim():
-                        return env, None
+                reason = self._throttle_reason(fn)
+                if reason is None:
+                    # Provisioned environments first; then the most recently created on-demand.
+                    ordered = sorted(
+                        reversed(envs), key=lambda e: e.initialization_type == "on-demand"
+                    )
+                    for env in ordered:
+                        if env.try_claim():
+                            return env, None
+                # An environment about to finish frees concurrency (a throttle) or serves this
+                # request warm (no cold start): sequential callers never see either in Lambda.
+                candidates = envs if reason is None else self._every_environment()
                 remaining = wait_until - time.monotonic()
-                if remaining <= 0 or not any(env.finishing() for env in envs):
+                if remaining <= 0 or not any(env.finishing() for env in candidates):
                     break
                 self._lock.wait(remaining)
-            busy_here = sum(1 for env in envs if _serving(env))
-            busy_all = sum(1 for group in self._envs.values() for env in group if _serving(env))
-            if fn.reserved_concurrency is not None and busy_here >= fn.reserved_concurrency:
-                return None, "ReservedFunctionConcurrentInvocationLimitExceeded"
-            if busy_all >= self.account_concurrency:
-                return None, "ConcurrentInvocationLimitExceeded"
+            if reason is not None:
+                return None, reason
             env = self._new_environment(fn)
             envs.append(env)
             self._all_envs = [e for e in self._all_envs if e.state != "dead"] + [env]
             return env, None
+
+    def _acquire_managed(
+        self, fn: FunctionConfig, wait_until: float
+    ) -> tuple[ExecutionEnvironment | None, str | None]:
+        """Lambda Managed Instances (hold `_lock`): a free runtime worker in the first
+        environment that has one; else a throttle, with one more environment started in the
+        background when the function's maximum and the account allow it."""
+        envs = self._envs[fn.name]
+        while True:
+            reason = self._throttle_reason(fn)
+            if reason is None:
+                for env in envs:
+                    if env.try_claim():
+                        return env, None
+            remaining = wait_until - time.monotonic()
+            candidates = envs if reason is None else self._every_environment()
+            if remaining <= 0 or not any(env.finishing() for env in candidates):
+                break
+            self._lock.wait(remaining)
+        if reason is None:
+            self._scale_out(fn)
+        # Lambda gives no reason of its own for a saturated environment: the closest it has.
+        return None, reason or "ConcurrentInvocationLimitExceeded"
+
+    def _scale_out(self, fn: FunctionConfig) -> None:
+        """One more Managed Instances environment, unless one is being initialised already or
+        the function has its maximum (hold `_lock`)."""
+        envs = self._envs[fn.name]
+        if any(not env.ready_once for env in envs):
+            return
+        most = fn.max_execution_environments
+        if most is not None and len(envs) >= most:
+            return
+        threading.Thread(target=self._provision, args=(fn, MANAGED_INIT_TYPE), daemon=True).start()
+
+    def _every_environment(self) -> list[ExecutionEnvironment]:
+        return [env for group in self._envs.values() for env in group]
+
+    def _throttle_reason(self, fn: FunctionConfig) -> str | None:
+        """Why one more request of `fn` would be throttled now, or None (hold `_lock`).
+
+        A reservation is both a ceiling for its function and a share taken out of the account
+        limit: functions without one share what is left (the unreserved pool)."""
+        in_flight = {
+            name: sum(env.requests_in_flight() for env in group)
+            for name, group in self._envs.items()
+        }
+        if fn.reserved_concurrency is not None:
+            if in_flight[fn.name] >= fn.reserved_concurrency:
+                return "ReservedFunctionConcurrentInvocationLimitExceeded"
+            return None
+        unreserved_busy = sum(
+            count
+            for name, count in in_flight.items()
+            if self.functions[name].reserved_concurrency is None
+        )
+        if unreserved_busy >= self.unreserved_concurrency:
+            return "ConcurrentInvocationLimitExceeded"
+        return None
 
     def _finished(self, env: ExecutionEnvironment, reusable: bool) -> None:
         replace = False
@@ -383,14 +477,19 @@ class Emulator:
                 group = self._envs.get(env.fn.name, [])
                 if env in group:
                     group.remove(env)
-                    # A provisioned environment lost to a timeout or crash is re-provisioned.
+                    # A provisioned environment lost to a timeout or crash is re-provisioned,
+                    # and Managed Instances keep their minimum.
                     replace = (
-                        env.initialization_type == "provisioned-concurrency"
+                        env.initialization_type in ("provisioned-concurrency", MANAGED_INIT_TYPE)
                         and env.ready_once
                         and not self._stopping.is_set()
+                        and (
+                            not env.fn.managed_instances
+                            or len(group) < env.fn.min_execution_environments
+                        )
                     )
         if replace:
-            self._provision(env.fn)
+            self._provision(env.fn, env.initialization_type)
 
     # --- CloudWatch metrics -----------------------------------------------------------------
 
@@ -517,10 +616,18 @@ class Emulator:
         interval = max(min(1.0, self.keep_warm_s / 4), 0.05)
         while not self._stopping.wait(interval):
             now = time.monotonic()
-            expired = []
+            expired: list[ExecutionEnvironment] = []
             with self._lock:
                 for group in self._envs.values():
                     for env in list(group):
+                        if isinstance(env, ManagedEnvironment):
+                            # Down to the function's minimum, one idle environment at a time.
+                            above_min = len(group) > env.fn.min_execution_environments
+                            idle = above_min and env.idle_for_s() >= self.keep_warm_s
+                            if idle and env.try_retire():
+                                group.remove(env)
+                                expired.append(env)
+                            continue
                         if env.initialization_type != "on-demand":
                             continue  # provisioned concurrency stays warm
                         if now - env.idle_since >= self.keep_warm_s and env.try_retire():

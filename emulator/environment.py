@@ -109,6 +109,7 @@ class ExecutionEnvironment:
         self._shutdown_done = threading.Event()
         self._server: SandboxServer | None = None
         self.suppressed_init = False  # the init was retried inside the first invocation
+        self.init_timeout_s = INIT_TIMEOUT_S  # longer for Lambda Managed Instances
         self.address = ""
         self.port = 0
 
@@ -138,6 +139,13 @@ class ExecutionEnvironment:
                 and self._processes.runtime_exit is None
                 and self.state in ("idle", "initializing", "new")
             )
+
+    def requests_in_flight(self) -> int:
+        """Requests this environment serves now, for the concurrency limits: one while it is
+        not idle, none while it is initialised ahead of any request."""
+        with self._cv:
+            ahead = self.initialized_ahead and not self.ready_once
+            return 0 if ahead or self.state in ("idle", "dead") else 1
 
     def try_claim(self) -> bool:
         """Take an idle environment for one invocation (warm start)."""
@@ -216,6 +224,8 @@ class ExecutionEnvironment:
         """Extensions, then the runtime, until all called `next` or `deadline` (monotonic).
         `phase` is "init", or "invoke" for a suppressed init retried inside an invocation."""
         sandbox, processes = self._sandbox, self._processes
+        if phase == "init":
+            deadline = max(deadline, mono0 + self.init_timeout_s)
         runtime_env, extension_env = build_environment(
             self.fn,
             self.runtime_api,

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from typing import Protocol
@@ -23,6 +24,8 @@ from lambdascope.emulator.sandbox_state import Invocation, RegisteredExtension, 
 from lambdascope.emulator.telemetry import Subscriber, TelemetryHub
 
 MAX_EXTENSIONS = 10
+# The only Telemetry API schema Lambda Managed Instances accept.
+MANAGED_SCHEMA_VERSION = "2025-01-29"
 
 
 class Host(Protocol):
@@ -48,6 +51,8 @@ class SandboxHandlers:
 
     def runtime_next(self) -> Response | None:
         sandbox = self._sandbox
+        if sandbox.managed:
+            return self._managed_next()
         with sandbox.cv:
             if sandbox.closing:
                 return None
@@ -65,6 +70,39 @@ class SandboxHandlers:
                 return None
             inv = sandbox.runtime_pending
             sandbox.runtime_pending = None
+        return self._invocation_response(inv)
+
+    def _managed_next(self) -> Response | None:
+        """Lambda Managed Instances: any idle worker takes the oldest pending request; the
+        `next` of a worker on the connection that took a request ends that request's runtime
+        part (its runtimeDone)."""
+        sandbox = self._sandbox
+        connection = threading.get_ident()
+        with sandbox.cv:
+            if sandbox.closing:
+                return None
+            if not sandbox.init_done:
+                if sandbox.runtime_init_done_at is None:
+                    sandbox.runtime_init_done_at = time.time()
+                sandbox.runtime_ready = True
+            done = sandbox.taken_by.pop(connection, None)
+            if done is not None and done.runtime_done_mono is None:
+                done.runtime_done_mono = time.monotonic()
+            sandbox.workers_waiting += 1
+            sandbox.cv.notify_all()
+            try:
+                while not sandbox.closing and not sandbox.pending:
+                    sandbox.cv.wait(1.0)
+                if sandbox.closing or not sandbox.pending:
+                    return None
+                inv = sandbox.pending.popleft()
+            finally:
+                sandbox.workers_waiting -= 1
+            sandbox.taken_by[connection] = inv
+            sandbox.cv.notify_all()
+        return self._invocation_response(inv)
+
+    def _invocation_response(self, inv: Invocation) -> Response:
         headers = {
             "Content-Type": "application/json",
             "Lambda-Runtime-Aws-Request-Id": inv.request_id,
@@ -77,7 +115,21 @@ class SandboxHandlers:
         return Response(200, inv.payload, headers)
 
     def _posting(self, request_id: str) -> tuple[Invocation | None, Response | None]:
-        inv = self._sandbox.current
+        sandbox = self._sandbox
+        if sandbox.managed:
+            inv = sandbox.in_flight.get(request_id)
+            if request_id in sandbox.timed_out:
+                return None, error_response(
+                    403, "InvalidStateTransition", f"invocation {request_id} already timed out"
+                )
+            if inv is not None and sandbox.taken_by.get(threading.get_ident()) is not inv:
+                # The worker posts on another connection than it took the request on: its
+                # runtime part ends with the post (no `next` of this worker can be told apart).
+                inv.runtime_done_mono = time.monotonic()
+                for connection in [c for c, x in sandbox.taken_by.items() if x is inv]:
+                    del sandbox.taken_by[connection]
+        else:
+            inv = sandbox.current
         if inv is None or inv.request_id != request_id:
             return None, error_response(
                 400, "InvalidRequestID", f"request id {request_id} is not the current invocation"
@@ -122,7 +174,10 @@ class SandboxHandlers:
 
     def runtime_init_error(self, body: bytes, headers: dict[str, str]) -> Response:
         with self._sandbox.cv:
-            if self._sandbox.init_done:
+            # Managed Instances: every worker fails its own init; the first one tells Lambda.
+            if self._sandbox.init_done or (
+                self._sandbox.managed and self._sandbox.init_error is not None
+            ):
                 return error_response(
                     403, "InvalidStateTransition", "init/error is only valid during init"
                 )
@@ -147,6 +202,14 @@ class SandboxHandlers:
                 400, "Extension.InvalidEventType", f"events {requested!r}: use INVOKE, SHUTDOWN"
             )
         sandbox = self._sandbox
+        if sandbox.managed and "INVOKE" in requested:
+            # One environment serves many requests at once: there is no per-request event.
+            return error_response(
+                400,
+                "Extension.InvalidEventType",
+                f"{name or 'the extension'} registers for INVOKE, which Lambda Managed Instances "
+                "do not send: register for SHUTDOWN only",
+            )
         with sandbox.cv:
             if not name:
                 return error_response(
@@ -252,6 +315,13 @@ class SandboxHandlers:
             dest_host, dest_port, dest_path = events.resolve_destination(sub.uri, host.address)
         except ValueError as exc:  # SubscriptionError and bad JSON alike
             return error_response(400, "ValidationError", str(exc))
+        if self._sandbox.managed and sub.schema_version != MANAGED_SCHEMA_VERSION:
+            return error_response(
+                400,
+                "ValidationError",
+                f"schemaVersion {sub.schema_version!r}: Lambda Managed Instances accept only "
+                f"{MANAGED_SCHEMA_VERSION!r}",
+            )
         current = host.hub.subscriber(ext.name)
         if isinstance(current, logs_api.LogsSubscriber):
             return error_response(

@@ -8,9 +8,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -81,6 +84,9 @@ def build_environment(
     )
     if fn.log_level:
         env["AWS_LAMBDA_LOG_LEVEL"] = fn.log_level.upper()
+    if fn.managed_instances:
+        # awslambdaric forks this many workers, each polling `next` (Lambda Managed Instances).
+        env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(fn.max_concurrency)
     env.update(fn.environment)
     extension_env = {
         k: v for k, v in env.items() if k not in RUNTIME_ONLY_VARS and not k.startswith("_")
@@ -143,6 +149,11 @@ class SandboxProcesses:
         self._cgroup_lock = threading.Lock()
         self._stop_sampling = threading.Event()
         self._peaks_kb: dict[int, int] = {}  # pid -> VmHWM last read (sampling mode)
+        # Lambda Managed Instances: the runtime forks its workers, whose output arrives on a
+        # socket of their own each (see `_serve_worker_output`).
+        self._worker_output: socket.socket | None = None
+        self._worker_output_dir: str | None = None
+        self._worker_readers: list[procs.LineReader] = []
         self._peaks_lock = threading.Lock()  # the sampler and the invocation both read them
 
     @property
@@ -153,6 +164,8 @@ class SandboxProcesses:
         found = [p.proc.pid for p in self._launched.values()]
         if self._runtime:
             found.append(self._runtime.pid)
+            if self.fn.managed_instances:
+                found.extend(procs_children(self._runtime.pid))
         return found
 
     # --- launching ----------------------------------------------------------------------
@@ -187,6 +200,8 @@ class SandboxProcesses:
         # multi-line record (a traceback) stays one `function` record; print() goes to stdout.
         frames_read, frames_write = os.pipe()
         env["_LAMBDA_TELEMETRY_LOG_FD"] = str(frames_write)
+        if self.fn.managed_instances:
+            env["_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET"] = self._serve_worker_output()
         argv, cwd = view.runtime_command([sys.executable, "-m", "awslambdaric", self.fn.handler])
         try:
             self._runtime = procs.launch(
@@ -205,6 +220,43 @@ class SandboxProcesses:
                 framed=True,
             ),
         ]
+
+    def _serve_worker_output(self) -> str:
+        """A Unix socket the forked runtime workers connect their stdout and stderr to (as
+        awslambdaric does on Lambda Managed Instances): one stream per worker, so lines of
+        concurrent requests never mix within a line. Its folder is under /dev/shm where there
+        is one, which private mount namespaces leave shared with the host."""
+        shm = Path("/dev/shm")
+        base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+        self._worker_output_dir = tempfile.mkdtemp(prefix="lambdascope-workers-", dir=base)
+        path = os.path.join(self._worker_output_dir, "output.sock")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+        os.chmod(path, 0o777)
+        server.listen(64)
+        self._worker_output = server
+
+        def accept() -> None:
+            while True:
+                try:
+                    connection, _ = server.accept()
+                except OSError:
+                    return  # closed at shutdown
+                reader = procs.LineReader(connection, self._on_function_line, "worker-output")
+                with self._sandbox.cv:
+                    self._worker_readers.append(reader)
+
+        threading.Thread(target=accept, name=f"{self.fn.name}-workers", daemon=True).start()
+        return path
+
+    def _close_worker_output(self) -> None:
+        if self._worker_output is not None:
+            with contextlib.suppress(OSError):
+                self._worker_output.close()
+            self._worker_output = None
+        if self._worker_output_dir is not None:
+            shutil.rmtree(self._worker_output_dir, ignore_errors=True)
+            self._worker_output_dir = None
 
     def watch_runtime(self) -> None:
         """Wait for the runtime's exit (and, without a cgroup, sample the memory), each in a
@@ -311,7 +363,7 @@ class SandboxProcesses:
                     or self._runtime is not mine
                 ):
                     return
-                busy = self._sandbox.current is not None
+                busy = self._sandbox.current is not None or bool(self._sandbox.in_flight)
             if busy and self.over_memory_limit():
                 with self._sandbox.cv:
                     self.oom = True
@@ -332,6 +384,7 @@ class SandboxProcesses:
         """Once every process is gone: stop sampling, remove the cgroup (a process a handler
         left behind in a session of its own is killed first). Idempotent."""
         self._stop_sampling.set()
+        self._close_worker_output()
         with self._cgroup_lock:
             cgroup = self._cgroup
         if cgroup is not None:
@@ -365,7 +418,7 @@ class SandboxProcesses:
 
     def sync_runtime_logs(self) -> None:
         """Until the runtime's output so far is handed over. Never while holding `cv`."""
-        for reader in self._runtime_readers:
+        for reader in self._runtime_readers + list(self._worker_readers):
             reader.sync()
 
     def sync_extension_logs(self) -> None:
@@ -423,3 +476,19 @@ class SandboxProcesses:
             self._peaks_kb.clear()
         if self._cgroup is not None:
             self._cgroup.restart()
+
+
+def procs_children(pid: int) -> list[int]:
+    """The direct children of `pid` (Linux; none elsewhere): a runtime's forked workers."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as handle:
+                found.extend(int(x) for x in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return found

@@ -87,6 +87,15 @@ class SandboxState:
     extensions: dict[str, RegisteredExtension] = field(default_factory=dict)  # by identifier
     # The launched extensions' executables: only they may register for SHUTDOWN.
     external_names: set[str] = field(default_factory=set)
+    # Lambda Managed Instances: many runtime workers poll `next` at once (see emulator.managed).
+    managed: bool = False
+    workers_waiting: int = 0  # runtime workers blocked in `next` right now
+    pending: deque[Invocation] = field(default_factory=deque)  # for the next worker's `next`
+    in_flight: dict[str, Invocation] = field(default_factory=dict)  # by request id, until reported
+    # The invocation each worker connection took last (its HTTP handler thread's ident): the
+    # worker's next `next` on that connection ends the invocation's runtime part.
+    taken_by: dict[int, Invocation] = field(default_factory=dict)
+    timed_out: set[str] = field(default_factory=set)  # answered with a timeout, worker unaware
 
     def fail_init(self, error_type: str, message: str) -> None:
         """Record why the init failed, with the body its invocation is answered with."""
