@@ -129,6 +129,12 @@ def test_logs_api_subscribe_answers_as_lambda(make_emulator, recording):
     assert (calls["subscribe"]["status"], calls["subscribe"]["body"]) == (200, "OK")
     # Idempotent: the same subscription again changes nothing.
     assert (calls["again"]["status"], calls["again"]["body"]) == (200, "OK")
+    # Delivered with the next buffer flush: wait for it, then check it came once.
+    wait_for(
+        lambda: "platform.logsSubscription" in [r["type"] for r in records(recording)],
+        5,
+        "the platform.logsSubscription record",
+    )
     assert [r["type"] for r in records(recording)].count("platform.logsSubscription") == 1
     assert calls["other api"]["status"] == 400
     assert "Logs API" in calls["other api"]["body"]["errorMessage"]
