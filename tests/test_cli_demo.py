@@ -62,14 +62,20 @@ def test_demo_without_tui_finds_every_problem_of_its_fleet_in_80_columns(
 
 
 @pytest.mark.e2e
-def test_the_demos_findings_carry_their_explanations(demo: tuple[str, str]) -> None:
+def test_the_demos_findings_carry_their_explanations(
+    demo: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datetime import timedelta
 
-    from lambdascope.analyzers import run_detectors
+    from lambdascope.analyzers import extension_overhead, memory, run_detectors, throttles
     from lambdascope.cli.demo import _configure_analyzers
     from lambdascope.collector.store import Store
 
     _output, store_url = demo
+    # The demo's settings are process-wide: put them back for the tests that follow.
+    monkeypatch.setattr(throttles, "LIMITS", throttles.LIMITS)
+    monkeypatch.setattr(memory, "HIGH_SHARE", memory.HIGH_SHARE)
+    monkeypatch.setattr(extension_overhead, "BUDGET", extension_overhead.BUDGET)
     _configure_analyzers()
     store = Store.open(store_url)
     try:

@@ -2,8 +2,9 @@
 
 Every function in ``demo_fleet/`` has one problem lambdascope exists to find (and checkout has
 none, for contrast). Most are called by a few workers picking functions at random by weight;
-the leaking function and the oversized one are called one call after another, so each keeps
-one warm environment and its memory climbs (or its bill grows) where a detector can see it.
+the leaking function, the oversized one and the webhook are each called one call after another
+by a worker of their own, so each keeps one warm environment and its memory climbs (or its
+bill, or its errors, grow) where a detector can see it, however busy the machine is.
 """
 
 from __future__ import annotations
@@ -76,16 +77,18 @@ FLEET = (
     ),
     # Runs at about 95% of its 128 MB.
     DemoFunction("pdf-render", "pdf_render.handler", timeout_s=3.0, memory_size_mb=128, weight=2),
-    # Every fourth upload is read whole: killed for memory (Runtime.OutOfMemory).
+    # Every fourth upload, the second one first, is read whole: killed for memory.
     DemoFunction("csv-import", "csv_import.handler", timeout_s=3.0, memory_size_mb=256, weight=2),
-    # Errors start a third of the way in: the provider begins declining cards.
+    # Errors start a third of the way in: the provider begins declining cards. Webhooks
+    # arrive steadily, one after another.
     DemoFunction(
         "payments-webhook",
         "payments_webhook.handler",
         timeout_s=3.0,
         memory_size_mb=256,
-        weight=3,
+        weight=0,
         tags="team=payments,tier=critical",
+        pause_s=0.1,
     ),
     # Keeps every session: 3 MB more per warm invocation of its one environment.
     DemoFunction(
@@ -119,9 +122,19 @@ class Payloads:
     document_mb: int = 50
     started: float = field(default_factory=time.monotonic)
     duration_s: float = 25.0
+    #: Calls so far per function, over every worker: the same calls misbehave however the
+    #: workers happen to share them out.
+    calls: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_event(self, fn: DemoFunction, rng: random.Random) -> dict[str, Any]:
+        with self.lock:
+            nth = self.calls[fn.name]
+            self.calls[fn.name] += 1
+        return self.event(fn, rng, nth)
 
     def event(self, fn: DemoFunction, rng: random.Random, nth: int) -> dict[str, Any]:
-        """The ``nth`` (0-based) event one worker sends to ``fn``."""
+        """The ``nth`` (0-based) event sent to ``fn``."""
         if fn.name == "report-export":
             # Every fifth export, the second one first, outlives the 1 s timeout.
             return {"rows": 10_000 if nth % 5 == 1 else rng.randint(100, 1500)}
@@ -130,7 +143,7 @@ class Payloads:
         if fn.name == "pdf-render":
             return {"document_mb": self.document_mb}
         if fn.name == "csv-import":
-            return {"key": f"upload-{nth}.csv", "upload_mb": 400 if nth % 4 == 2 else 20}
+            return {"key": f"upload-{nth}.csv", "upload_mb": 400 if nth % 4 == 1 else 20}
         if fn.name == "payments-webhook":
             declining = time.monotonic() - self.started > self.duration_s / 3
             card = "declined" if declining and rng.random() < 0.4 else "ok"
@@ -171,6 +184,7 @@ def drive(
     payloads.document_mb = near_limit_document_mb(baseline, pdf.memory_size_mb)
     traffic = Traffic()
     traffic.sent[pdf.name] += 1
+    payloads.calls[pdf.name] += 1
     lock = threading.Lock()
     stop = threading.Event()
     deadline = time.monotonic() + duration.total_seconds()
@@ -193,20 +207,18 @@ def drive(
 
     def random_worker(worker_seed: int) -> None:
         rng = random.Random(worker_seed)
-        calls: Counter[str] = Counter()
         while not stop.is_set() and time.monotonic() < deadline:
             fn = rng.choices(mixed, weights)[0]
-            call(fn, payloads.event(fn, rng, calls[fn.name]))
-            calls[fn.name] += 1
+            call(fn, payloads.next_event(fn, rng))
             stop.wait(rng.uniform(0.05, 0.25))
 
     def own_worker(fn: DemoFunction) -> Callable[[], None]:
         def run() -> None:
             rng = random.Random(f"{seed}-{fn.name}")
-            for nth in range(100_000):
+            for _ in range(100_000):
                 if stop.is_set() or time.monotonic() >= deadline:
                     return
-                call(fn, payloads.event(fn, rng, nth))
+                call(fn, payloads.next_event(fn, rng))
                 stop.wait(fn.pause_s)
 
         return run
@@ -219,11 +231,11 @@ def drive(
         # Uploads arrive together: more at once than the reserved environments can take.
         def run() -> None:
             rng = random.Random(f"{seed}-{fn.name}-bursts")
-            for nth in range(100_000):
+            for _ in range(100_000):
                 if stop.wait(every_s) or time.monotonic() >= deadline:
                     return
                 callers = [
-                    threading.Thread(target=call, args=(fn, payloads.event(fn, rng, nth)))
+                    threading.Thread(target=call, args=(fn, payloads.next_event(fn, rng)))
                     for _ in range(size)
                 ]
                 for caller in callers:
