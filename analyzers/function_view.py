@@ -228,7 +228,9 @@ def extension_row(row: Mapping[str, Any], summary: FunctionSummary | None) -> Ex
 @dataclass(frozen=True)
 class EnvironmentMemory:
     """One execution environment of the window: the most memory one of its invocations used
-    (Lambda's REPORT "Max Memory Used") against its configured size."""
+    (Lambda's REPORT "Max Memory Used") against its configured size. In a Lambda Managed
+    Instances environment requests run at once and memory is the environment's, shared by
+    up to ``max_in_flight`` of them."""
 
     environment_id: str
     max_memory_used_mb: int | None
@@ -237,6 +239,9 @@ class EnvironmentMemory:
     #: The start of its first and of its last invocation in the window.
     first_start: datetime
     last_start: datetime
+    #: The most requests in flight at once (from overlapping start and end times); 1 on
+    #: demand, up to PerExecutionEnvironmentMaxConcurrency in Managed Instances.
+    max_in_flight: int = 1
 
     @property
     def used_share(self) -> float | None:
@@ -257,6 +262,7 @@ def environment_row(row: Mapping[str, Any]) -> EnvironmentMemory:
         invocations=int(row["invocations"]),
         first_start=_key(row["first_start"]),
         last_start=_key(row["last_start"]),
+        max_in_flight=max(1, int(row.get("max_in_flight") or 1)),
     )
 
 

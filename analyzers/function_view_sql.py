@@ -81,7 +81,19 @@ SELECT
 #: Environments are not in the per-minute rollups, so this reads the window's invocations, as
 #: the recent invocations' page (which counts them all) already does. ``environments`` counts
 #: every environment of the window, beyond the ``limit`` returned.
-FUNCTION_ENVIRONMENTS = """
+#:
+#: ``max_in_flight``: the most requests the environment ran at once (Lambda Managed Instances
+#: run many; on demand it is 1), a sweep over its invocations' starts (+1) and ends (-1), ends
+#: first at one instant. An invocation without an end (no report yet) counts as an instant, and
+#: ends are taken 1 ms early so that millisecond rounding never shows two sequential
+#: invocations overlapping.
+IN_FLIGHT = """arrayMax(arrayCumSum(arrayMap(e -> e.2, arraySort(arrayConcat(
+        groupArray((start_time, toInt8(1))),
+        groupArray((greatest(start_time,
+                             coalesce(end_time, start_time) - toIntervalMillisecond(1)),
+                    toInt8(-1))))))))"""
+
+FUNCTION_ENVIRONMENTS = f"""
 SELECT
     environment_id,
     max(max_memory_used_mb) AS max_used_mb,
@@ -89,11 +101,12 @@ SELECT
     count() AS invocations,
     min(start_time) AS first_start,
     max(start_time) AS last_start,
+    {IN_FLIGHT} AS max_in_flight,
     count() OVER () AS environments
 FROM invocations_between(
-        since = {since:DateTime64(3, 'UTC')},
-        until = {until:DateTime64(3, 'UTC')},
-        function_name = {function_name:String})
+        since = {{since:DateTime64(3, 'UTC')}},
+        until = {{until:DateTime64(3, 'UTC')}},
+        function_name = {{function_name:String}})
 WHERE environment_id != ''
 GROUP BY environment_id
 ORDER BY
@@ -101,7 +114,7 @@ ORDER BY
     coalesce(max_used_mb, 0) DESC,
     invocations DESC,
     environment_id
-LIMIT {limit:UInt32}
+LIMIT {{limit:UInt32}}
 """
 
 #: The configuration as observed, per version: memory size, timeout, architectures and

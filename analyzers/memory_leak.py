@@ -12,6 +12,11 @@ order (x = invocation number, y = Max Memory Used in MB):
   :data:`MIN_LAST_THIRD_RATIO` of the slope over the first third (a plateau's last third is
   flat).
 
+In a Lambda Managed Instances environment requests overlap and Max Memory Used is the
+environment's, not one request's: the series is the environment's invocations in start order
+(concurrent ones included), so a leak is memory climbing over the environment's lifetime, and
+the finding says the memory is shared by up to that many requests at once.
+
 One ``memory_leak`` finding per function and version, about its steepest leaking environment
 (the others are counted): the slope, the invocations left before Max Memory Used reaches the
 memory size, the environment id, and that environment's requests as evidence.
@@ -127,11 +132,17 @@ def memory_leak_findings(rows: Sequence[Mapping[str, Any]], window: Window) -> l
             else None
         )
         label = function_label(*key)
+        in_flight = int(row.get("max_in_flight") or 1)
         summary = (
             f"Memory of {label} grows {leak.slope_mb_per_invocation:.1f} MB per warm "
             f"invocation in environment {row['environment_id']} "
             f"({points[0][2]:.0f} to {last_mb:.0f} MB over {len(points)} invocations)"
         )
+        if in_flight > 1:
+            summary += (
+                f"; the memory is the environment's, shared by up to {in_flight} requests "
+                "at once, so it climbs over the environment's life, not one request's"
+            )
         if left is not None:
             summary += f": out of memory at {size} MB in about {left} more invocations"
         if len(found) > 1:
@@ -160,6 +171,7 @@ def memory_leak_findings(rows: Sequence[Mapping[str, Any]], window: Window) -> l
                     "warm_invocations": int(row["warm_invocations"]),
                     "leaking_environments": len(found),
                     "environments_checked": checked[key],
+                    "max_concurrent_requests": in_flight,
                     "evidence_total": len(points),
                 },
                 evidence_request_ids=_evidence([p[1] for p in points]),

@@ -28,6 +28,7 @@ __all__ = [
     "COLD_START_COLUMNS",
     "INVOCATION_COLUMNS",
     "LOG_COLUMNS",
+    "MANAGED_INSTANCES",
     "BatchBuilder",
     "ColdStartPart",
     "Environment",
@@ -35,6 +36,7 @@ __all__ = [
     "InvocationPart",
     "LogRow",
     "NormalizedBatch",
+    "Window",
 ]
 
 
@@ -201,6 +203,9 @@ class NormalizedBatch:
     #: ``extension_stats``: the extension's own figures in this batch's head (none from an
     #: older extension, or when they were malformed and rejected).
     extension_stats_rows: list[ExtensionStatsRow] = field(default_factory=list)
+    #: Function log lines without a request id written while several invocations of the
+    #: environment were open (Managed Instances): stored with ``request_id = ''``.
+    unattributed_lines: int = 0
 
     @property
     def invocation_count(self) -> int:
@@ -230,9 +235,18 @@ class NormalizedBatch:
         return _rows_of(LogRow, self.log_columns, frozenset(("timestamp",)))
 
 
-#: What an event handler returns: the request whose invocation window is open after the event
-#: (log lines without a request id belong to it), and how many log records Lambda dropped.
-EventResult = tuple[str | None, int]
+#: The ``initializationType`` (and the batch environment's ``initialization_type``) of a Lambda
+#: Managed Instances environment: it serves several requests at once.
+MANAGED_INSTANCES = "lambda-managed-instances"
+
+#: The requests whose invocation windows are open, in the order they started. On demand there
+#: is at most one; a Managed Instances environment may have many open at once.
+Window = tuple[str, ...]
+
+#: What an event handler returns: the invocation windows open after the event (a log line
+#: without a request id belongs to the open one when exactly one is open), and how many log
+#: records Lambda dropped.
+EventResult = tuple[Window, int]
 
 #: How the store merges each column of ``invocation_parts`` (collector/sql/tables.py); the
 #: parts of one request within a batch are merged here with the same functions. Unnamed
@@ -269,6 +283,13 @@ class BatchBuilder:
         self.log_lines: Counter[str] = Counter()
         self.first_line_at: dict[str, int] = {}
         self.timed_out: set[str] = set()
+        #: Several requests run at once here: a window opens at each ``platform.start`` beside
+        #: the others instead of replacing the open one, and closes at its report too (the
+        #: Managed Instances Telemetry API sends no ``platform.runtimeDone``).
+        self.concurrent = env.initialization_type == MANAGED_INSTANCES
+        #: Function lines without a request id written while several invocations were open:
+        #: kept with ``request_id = ''`` rather than guessed.
+        self.unattributed_lines = 0
         #: parse cache for parse_time_ms: the events of a batch share a few seconds.
         self.seconds: dict[str, int] = {}
 
@@ -333,6 +354,15 @@ class BatchBuilder:
         self.log_attributes.append(
             {clean_text(k): clean_text(v) for k, v in attributes.items()} if attributes else {}
         )
+
+    def window_owner(self, window: Window) -> str | None:
+        """The request a line without a request id belongs to: the open one when exactly one
+        is open; None (and counted) when several are."""
+        if len(window) == 1:
+            return window[0]
+        if window:
+            self.unattributed_lines += 1
+        return None
 
     def invocation_columns(self) -> dict[str, list[Any]]:
         rows = list(self.requests.values())

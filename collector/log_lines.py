@@ -9,7 +9,12 @@ logger's keys it has; its other keys become attributes.
 
 Text-format ``function`` lines carry no request id unless awslambdaric's logging wrote them,
 so the rest are attributed by the invocation window: from ``platform.start(X)`` to
-``platform.runtimeDone(X)``, in delivery order (collector/telemetry.py keeps the window).
+``platform.runtimeDone(X)`` (to ``platform.report(X)`` in a Managed Instances environment,
+which sends no runtimeDone), in delivery order (collector/telemetry.py keeps the windows).
+A Managed Instances environment runs several requests at once: a line that names its request
+(JSON ``requestId``, awslambdaric's prefix, platform lines) goes to that request, and one that
+does not goes to the open invocation only when exactly one is open; otherwise it is stored
+with ``request_id = ''`` and counted (``NormalizedBatch.unattributed_lines``), not guessed.
 ``extension`` lines are never attributed: what an extension writes during an invocation is
 not the function's log.
 """
@@ -20,7 +25,7 @@ import json
 import re
 from typing import Any, NamedTuple
 
-from lambdascope.collector.batch_rows import BatchBuilder, EventResult
+from lambdascope.collector.batch_rows import BatchBuilder, EventResult, Window
 from lambdascope.collector.fields import BatchError, json_kind
 
 __all__ = ["LOG_HANDLERS", "TextLine", "parse_text_line"]
@@ -185,7 +190,7 @@ def _error_text(record: dict[str, Any]) -> str:
 
 
 def _log_structured(
-    out: BatchBuilder, stream: str, record: dict[str, Any], when: int, window: str | None
+    out: BatchBuilder, stream: str, record: dict[str, Any], when: int, window: Window
 ) -> None:
     """A JSON log object: level, request id and message from whichever logger's keys it has;
     the other keys become attributes. ``extension`` lines are never a request's."""
@@ -197,7 +202,7 @@ def _log_structured(
             if request_id:
                 break
         if not isinstance(request_id, str) or not request_id:
-            request_id = window
+            request_id = out.window_owner(window)
         # Kept out of the attributes as before; Powertools' function_request_id stays in them.
         used.append("requestId")
     level_key = _level_key(record)
@@ -218,14 +223,14 @@ def _log_structured(
     out.log(when, request_id, stream, level, text, extra)
 
 
-def _function_line(out: BatchBuilder, record: Any, when: int, window: str | None) -> EventResult:
+def _function_line(out: BatchBuilder, record: Any, when: int, window: Window) -> EventResult:
     if isinstance(record, str):
         structured = _structured_text(record)
         if structured is not None:
             _log_structured(out, "function", structured, when, window)
             return window, 0
         line = parse_text_line(record)
-        request_id = line.request_id or window
+        request_id = line.request_id or out.window_owner(window)
         out.log(when, request_id, "function", line.level, line.message)
         if line.request_id and "Task timed out after" in line.message:
             out.timed_out.add(line.request_id)
@@ -236,7 +241,7 @@ def _function_line(out: BatchBuilder, record: Any, when: int, window: str | None
     raise BatchError("", f"must be a log line string or a JSON log object, got {json_kind(record)}")
 
 
-def _extension_line(out: BatchBuilder, record: Any, when: int, window: str | None) -> EventResult:
+def _extension_line(out: BatchBuilder, record: Any, when: int, window: Window) -> EventResult:
     """What an extension (lambdascope's own or another) wrote: kept on its own stream and never
     attributed to the open invocation, whose log is the customer's function's.
 

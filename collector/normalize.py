@@ -11,7 +11,8 @@ are walked in delivery order and each goes to the module for its source:
 
 They all add to one :class:`~lambdascope.collector.batch_rows.BatchBuilder`, which merges the
 parts of a request within the batch (collector/batch_rows.py). The batch's
-``open_request_id`` opens an invocation window that started in an earlier batch, so log lines
+``open_request_id`` (``open_request_ids`` from a Managed Instances environment, where several
+may be open) opens the invocation windows that started in an earlier batch, so log lines
 without a request id are attributed across batches too.
 
 A batch that cannot be read as a whole (its head, its environment, ``telemetry`` not a list)
@@ -106,7 +107,7 @@ def normalize_batch(batch: Any) -> NormalizedBatch:
     sent_at = _from_ms(sent_at_ms) if sent_at_ms is not None else None
     sent_at_whole_ms = math.floor(sent_at_ms) if sent_at_ms is not None else None
     env = _environment(batch)
-    window = read_str(batch, "open_request_id", "") or None
+    window = _open_windows(batch)
     telemetry = batch.get("telemetry")
     if not isinstance(telemetry, list):
         raise BatchError("telemetry", f"must be a list of events, got {json_kind(telemetry)}")
@@ -182,4 +183,15 @@ def normalize_batch(batch: Any) -> NormalizedBatch:
         dropped_records=dropped,
         rejected=tuple(rejected),
         extension_stats_rows=[stats] if stats is not None else [],
+        unattributed_lines=out.unattributed_lines,
     )
+
+
+def _open_windows(batch: dict[str, Any]) -> tuple[str, ...]:
+    """The invocation windows open before the batch's first event: ``open_request_ids`` when
+    the extension sent it (Managed Instances: several may be open), else ``open_request_id``."""
+    several = batch.get("open_request_ids")
+    if isinstance(several, list):
+        return tuple(dict.fromkeys(r for r in several if isinstance(r, str) and r))
+    one = read_str(batch, "open_request_id", "")
+    return (one,) if one else ()

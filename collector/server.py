@@ -172,6 +172,11 @@ class CollectorServer:
             self.metrics.inc("lambdascope_events_ignored_total", batch.ignored_events)
             self.metrics.inc("lambdascope_events_rejected_total", len(batch.rejected))
             self.metrics.inc("lambdascope_extension_dropped_records_total", batch.dropped_records)
+            # Lines of a Managed Instances environment that named no request while several ran.
+            self.metrics.inc(
+                "lambdascope_log_lines_unattributed_total",
+                getattr(batch, "unattributed_lines", 0),
+            )
             self.metrics.inc(
                 "lambdascope_rows_written_total", result.invocation_rows, table="invocation_parts"
             )

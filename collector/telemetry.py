@@ -7,8 +7,8 @@ each contribute what they know about one request; ``platform.init*`` and
 kept as the line CloudWatch Logs shows for it (``START``, ``END``, ``REPORT``,
 ``INIT_START``, ...; TAB separated) on the ``platform`` stream.
 
-Each handler in :data:`PLATFORM_HANDLERS` gets (builder, record, time, open window) and
-returns the window and the log records Lambda dropped; a :class:`BatchError` it raises names
+Each handler in :data:`PLATFORM_HANDLERS` gets (builder, record, time, open windows) and
+returns the open windows and the log records Lambda dropped; a :class:`BatchError` it raises names
 the field relative to the record ("" for the record itself).
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from lambdascope.collector.batch_rows import BatchBuilder, EventResult
+from lambdascope.collector.batch_rows import BatchBuilder, EventResult, Window
 from lambdascope.collector.fields import (
     UINT64_MAX,
     ms_to_datetime,
@@ -61,17 +61,27 @@ def _render_report(request_id: str, record: dict[str, Any], metrics: dict[str, A
     return "\t".join(parts) + "\t"
 
 
-def _platform_start(out: BatchBuilder, record: Any, when: int, w: Any) -> EventResult:
+def _platform_start(out: BatchBuilder, record: Any, when: int, window: Window) -> EventResult:
     record = read_object(record, "")
     request_id = read_id(record, "requestId", "")
     out.part(request_id, when, start_time=when, has_start=1)
     version = read_str(record, "version", "") or out.env.function_version
     out.log(when, request_id, "platform", "", f"START RequestId: {request_id} Version: {version}")
-    return request_id, 0
+    if out.concurrent:
+        # Managed Instances: this request runs beside the open ones.
+        return (window if request_id in window else window + (request_id,)), 0
+    # On demand one request runs at a time: a start replaces a window whose end was lost.
+    return (request_id,), 0
+
+
+def _closed(window: Window, request_id: str) -> Window:
+    """The windows still open once ``request_id``'s has closed; a close for a request whose
+    window is not open (its start was lost) leaves the open ones alone."""
+    return tuple(r for r in window if r != request_id) if request_id in window else window
 
 
 def _platform_runtime_done(
-    out: BatchBuilder, record: Any, when: int, window: str | None
+    out: BatchBuilder, record: Any, when: int, window: Window
 ) -> EventResult:
     record = read_object(record, "")
     request_id = read_id(record, "requestId", "")
@@ -87,12 +97,11 @@ def _platform_runtime_done(
         has_runtime_done=1,
     )
     out.log(when, request_id, "platform", "", f"END RequestId: {request_id}")
-    # Lines after runtimeDone(X) are no longer X's; a runtimeDone for another request (a
-    # lost window) leaves the open one alone.
-    return (None if window in (None, request_id) else window), 0
+    # Lines after runtimeDone(X) are no longer X's.
+    return _closed(window, request_id), 0
 
 
-def _platform_report(out: BatchBuilder, record: Any, when: int, window: str | None) -> EventResult:
+def _platform_report(out: BatchBuilder, record: Any, when: int, window: Window) -> EventResult:
     record = read_object(record, "")
     request_id = read_id(record, "requestId", "")
     metrics = read_object(record.get("metrics") or {}, "metrics")
@@ -117,7 +126,20 @@ def _platform_report(out: BatchBuilder, record: Any, when: int, window: str | No
         invoked_ms = read_number(metrics, "durationMs", "metrics") or 0.0
         out.cold_start("init", when, first_request_time=ms_to_datetime(when - round(invoked_ms)))
     out.log(when, request_id, "platform", "", _render_report(request_id, record, metrics))
-    return window, 0
+    # Managed Instances send no runtimeDone: the report ends the request's window there. On
+    # demand the window already closed at runtimeDone and is left as it was.
+    return (_closed(window, request_id) if out.concurrent else window), 0
+
+
+def _initialization_type(out: BatchBuilder, record: dict[str, Any]) -> str | None:
+    """The init's ``initializationType``; for a Managed Instances environment whose init
+    event does not say, the environment's own (its extension reads it from
+    AWS_LAMBDA_INITIALIZATION_TYPE), so readers can still tell such an environment. On demand
+    a missing type stays missing, as before."""
+    value = read_str(record, "initializationType", "")
+    if not value and out.concurrent:
+        return out.env.initialization_type
+    return value
 
 
 def _phase(record: dict[str, Any], restore: bool) -> str:
@@ -136,7 +158,7 @@ def _init_start(
     out.cold_start(
         phase,
         when,
-        initialization_type=read_str(record, "initializationType", ""),
+        initialization_type=_initialization_type(out, record),
         init_start_time=when,
         runtime_version=runtime_version,
         has_init_start=1,
@@ -157,7 +179,7 @@ def _init_runtime_done(
     out.cold_start(
         _phase(record, restore),
         when,
-        initialization_type=read_str(record, "initializationType", ""),
+        initialization_type=_initialization_type(out, record),
         runtime_done_time=when,
         runtime_done_status=_lower(read_str(record, "status", "")),
         runtime_done_error_type=read_str(record, "errorType", ""),
@@ -178,7 +200,7 @@ def _init_report(
     out.cold_start(
         phase,
         when,
-        initialization_type=read_str(record, "initializationType", ""),
+        initialization_type=_initialization_type(out, record),
         report_time=when,
         report_status=status,
         report_error_type=error_type,

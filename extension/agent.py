@@ -1,6 +1,8 @@
 """The lambdascope extension's main loop, written as Lambda's lifecycle steps:
 
-1. register with the Extensions API (INVOKE, SHUTDOWN);
+1. register with the Extensions API (INVOKE, SHUTDOWN; SHUTDOWN only in a Lambda Managed
+   Instances environment, where extensions get no INVOKE event and requests overlap: there the
+   Telemetry API's platform.start and platform.report open and close the invocation records);
 2. start the Telemetry listener (background thread, answers 200 at once);
 3. subscribe to the Telemetry API (platform, function, extension);
 4. start the background sender;
@@ -25,6 +27,7 @@ import threading  # noqa: E402
 from . import __version__, log  # noqa: E402
 from .batch import environment_info, invocation_record, new_id  # noqa: E402
 from .buffer import TelemetryBuffer  # noqa: E402
+from .buffer import next_open_request_ids as buffer_next_open_request_ids  # noqa: E402
 from .config import (  # noqa: E402
     COLLECTOR_URL,
     ca_bundle_problem,
@@ -32,7 +35,12 @@ from .config import (  # noqa: E402
     load_config,
     runtime_api_host,
 )
-from .lambda_api import ExtensionsApi, LambdaApiError, telemetry_subscription  # noqa: E402
+from .lambda_api import (  # noqa: E402
+    MANAGED_INSTANCES_SCHEMA_VERSION,
+    ExtensionsApi,
+    LambdaApiError,
+    telemetry_subscription,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,6 +60,8 @@ SHUTDOWN_MARGIN_MS = 150  # exit this long before Lambda's SIGKILL at the SHUTDO
 SHUTDOWN_EXIT_MS = 50
 NEXT_RETRIES = 3
 REGISTER_RETRY_PAUSES_S = (0.02, 0.1)
+#: AWS_LAMBDA_INITIALIZATION_TYPE of a Lambda Managed Instances environment.
+MANAGED_INSTANCES = "lambda-managed-instances"
 
 
 class _Terminated(Exception):
@@ -72,11 +82,17 @@ class Agent:
         self.config = config
         self.environ = environ
         self.environment_id = new_id()
+        #: Several requests run at once in this environment (Lambda Managed Instances).
+        self.concurrent = environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == MANAGED_INSTANCES
         self.buffer = TelemetryBuffer(
             config.buffer_max_events,
             config.buffer_max_bytes,
             otlp_max_bytes=config.otlp_buffer_max_bytes,
+            concurrent=self.concurrent,
         )
+        if self.concurrent:
+            # From the first delivery on, before the sampler starts on the setup thread.
+            self.buffer.on_lifecycle = self.on_platform_event
         self.api: ExtensionsApi | None = None
         self.listener: HttpServer | None = None
         self.telemetry_handler: TelemetryHandler | None = None
@@ -110,15 +126,29 @@ class Agent:
         # Retried briefly (not for 403: bad or duplicate name, registration closed): an API
         # that is still starting, or that has not yet noted this process as launched, would
         # otherwise fail the whole init; the success path pays nothing.
+        events = ("SHUTDOWN",) if self.concurrent else ("INVOKE", "SHUTDOWN")
         for attempt, pause_s in enumerate(REGISTER_RETRY_PAUSES_S + (None,)):
             try:
-                return self.api.register(self.name)
+                return self.api.register(self.name, events)
             except LambdaApiError as exc:
+                if exc.status == 403 and "INVOKE" in events and "InvalidEventType" in str(exc):
+                    # A platform that offers extensions no INVOKE event (Managed Instances)
+                    # whose variable did not say so: run as there.
+                    log.warning("INVOKE refused at register; recording from telemetry alone")
+                    self._become_concurrent()
+                    return self.api.register(self.name, ("SHUTDOWN",))
                 if pause_s is None or exc.status == 403:
                     raise
                 log.warning("register attempt %d failed, retrying: %s" % (attempt + 1, exc))
                 time.sleep(pause_s)
         raise AssertionError("unreachable")
+
+    def _become_concurrent(self) -> None:
+        self.concurrent = True
+        self.buffer.concurrent = True
+        self.buffer._advance = buffer_next_open_request_ids
+        self.buffer._head_open = self.buffer._tail_open = ()
+        self.buffer.on_lifecycle = self.on_platform_event
 
     # 2. listener ----------------------------------------------------------------------------
     def start_listener(self) -> int | None:
@@ -128,7 +158,9 @@ class Agent:
         host = choose_listen_host(self.config.listen_host, runtime_host)
         from .logfilter import LogFilter  # the built-in redaction patterns always apply
 
-        log_filter = LogFilter(self.config.redact_patterns, self.config.log_sample_rate)
+        log_filter = LogFilter(
+            self.config.redact_patterns, self.config.log_sample_rate, concurrent=self.concurrent
+        )
         try:
             self.listener, self.telemetry_handler = start_listener(
                 host,
@@ -163,8 +195,9 @@ class Agent:
                 host or "127.0.0.1",
                 self.config.otlp_port,
                 self.buffer,
-                lambda: self.last_request_id,
+                self._otlp_request_id,
                 self.config.otlp_max_bytes,
+                open_request_ids=self.buffer.open_request_ids if self.concurrent else None,
             )
         except OSError as exc:
             log.error(
@@ -181,7 +214,11 @@ class Agent:
         assert self.api is not None
         c = self.config
         body = telemetry_subscription(
-            port, c.telemetry_max_items, c.telemetry_max_bytes, c.telemetry_timeout_ms
+            port,
+            c.telemetry_max_items,
+            c.telemetry_max_bytes,
+            c.telemetry_timeout_ms,
+            schema_version=MANAGED_INSTANCES_SCHEMA_VERSION if self.concurrent else None,
         )
         try:
             response = self.api.subscribe_telemetry(body)
@@ -250,6 +287,9 @@ class Agent:
         ).start()
 
     def start_sampler(self) -> None:
+        if self.concurrent:
+            self._start_environment_sampler()
+            return
         if self.config.proc_sample_interval_ms <= 0:
             return
         from .procstats import ProcSampler
@@ -260,6 +300,44 @@ class Agent:
             niceness=self.config.background_nice,
             finished=self.buffer.runtime_done_arrived,
         ).start()
+
+    def _start_environment_sampler(self) -> None:
+        """Managed Instances: requests open and close on the Telemetry API's events, several at
+        once; /proc figures are the environment's (procstats.EnvironmentSampler)."""
+        if self.config.proc_sample_interval_ms > 0:
+            from .procstats import EnvironmentSampler
+
+            self.sampler = EnvironmentSampler(
+                self.config.proc_sample_interval_ms / 1000.0,
+                sink=self.buffer.add_invocation,
+                niceness=self.config.background_nice,
+            ).start()
+
+    def on_platform_event(self, event: Mapping[str, Any]) -> None:
+        """A platform.start or platform.report of a Managed Instances environment (on the
+        listener's thread): open or close the request's record."""
+        from .batch import telemetry_invocation_record
+
+        record = telemetry_invocation_record(event)
+        if record is None:
+            return
+        sampler = self.sampler
+        if event.get("type") == "platform.start":
+            self.invocations += 1
+            if sampler is not None:
+                sampler.open(record)
+            else:
+                self.buffer.add_invocation(record)
+        elif sampler is not None:
+            sampler.close(record["request_id"])
+
+    def _otlp_request_id(self) -> str | None:
+        """The request an OTLP export belongs to when it names none: the last INVOKE on
+        demand; with overlapping requests the open one only when exactly one is open."""
+        if self.concurrent:
+            opened = self.buffer.open_request_ids()
+            return opened[0] if len(opened) == 1 else None
+        return self.last_request_id
 
     def self_stats(self) -> dict[str, Any]:
         from .procstats import self_usage

@@ -46,6 +46,52 @@ def invocation_record(event: Mapping[str, Any], received_at_ms: int) -> dict[str
     }
 
 
+def telemetry_invocation_record(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The `invocations` entry for one request of a Managed Instances environment, from its
+    Telemetry API `platform.start` (extensions get no INVOKE event there, so neither the
+    deadline nor the invoked ARN is known); None for an event without a request id."""
+    record = event.get("record")
+    if not isinstance(record, dict) or not isinstance(record.get("requestId"), str):
+        return None
+    tracing = record.get("tracing")
+    trace_id = None
+    if isinstance(tracing, dict) and isinstance(tracing.get("value"), str) and tracing["value"]:
+        trace_id = tracing["value"]
+    return {
+        "request_id": record["requestId"],
+        "deadline_ms": None,
+        "received_at_ms": telemetry_time_ms(event.get("time")),
+        "invoked_function_arn": None,
+        "trace_id": trace_id,
+    }
+
+
+def telemetry_time_ms(value: Any) -> int | None:
+    """A Telemetry API event's `time` (`2026-11-24T07:00:00.123Z`) as epoch ms, else None."""
+    if not isinstance(value, str) or len(value) < 19:
+        return None
+    import calendar  # only in Managed Instances environments, on the listener's thread
+
+    try:
+        whole = calendar.timegm(
+            (
+                int(value[0:4]),
+                int(value[5:7]),
+                int(value[8:10]),
+                int(value[11:13]),
+                int(value[14:16]),
+                int(value[17:19]),
+            )
+        )
+    except ValueError:
+        return None
+    fraction = value[19:].rstrip("Z")
+    millis = 0
+    if fraction.startswith(".") and fraction[1:4].isdigit():
+        millis = int(fraction[1:4].ljust(3, "0"))
+    return whole * 1000 + millis
+
+
 def normalise_architecture(machine: str) -> str:
     """Lambda's names: `x86_64` or `arm64` (Linux reports aarch64 on Graviton)."""
     lowered = machine.lower()
@@ -102,10 +148,12 @@ def build_batch_json(
     invocations: list[dict[str, Any]],
     extension_stats: Mapping[str, Any] | None = None,
     otlp: list[dict[str, Any]] | None = None,
+    open_request_ids: tuple[str, ...] | None = None,
 ) -> bytes:
     """The batch body (UTF-8 JSON); `telemetry` holds each event as JSON text. `otlp` (OTLP
     export requests from the local receiver) is written only when there are some, so batches
-    without them stay as docs/architecture.md section 1 shows."""
+    without them stay as docs/architecture.md section 1 shows; so is `open_request_ids` (the
+    windows open when requests overlap, Managed Instances only)."""
     head: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "batch_id": batch_id,
@@ -114,6 +162,8 @@ def build_batch_json(
         "environment": dict(environment),
         "open_request_id": open_request_id,
     }
+    if open_request_ids is not None:
+        head["open_request_ids"] = list(open_request_ids)
     if extension_stats is not None:
         head["extension_stats"] = dict(extension_stats)
     if otlp:

@@ -5,6 +5,11 @@ is worth more than old, and the drop count is reported to the collector). It als
 invocation window is open at the head of the buffer, so every batch carries `open_request_id`
 (docs/architecture.md section 1): Text-format `function` lines have no requestId and the
 collector attributes them by the window they fall in, even when a batch splits a window.
+
+A Lambda Managed Instances environment runs several requests at once and its Telemetry API
+sends no `platform.runtimeDone`: there the buffer tracks the set of open windows (a start
+opens one beside the others, the request's report closes it) and batches carry
+`open_request_ids`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,21 @@ def next_open_request_id(
     return current
 
 
+def next_open_request_ids(
+    current: tuple[str, ...], event_type: str, request_id: str | None
+) -> tuple[str, ...]:
+    """The open invocation windows after an event when requests overlap (Managed Instances):
+    `platform.start` opens one beside the others; the request's `platform.runtimeDone` or
+    `platform.report` closes it (Managed Instances send no runtimeDone)."""
+    if not request_id:
+        return current
+    if event_type == "platform.start":
+        return current if request_id in current else current + (request_id,)
+    if event_type in ("platform.runtimeDone", "platform.report") and request_id in current:
+        return tuple(r for r in current if r != request_id)
+    return current
+
+
 def event_request_id(event: dict[str, Any]) -> str | None:
     record = event.get("record")
     if isinstance(record, dict):
@@ -43,7 +63,14 @@ def event_request_id(event: dict[str, Any]) -> str | None:
 class BatchContent:
     """What one batch takes out of the buffer."""
 
-    __slots__ = ("open_request_id", "telemetry", "invocations", "telemetry_bytes", "otlp")
+    __slots__ = (
+        "open_request_id",
+        "telemetry",
+        "invocations",
+        "telemetry_bytes",
+        "otlp",
+        "open_request_ids",
+    )
 
     def __init__(
         self,
@@ -52,8 +79,11 @@ class BatchContent:
         invocations: list[dict[str, Any]],
         telemetry_bytes: int,
         otlp: list[dict[str, Any]] | None = None,
+        open_request_ids: tuple[str, ...] | None = None,
     ) -> None:
         self.open_request_id = open_request_id
+        #: Managed Instances: every window open before the first event (None on demand).
+        self.open_request_ids = open_request_ids
         self.telemetry = telemetry  # each event as compact JSON text, in delivery order
         self.invocations = invocations
         self.telemetry_bytes = telemetry_bytes
@@ -69,8 +99,14 @@ class TelemetryBuffer:
         max_bytes: int = 4 * 1024 * 1024,
         max_invocations: int = 2000,
         otlp_max_bytes: int = 4 * 1024 * 1024,
+        concurrent: bool = False,
     ) -> None:
         self.max_events = max_events
+        #: Several requests run at once (Managed Instances): windows are a tuple of request
+        #: ids, and `on_lifecycle` (set by the agent) hears each platform.start and report.
+        self.concurrent = concurrent
+        self._advance: Any = next_open_request_ids if concurrent else next_open_request_id
+        self.on_lifecycle: Any = None
         self.max_bytes = max_bytes
         self.max_invocations = max_invocations
         self.otlp_max_bytes = otlp_max_bytes
@@ -85,8 +121,10 @@ class TelemetryBuffer:
         self._events: deque[tuple[str, str, str | None]] = deque()
         self._invocations: deque[dict[str, Any]] = deque()
         self._bytes = 0
-        self._head_open: str | None = None  # open window before the first buffered event
-        self._tail_open: str | None = None  # open window after the last received event
+        # The open window before the first buffered event / after the last received one: a
+        # request id or None on demand, a tuple of them when requests overlap.
+        self._head_open: Any = () if concurrent else None
+        self._tail_open: Any = () if concurrent else None
         self._reports: deque[str] = deque(maxlen=64)  # request ids whose platform.report arrived
         self._runtime_done: deque[str] = deque(maxlen=64)  # ... whose platform.runtimeDone did
         self._oldest_at: float | None = None  # monotonic time the buffer became non-empty
@@ -118,7 +156,7 @@ class TelemetryBuffer:
                 self._bytes += len(entry[0])
                 self.received_events += 1
                 self.received_bytes += len(entry[0])
-                self._tail_open = next_open_request_id(self._tail_open, entry[1], entry[2])
+                self._tail_open = self._advance(self._tail_open, entry[1], entry[2])
                 if entry[1] == "platform.report" and entry[2]:
                     self._reports.append(entry[2])
                     wake_waiters = True
@@ -132,11 +170,25 @@ class TelemetryBuffer:
                 self._bytes -= len(text)
                 self.dropped_events += 1
                 self.dropped_bytes += len(text)
-                self._head_open = next_open_request_id(self._head_open, event_type, request_id)
+                self._head_open = self._advance(self._head_open, event_type, request_id)
             if not self._events and not self._invocations and not self._otlp:
                 self._oldest_at = None
             if wake_waiters:
                 self._cond.notify_all()
+        hook = self.on_lifecycle
+        if hook is not None:
+            # Outside the lock: the hook hands the request to the sampler (Managed Instances
+            # give extensions no INVOKE event, so the Telemetry API's events drive records).
+            for event in events:
+                kind = event.get("type")
+                if kind == "platform.start" or kind == "platform.report":
+                    hook(event)
+
+    def open_request_ids(self) -> tuple[str, ...]:
+        """The requests whose windows are open after the last received event (Managed
+        Instances; () on demand)."""
+        with self._cond:
+            return self._tail_open if self.concurrent else ()
 
     def add_invocation(self, record: dict[str, Any]) -> None:
         with self._cond:
@@ -223,7 +275,7 @@ class TelemetryBuffer:
                 self._events.popleft()
                 taken.append(text)
                 size += len(text)
-                self._head_open = next_open_request_id(self._head_open, event_type, request_id)
+                self._head_open = self._advance(self._head_open, event_type, request_id)
             self._bytes -= size
             invocations = list(self._invocations)
             self._invocations.clear()
@@ -243,4 +295,14 @@ class TelemetryBuffer:
                 self._oldest_at = None
             else:
                 self._oldest_at = time.monotonic()
+            if self.concurrent:
+                windows = open_request_id
+                return BatchContent(
+                    windows[0] if len(windows) == 1 else None,
+                    taken,
+                    invocations,
+                    size,
+                    otlp,
+                    open_request_ids=windows,
+                )
             return BatchContent(open_request_id, taken, invocations, size, otlp)

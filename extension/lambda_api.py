@@ -19,6 +19,9 @@ INIT_ERROR_PATH = "/2020-01-01/extension/init/error"
 EXIT_ERROR_PATH = "/2020-01-01/extension/exit/error"
 TELEMETRY_PATH = "/2022-07-01/telemetry"
 TELEMETRY_SCHEMA_VERSION = "2022-12-13"
+#: Lambda Managed Instances accept only this schema (backward compatible on demand, where the
+#: older one is kept: its events are what the collector was built against).
+MANAGED_INSTANCES_SCHEMA_VERSION = "2025-01-29"
 TELEMETRY_TYPES = ("platform", "function", "extension")
 
 
@@ -36,11 +39,12 @@ def telemetry_subscription(
     max_bytes: int = 262144,
     timeout_ms: int = 25,
     types: tuple[str, ...] = TELEMETRY_TYPES,
+    schema_version: str | None = None,
 ) -> dict[str, Any]:
     """The `PUT /2022-07-01/telemetry` body; the destination host is the sandbox name, as
     Lambda requires, and the platform maps it to this environment's address."""
     return {
-        "schemaVersion": TELEMETRY_SCHEMA_VERSION,
+        "schemaVersion": schema_version or TELEMETRY_SCHEMA_VERSION,
         "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:%d/" % port},
         "types": list(types),
         "buffering": {"maxItems": max_items, "maxBytes": max_bytes, "timeoutMs": timeout_ms},

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 
 from . import log
-from .buffer import event_request_id, next_open_request_id
+from .buffer import event_request_id, next_open_request_id, next_open_request_ids
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -139,10 +139,19 @@ class LogFilter:
     """Redacts and samples Telemetry API deliveries in order; tracks the open invocation
     window itself, since Text-format `function` lines carry no request id."""
 
-    def __init__(self, redact_patterns: Sequence[str] = (), sample_rate: float = 1.0) -> None:
+    def __init__(
+        self,
+        redact_patterns: Sequence[str] = (),
+        sample_rate: float = 1.0,
+        concurrent: bool = False,
+    ) -> None:
         self.redactor = Redactor(redact_patterns)
         self.sample_rate = sample_rate
-        self._window: str | None = None
+        # Managed Instances run several requests at once: the open windows are a tuple, and a
+        # line naming no request is sampled by its request only while exactly one is open.
+        self.concurrent = concurrent
+        self._advance: Any = next_open_request_ids if concurrent else next_open_request_id
+        self._window: Any = () if concurrent else None
         self._lock = threading.Lock()
         self.redacted_lines = 0
         self.sampled_out_lines = 0
@@ -158,14 +167,17 @@ class LogFilter:
                     if filtered is not None:
                         kept.append(filtered)
                     continue
-                self._window = next_open_request_id(self._window, str(kind), request_id)
+                self._window = self._advance(self._window, str(kind), request_id)
                 kept.append(event)
             return kept
 
     def _log_event(self, event: dict[str, Any], kind: str) -> dict[str, Any] | None:
         record = event.get("record")
         if kind == "function" and self.sample_rate < 1.0:
-            request_id = event_request_id(event) or self._window
+            window = self._window
+            if self.concurrent:
+                window = window[0] if len(window) == 1 else None
+            request_id = event_request_id(event) or window
             if not keep_request(request_id, self.sample_rate) and not always_kept(record):
                 self.sampled_out_lines += 1
                 return None

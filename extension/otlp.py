@@ -4,8 +4,11 @@ millisecond and nothing is lost when the sandbox freezes.
 
 Payloads are checked (so a broken exporter hears 400 at once, as the OTLP/HTTP specification
 asks) but forwarded WITHOUT decoding: the raw body goes into the batch as base64 with its
-content type and encoding, tagged with the request id of the INVOKE open when it arrived. The
-collector decodes it. Nothing is logged per request (this process's stderr is telemetry).
+content type and encoding, tagged with the request id of the INVOKE open when it arrived. In a
+Lambda Managed Instances environment several requests are open at once: a trace export is
+tagged with the `faas.invocation_id` its spans carry (one id among them), else with the open
+request only when exactly one is open. The collector decodes it. Nothing is logged per request
+(this process's stderr is telemetry).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from . import httpio, log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from .buffer import TelemetryBuffer
 
+#: The OpenTelemetry semantic-conventions attribute naming a span's Lambda request id.
+INVOCATION_ID_KEY = "faas.invocation_id"
 SIGNALS = {"/v1/traces": "traces", "/v1/logs": "logs", "/v1/metrics": "metrics"}
 # Sent by lambdascope_tracing with the exports it makes while serving a request: exact, where
 # the last INVOKE this process saw may lag a handler that exports within a millisecond.
@@ -143,6 +148,81 @@ def otlp_item(
     }
 
 
+def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value) of each top-level field of a protobuf message; the
+    value of a length-delimited field is its bytes, of the others None."""
+    position = 0
+    for _ in range(len(data) + 1):
+        if position >= len(data):
+            return
+        key, position = _varint(data, position)
+        field, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            _value, position = _varint(data, position)
+            yield field, wire_type, None
+        elif wire_type == 1:
+            position += 8
+        elif wire_type == 2:
+            length, position = _varint(data, position)
+            yield field, wire_type, data[position : position + length]
+            position += length
+        elif wire_type == 5:
+            position += 4
+        else:
+            return
+
+
+def _protobuf_invocation_ids(data: bytes, found: set[str]) -> None:
+    """ExportTraceServiceRequest: resource_spans(1) > scope_spans(2) > spans(2) >
+    attributes(9) KeyValue{key(1), value(2) AnyValue{string_value(1)}}."""
+    key_bytes = INVOCATION_ID_KEY.encode()
+    for f1, w1, resource_spans in _fields(data):
+        if f1 != 1 or w1 != 2:
+            continue
+        for f2, w2, scope_spans in _fields(resource_spans):
+            if f2 != 2 or w2 != 2:
+                continue
+            for f3, w3, span in _fields(scope_spans):
+                if f3 != 2 or w3 != 2 or key_bytes not in span:
+                    continue
+                for f4, w4, attribute in _fields(span):
+                    if f4 != 9 or w4 != 2:
+                        continue
+                    parts = {f: v for f, w, v in _fields(attribute) if w == 2}
+                    if parts.get(1) == key_bytes and parts.get(2) is not None:
+                        for f5, w5, text in _fields(parts[2]):
+                            if f5 == 1 and w5 == 2:
+                                found.add(text.decode("utf-8", "replace"))
+
+
+def _json_invocation_ids(value: Any, found: set[str]) -> None:
+    for resource_spans in value.get("resourceSpans") or ():
+        for scope_spans in (resource_spans or {}).get("scopeSpans") or ():
+            for span in (scope_spans or {}).get("spans") or ():
+                for attribute in (span or {}).get("attributes") or ():
+                    if isinstance(attribute, dict) and attribute.get("key") == INVOCATION_ID_KEY:
+                        text = (attribute.get("value") or {}).get("stringValue")
+                        if isinstance(text, str) and text:
+                            found.add(text)
+
+
+def span_invocation_id(body: bytes, content_type: str, encoding: str, max_bytes: int) -> str | None:
+    """The `faas.invocation_id` the spans of a trace export carry, when they carry exactly
+    one; None when none or several (an export batching several requests' spans)."""
+    found: set[str] = set()
+    try:
+        data = decompressed(body, encoding, max_bytes)
+        if content_type == PROTOBUF:
+            _protobuf_invocation_ids(data, found)
+        else:
+            value = json.loads(data)
+            if isinstance(value, dict):
+                _json_invocation_ids(value, found)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return found.pop() if len(found) == 1 else None
+
+
 def request_id_from(headers: dict[str, str]) -> str | None:
     """The exporter's own tag, if it sent a plausible one (printable, at most 128 chars)."""
     value = headers.get(REQUEST_ID_HEADER, "").strip()
@@ -179,9 +259,13 @@ class OtlpHandler:
         current_request_id: Callable[[], str | None],
         max_bytes: int = 4 * 1024 * 1024,
         clock_ms: Callable[[], int] | None = None,
+        open_request_ids: Callable[[], tuple[str, ...]] | None = None,
     ) -> None:
         self.buffer = buffer
         self.current_request_id = current_request_id
+        #: Managed Instances: the requests open now. Given, a trace export naming no request
+        #: in its header is read for its spans' `faas.invocation_id` while several are open.
+        self.open_request_ids = open_request_ids
         self.max_bytes = max_bytes
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.accepted = 0
@@ -218,11 +302,19 @@ class OtlpHandler:
         except ValueError as exc:
             self._bad("%s export: %s" % (signal, exc))
             return 400, _status_body(content_type, _RPC_INVALID_ARGUMENT, str(exc)), content_type
+        request_id = request_id_from(headers)
+        if (
+            request_id is None
+            and self.open_request_ids is not None
+            and signal == "traces"
+            and len(self.open_request_ids()) > 1
+        ):
+            request_id = span_invocation_id(body, content_type, encoding, self.max_bytes)
         item = otlp_item(
             signal,
             content_type,
             "gzip" if encoding == "gzip" else "",
-            request_id_from(headers) or self.current_request_id(),
+            request_id or self.current_request_id(),
             self._clock_ms(),
             body,
         )
@@ -247,8 +339,9 @@ def start_receiver(
     buffer: TelemetryBuffer,
     current_request_id: Callable[[], str | None],
     max_bytes: int,
+    open_request_ids: Callable[[], tuple[str, ...]] | None = None,
 ) -> tuple[httpio.HttpServer, OtlpHandler]:
-    handler = OtlpHandler(buffer, current_request_id, max_bytes)
+    handler = OtlpHandler(buffer, current_request_id, max_bytes, open_request_ids=open_request_ids)
     # The transport bound sits above the handler's so that an oversized body still gets the
     # handler's OTLP status message; beyond twice the bound the socket layer answers 413.
     server = httpio.HttpServer(

@@ -71,6 +71,7 @@ class BatchAssembler:
             content.invocations,
             stats,
             content.otlp,
+            content.open_request_ids,
         )
         self._sequence += 1
         return PendingBatch(
@@ -101,4 +102,5 @@ def merged(first: BatchContent, then: BatchContent) -> BatchContent:
         first.invocations + then.invocations,
         first.telemetry_bytes + then.telemetry_bytes,
         first.otlp + then.otlp,
+        open_request_ids=first.open_request_ids,
     )

@@ -1,5 +1,9 @@
 """Per-invocation samples from /proc and the extension's own cost.
 
+In a Lambda Managed Instances environment requests overlap, so no figure here is one
+request's: :class:`EnvironmentSampler` gives each request the environment's figures over its
+lifetime and says so (`proc.scope = "environment"`); memory there is the environment's.
+
 In Lambda the execution environment is a micro-VM, so machine-wide /proc figures (/proc/stat,
 /proc/meminfo, /proc/net/dev, file-nr, loadavg) *are* the environment's. On a developer machine
 (the emulator) they describe the whole host: read them as upper bounds there.
@@ -328,5 +332,131 @@ class ProcSampler:
                     if self._record is not None:
                         merge_maxima(self._maxima, levels)
                         self._samples += 1
+            except Exception:  # noqa: BLE001 - sampling is best effort, never fatal
+                continue
+
+
+class EnvironmentSampler:
+    """Samples /proc for a Lambda Managed Instances environment, where requests overlap.
+
+    /proc describes the environment, and there several requests (each in its own runtime
+    process for Python) share it: its memory, CPU and network cannot be split among them.
+    So while any request is open the environment is sampled, and each request's record gets
+    the environment's figures over that request's own lifetime (`proc.scope` is
+    `"environment"`, with the most requests open at once during it). Requests open and close
+    on the Telemetry API's `platform.start` and `platform.report` (no INVOKE event reaches
+    extensions there); the /proc reads happen on this sampler's thread.
+    """
+
+    def __init__(
+        self,
+        interval_s: float,
+        sink: Callable[[dict[str, Any]], None],
+        niceness: int = 0,
+    ) -> None:
+        self.interval_s = interval_s
+        self._niceness = niceness
+        self._sink = sink
+        self._lock = threading.Lock()
+        self._process = threading.RLock()
+        #: ("open", record) / ("close", request id), in arrival order.
+        self._queue: deque[tuple[str, Any]] = deque()
+        #: request id -> [record, start counters, maxima, samples, most open at once]
+        self._open: dict[str, list[Any]] = {}
+        self._wake = threading.Event()
+        self._stopped = False
+        self._ticks = _clock_ticks()
+        self._thread = threading.Thread(target=self._run, name="lambdascope-proc", daemon=True)
+
+    def start(self) -> EnvironmentSampler:
+        self._thread.start()
+        return self
+
+    def open(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._queue.append(("open", record))
+        self._wake.set()
+
+    def close(self, request_id: str) -> None:
+        with self._lock:
+            self._queue.append(("close", request_id))
+        self._wake.set()
+
+    def finish(self) -> None:
+        """Close every open request now (SHUTDOWN) and hand their records to the sink."""
+        with self._process:
+            self._drain()
+            for request_id in list(self._open):
+                self._close(request_id, sample_counters(), sample_levels())
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(timeout=1.0)
+
+    def open_count(self) -> int:
+        with self._process:
+            return len(self._open)
+
+    def _drain(self) -> bool:
+        changed = False
+        with self._process:
+            for _ in range(100000):
+                with self._lock:
+                    if not self._queue:
+                        return changed
+                    op, value = self._queue.popleft()
+                counters, levels = sample_counters(), sample_levels()
+                if op == "open":
+                    request_id = str(value.get("request_id"))
+                    if request_id not in self._open:
+                        maxima: dict[str, int | None] = {}
+                        merge_maxima(maxima, levels)
+                        self._open[request_id] = [value, counters, maxima, 1, 0]
+                        self._merge(levels, 0)
+                elif value in self._open:
+                    self._close(value, counters, levels)
+                changed = True
+        return changed
+
+    def _merge(self, levels: dict[str, int | None], samples: int) -> None:
+        in_flight = len(self._open)
+        for entry in self._open.values():
+            merge_maxima(entry[2], levels)
+            entry[3] += samples
+            entry[4] = max(entry[4], in_flight)
+
+    def _close(
+        self, request_id: str, counters: dict[str, int | None], levels: dict[str, int | None]
+    ) -> None:
+        record, start, maxima, samples, most = self._open.pop(request_id)
+        merge_maxima(maxima, levels)
+        result = dict(record)
+        proc = summarise(start, counters, maxima, samples + 1, self._ticks)
+        proc["scope"] = "environment"
+        proc["max_concurrent_requests"] = max(most, 1)
+        result["proc"] = proc
+        self._sink(result)
+
+    def _run(self) -> None:
+        if self._niceness:
+            from .priority import lower_thread_priority
+
+            lower_thread_priority(self._niceness)
+        for _ in range(10**12):
+            if self._stopped:
+                return
+            with self._process:
+                running = bool(self._open)
+            self._wake.wait(self.interval_s if running else None)
+            self._wake.clear()
+            if self._stopped:
+                return
+            try:
+                if self._drain():
+                    continue
+                with self._process:
+                    if self._open:
+                        self._merge(sample_levels(), 1)
             except Exception:  # noqa: BLE001 - sampling is best effort, never fatal
                 continue

@@ -1,5 +1,7 @@
 """Memory used against the configured size, one line per execution environment, the fullest
-first: which environment runs closest to an out-of-memory kill, how busy it was and when."""
+first: which environment runs closest to an out-of-memory kill, how busy it was and when. An
+environment that ran several requests at once (Lambda Managed Instances) also says how many:
+its memory is shared by them."""
 
 from __future__ import annotations
 
@@ -48,11 +50,12 @@ def _columns(env: EnvironmentMemory, layout: int, one_size: bool) -> list[Text]:
     else:
         memory = f"{used:,}/{figures.megabytes(size)} {figures.share(used, size)}"
     runs = f"{env.invocations:,} invocation{'s' if env.invocations != 1 else ''}"
+    at_once = f" · {env.max_in_flight} at once" if env.max_in_flight > 1 else ""
     cells = [Text(short_id(env.environment_id), style="bold")]
     if layout == 0:
         cells.append(share_bar(used, size, BAR_WIDTH))
     cells.append(Text(memory, style=_style(env)))
-    cells.append(Text(runs if layout < 2 else f"{env.invocations:,} inv"))
+    cells.append(Text((runs if layout < 2 else f"{env.invocations:,} inv") + at_once))
     cells.append(Text(_seen(env), style="dim"))
     return cells
 
