@@ -94,6 +94,15 @@ def test_the_demos_findings_carry_their_explanations(
             "AND position(message, 'is about to time out') > 0"
         ).rows
         assert stuck and "fetch_rows_from_warehouse" in stuck[0][0]
+        # The Managed Instances function served its bursts from one environment, and every
+        # log line of it belongs to a request.
+        ((environments, invocations, unattributed),) = reader.query(
+            "SELECT uniqExact(environment_id), count(), "
+            "(SELECT count() FROM logs WHERE function_name = 'order-events' "
+            "AND stream = 'function' AND request_id = '') FROM invocations "
+            "WHERE function_name = 'order-events'"
+        ).rows
+        assert environments == 1 and invocations >= 6 and unattributed == 0
     finally:
         store.close()
 

@@ -191,6 +191,8 @@ def _drive_fleet(
                 **fn.environment,
             },
             reserved_concurrency=fn.reserved_concurrency,
+            managed_instances=fn.max_concurrency is not None,
+            max_concurrency=fn.max_concurrency,
         )
         for fn in FLEET
     ]

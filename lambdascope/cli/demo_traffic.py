@@ -49,6 +49,11 @@ class DemoFunction:
     #: Seconds between the calls of its own worker (weight 0).
     pause_s: float = 0.0
     environment: dict[str, str] = field(default_factory=dict)
+    #: Lambda Managed Instances: this many requests at once in one environment.
+    max_concurrency: int | None = None
+    #: Calls sent together every ``burst_every_s`` (0: no bursts).
+    burst_size: int = 0
+    burst_every_s: float = 0.0
 
 
 FLEET = (
@@ -66,7 +71,8 @@ FLEET = (
     DemoFunction(
         "report-export", "report_export.handler", timeout_s=1.0, memory_size_mb=512, weight=3
     ),
-    # A 1.5 s init and one reserved environment: slow cold starts and throttles (429).
+    # A 1.5 s init and one reserved environment: slow cold starts and throttles (429) when
+    # uploads arrive three at a time.
     DemoFunction(
         "thumbnailer",
         "thumbnailer.handler",
@@ -74,6 +80,8 @@ FLEET = (
         memory_size_mb=1024,
         weight=2,
         reserved_concurrency=1,
+        burst_size=3,
+        burst_every_s=1.5,
     ),
     # Runs at about 95% of its 128 MB.
     DemoFunction("pdf-render", "pdf_render.handler", timeout_s=3.0, memory_size_mb=128, weight=2),
@@ -98,6 +106,17 @@ FLEET = (
         memory_size_mb=1024,
         weight=0,
         pause_s=0.05,
+    ),
+    # Lambda Managed Instances: bursts of six order events share one environment.
+    DemoFunction(
+        "order-events",
+        "order_events.handler",
+        timeout_s=3.0,
+        memory_size_mb=2048,
+        weight=0,
+        max_concurrency=8,
+        burst_size=6,
+        burst_every_s=1.0,
     ),
     # 10 GB for a model that needs a fraction of it: the right-sizing what-if.
     DemoFunction(
@@ -150,6 +169,8 @@ class Payloads:
             return {"payment_id": f"p-{rng.randint(1000, 9999)}", "card": card}
         if fn.name == "session-cache":
             return {"user": f"u-{nth}"}
+        if fn.name == "order-events":
+            return {"order_id": f"o-{nth}"}
         if fn.name == "ml-score":
             return {"customer": f"c-{rng.randint(1, 999)}"}
         return {"key": f"img-{rng.randint(1, 99)}.png"}
@@ -245,8 +266,8 @@ def drive(
 
         return run
 
-    targets += [own_worker(fn) for fn in FLEET if not fn.weight]
-    targets += [bursts(fn, 3, 1.5) for fn in FLEET if fn.reserved_concurrency]
+    targets += [own_worker(fn) for fn in FLEET if not fn.weight and not fn.burst_size]
+    targets += [bursts(fn, fn.burst_size, fn.burst_every_s) for fn in FLEET if fn.burst_size]
     threads = [threading.Thread(target=t, daemon=True) for t in targets]
     progress = Progress(
         TextColumn("[bold]driving traffic[/]"),
