@@ -27,7 +27,6 @@ import threading  # noqa: E402
 from . import __version__, log  # noqa: E402
 from .batch import environment_info, invocation_record, new_id  # noqa: E402
 from .buffer import TelemetryBuffer  # noqa: E402
-from .buffer import next_open_request_ids as buffer_next_open_request_ids  # noqa: E402
 from .config import (  # noqa: E402
     COLLECTOR_URL,
     ca_bundle_problem,
@@ -145,9 +144,7 @@ class Agent:
 
     def _become_concurrent(self) -> None:
         self.concurrent = True
-        self.buffer.concurrent = True
-        self.buffer._advance = buffer_next_open_request_ids
-        self.buffer._head_open = self.buffer._tail_open = ()
+        self.buffer.become_concurrent()
         self.buffer.on_lifecycle = self.on_platform_event
 
     # 2. listener ----------------------------------------------------------------------------
