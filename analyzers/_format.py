@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -23,3 +24,12 @@ def percent(share: float) -> str:
 def number(value: Any) -> float:
     """A figure for ``Finding.numbers``: None (not measured) becomes NaN."""
     return float("nan") if value is None else float(value)
+
+
+def finite(value: Any) -> float | None:
+    """A stored figure as a float; None when it is missing or not finite (NaN from an empty
+    aggregate, inf from a division by zero): not measured."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None

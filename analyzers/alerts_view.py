@@ -8,13 +8,13 @@ alert engine keeps (their SQL is :mod:`lambdascope.analyzers.alerts.sql`).
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lambdascope.analyzers._format import finite as _finite
 from lambdascope.analyzers.alerts import sql
 from lambdascope.analyzers.alerts.rules import Rule, RuleSet, SqlSource
 from lambdascope.analyzers.window import Window, ch_time
@@ -91,13 +91,6 @@ class AlertsView:
     rows: list[AlertRow]
     #: The store has no ``alert_state`` / ``alert_history`` tables (see ALERT_TABLES_MISSING).
     tables_missing: bool = False
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def _threshold(rule: Rule) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdascope.analyzers import sql
+from lambdascope.analyzers._format import finite as _finite
 from lambdascope.analyzers._format import number
 from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
@@ -77,13 +78,6 @@ def detect_extension_overhead(
     rows = client.query(sql.EXTENSION_OVERHEAD, params).dicts()
     findings = extension_overhead_findings(rows, window, BUDGET)
     return with_parameters(findings, {sql.EXTENSION_OVERHEAD: params})
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def extension_overhead_findings(

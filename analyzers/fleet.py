@@ -5,13 +5,13 @@ These return dataclasses so the UI never holds SQL (it lives in :mod:`lambdascop
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from lambdascope.analyzers import cost, sql
+from lambdascope.analyzers._format import finite as _finite
 from lambdascope.analyzers.completeness import delivery_parameters
 from lambdascope.analyzers.findings import Finding
 from lambdascope.analyzers.window import Window, ch_time
@@ -104,13 +104,6 @@ class LogLine:
     stream: str
     level: str
     message: str
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def fleet_summary(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdascope.analyzers import function_view_sql, sql, throttles
+from lambdascope.analyzers._format import finite as _finite
 from lambdascope.analyzers.fleet import FunctionSummary, Invocation, fleet_summary
 from lambdascope.analyzers.invocation_view import invocations_page
 from lambdascope.analyzers.throttles import ConcurrencyLimits
@@ -41,13 +42,6 @@ MAX_POINTS = 120
 RECENT_INVOCATIONS = 50
 #: The memory per environment lists at most this many environments, the fullest first.
 TOP_ENVIRONMENTS = 10
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _quantile(values: Any, index: int) -> float | None:

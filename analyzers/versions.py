@@ -25,6 +25,7 @@ from typing import Any
 
 from lambdascope.analyzers import cost, rollups
 from lambdascope.analyzers import versions_sql as sql
+from lambdascope.analyzers._format import finite as _finite
 from lambdascope.analyzers._format import function_label
 from lambdascope.analyzers.findings import Finding, with_parameters
 from lambdascope.analyzers.registry import register
@@ -89,13 +90,6 @@ class Regression:
         if self.unit == "$":
             return f"{self.name} ${self.old:.7f} → ${self.new:.7f}{change}"
         return f"{self.name} {self.old:.0f} → {self.new:.0f} {self.unit}{change}"
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _worse(old: float | None, new: float | None, share: float, absolute: float) -> bool:

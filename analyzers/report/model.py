@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lambdascope.analyzers._format import finite as _finite
 from lambdascope.analyzers.cost import CostRow
 from lambdascope.analyzers.findings import Finding
 from lambdascope.analyzers.fleet import FunctionSummary, LogLine
@@ -63,13 +64,6 @@ def bucket_starts(window: Window, bucket_s: int) -> list[datetime]:
         out.append(bucket)
         bucket += timedelta(seconds=bucket_s)
     return out
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _quantile(values: Any, index: int) -> float | None:
