@@ -137,7 +137,6 @@ class TelemetryBuffer:
 
     # -- writers ---------------------------------------------------------------------------
 
-
     def become_concurrent(self) -> None:
         """Requests overlap from now on (a platform that refused INVOKE): windows become
         tuples of request ids. Called once, at register, before any event arrived."""
@@ -145,6 +144,7 @@ class TelemetryBuffer:
             self.concurrent = True
             self._advance = next_open_request_ids
             self._head_open = self._tail_open = ()
+
     def append_events(self, events: list[dict[str, Any]]) -> None:
         """Add Telemetry API events in delivery order; drops the oldest when over a bound."""
         prepared = []

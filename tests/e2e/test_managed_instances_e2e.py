@@ -66,20 +66,26 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 def test_eight_requests_run_at_once_in_one_environment(run: dict) -> None:
     assert run["environments"] == 1
-    rows = run["client"].query(
-        "SELECT uniqExact(environment_id), count() FROM invocations WHERE function_name = "
-        "'orders-mi'"
-    ).rows
+    rows = (
+        run["client"]
+        .query(
+            "SELECT uniqExact(environment_id), count() FROM invocations WHERE function_name = "
+            "'orders-mi'"
+        )
+        .rows
+    )
     assert rows == [(1, 8)]
 
 
 def test_each_stored_invocation_has_its_own_status(run: dict) -> None:
     by_id = {
         r["request_id"]: r
-        for r in run["client"].query(
+        for r in run["client"]
+        .query(
             "SELECT request_id, status, duration_ms FROM invocations "
             "WHERE function_name = 'orders-mi'"
-        ).dicts()
+        )
+        .dicts()
     }
     for tag, result in run["results"].items():
         stored = by_id[result.request_id]
