@@ -30,6 +30,9 @@ from lambdascope.collector.fields import (
 
 __all__ = ["PLATFORM_HANDLERS"]
 
+#: Lambda's longest invocation (15 minutes) and a minute of clock skew.
+MAX_INVOCATION_MS = 16 * 60 * 1000.0
+
 
 def _lower(value: str | None) -> str | None:
     return value.lower() if value is not None else None
@@ -120,10 +123,11 @@ def _platform_report(out: BatchBuilder, record: Any, when: int, window: Window) 
         has_report=1,
     )
     init_ms = read_number(metrics, "initDurationMs", "metrics")
-    if init_ms is not None:
+    invoked_ms = read_number(metrics, "durationMs", "metrics") or 0.0
+    if init_ms is not None and 0.0 <= invoked_ms <= MAX_INVOCATION_MS:
         # Only an environment's first request reports its init: when it started tells a
-        # proactive init (ahead of demand) from one a request waited for.
-        invoked_ms = read_number(metrics, "durationMs", "metrics") or 0.0
+        # proactive init (ahead of demand) from one a request waited for. A duration no
+        # invocation can have says nothing about when it started.
         out.cold_start("init", when, first_request_time=ms_to_datetime(when - round(invoked_ms)))
     out.log(when, request_id, "platform", "", _render_report(request_id, record, metrics))
     # Managed Instances send no runtimeDone: the report ends the request's window there. On

@@ -202,6 +202,23 @@ def test_the_report_that_carries_the_init_tells_when_the_first_request_started()
     assert first.first_request_time == dt.datetime(2026, 11, 24, 7, 0, 4, 980000, tzinfo=dt.UTC)
 
 
+@pytest.mark.parametrize("duration_ms", [1e300, 1e15, -5.0])
+def test_a_report_with_a_duration_no_invocation_has_keeps_the_batch(duration_ms: float) -> None:
+    raw = load_event("text_batch_1")
+    start = next(e for e in raw["telemetry"] if e["type"] == "platform.start")
+    metrics = {"durationMs": duration_ms, "initDurationMs": 202.4, "maxMemoryUsedMB": 40}
+    raw["telemetry"].append(
+        {
+            "time": "2026-11-24T07:00:05.000Z",
+            "type": "platform.report",
+            "record": {"requestId": start["record"]["requestId"], "metrics": metrics},
+        }
+    )
+    batch = normalize_batch(raw)  # no error: the rest of the batch is kept
+    assert [c for c in batch.cold_start_rows if c.first_request_time is not None] == []
+    assert batch.invocation_count > 0
+
+
 def test_failed_init_records_status_and_error_type() -> None:
     raw = load_event("text_batch_1")
     raw["telemetry"][3]["record"].update(status="error", errorType="Runtime.ImportModuleError")
