@@ -187,11 +187,21 @@ def normalize_batch(batch: Any) -> NormalizedBatch:
     )
 
 
+#: More requests open at once than one environment runs (Managed Instances allow 16 per vCPU).
+MAX_OPEN_REQUESTS = 1024
+
+
 def _open_windows(batch: dict[str, Any]) -> tuple[str, ...]:
     """The invocation windows open before the batch's first event: ``open_request_ids`` when
     the extension sent it (Managed Instances: several may be open), else ``open_request_id``."""
     several = batch.get("open_request_ids")
     if isinstance(several, list):
-        return tuple(dict.fromkeys(r for r in several if isinstance(r, str) and r))
+        # A request id is at most 256 characters (as everywhere else in a batch); anything
+        # else cannot name a request and is left out rather than stored on every line.
+        return tuple(
+            dict.fromkeys(
+                r for r in several[:MAX_OPEN_REQUESTS] if isinstance(r, str) and 0 < len(r) <= 256
+            )
+        )
     one = read_str(batch, "open_request_id", "")
     return (one,) if one else ()
