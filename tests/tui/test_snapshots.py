@@ -86,8 +86,7 @@ def _tables_filled(app: LambdascopeApp) -> bool:
         bool(tables)
         and all(t.row_count > 0 for t in tables)
         and not app.screen.workers
-        # Column widths follow the rows on the table's next idle: a loaded machine can take a
-        # picture in between, with every column as narrow as its header.
+        # Column widths follow new rows on the table's next idle: wait for them.
         and not any(t._require_update_dimensions or t._new_rows for t in tables)
     )
 

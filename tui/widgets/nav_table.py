@@ -26,6 +26,13 @@ class NavTable(DataTable[Any]):
     def on_mount(self) -> None:
         self.cursor_type = "row"
 
+    def _update_dimensions(self, new_rows: Iterable[Any]) -> None:
+        super()._update_dimensions(new_rows)
+        # DataTable keeps each drawn line, the header's included, until something clears its
+        # cache; when new rows widen the columns, a header drawn before them kept its old
+        # widths over the new rows' (seen in the finding screen at 80x24).
+        self._line_cache.clear()
+
     @property
     def cursor_key(self) -> str | None:
         """The highlighted row's key, or None for an empty table."""
@@ -44,8 +51,11 @@ class NavTable(DataTable[Any]):
         self.clear(columns=columns is not None)
         if columns is not None:
             self.add_columns(*columns)
-        for row_key, cells in rows:
-            self.add_row(*cells, key=row_key)
+        added = [self.add_row(*cells, key=row_key) for row_key, cells in rows]
+        # Measure the new rows now, not on the table's next idle: no frame in between draws
+        # the columns at their headers' widths with the new rows cut to fit (a page of rows
+        # is cheap to measure twice).
+        self._update_dimensions(added)
         if key is not None and key in self.rows:
             self.move_cursor(row=self.get_row_index(key), scroll=False)
         if scroll_y:
