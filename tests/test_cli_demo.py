@@ -168,8 +168,13 @@ def test_tui_walks_from_the_fleet_to_a_request_and_back(
         )
         assert "checkout" in function and "256 MB" in function
         tmux.keys("Enter")
-        request = tmux.wait_for(lambda s: "START RequestId" in s, "the request's log")
-        assert "Where the time went" in request and "REPORT RequestId" in request
+        # The screen fills in as its reads return: wait for the log's last line too.
+        tmux.wait_for(
+            lambda s: (
+                "START RequestId" in s and "REPORT RequestId" in s and "Where the time went" in s
+            ),
+            "the request's waterfall and its whole log",
+        )
         tmux.keys("Escape")
         tmux.wait_for(lambda s: "Recent invocations" in s, "back on the function")
         tmux.keys("Escape")
