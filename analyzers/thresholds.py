@@ -44,6 +44,8 @@ def cold_starts_below(row: FunctionSummary) -> str | None:
     """Pure: the ``cold_starts`` detector's threshold ``row``'s cold starts did not reach."""
     if not row.cold_starts or not row.invocations:
         return None
+    if row.max_init_ms is not None and row.max_init_ms >= coldstarts.SLOW_INIT_P95_MS:
+        return None  # a slow init is reported however few cold starts paid it
     counted = f"{row.function_name}: {_counted(row.cold_starts, 'cold start', row.invocations)}"
     if row.cold_starts < coldstarts.MIN_COLD_STARTS:
         return f"{counted}, below the cold-start detector's minimum of {coldstarts.MIN_COLD_STARTS}"
