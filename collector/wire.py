@@ -9,6 +9,8 @@ import threading
 import zlib
 from typing import Any
 
+import orjson
+
 __all__ = [
     "HttpError",
     "Metrics",
@@ -86,6 +88,13 @@ def decode_body(raw: bytes, content_encoding: str | None, max_decompressed_bytes
 
 def parse_json(data: bytes) -> Any:
     """Parse a JSON body, answering 400 with where it broke."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        # The standard parser says where a body broke in the words the answers use, and
+        # reads what orjson refuses but a batch may carry: NaN, lone surrogates, integers
+        # past 64 bits. normalize.py then rejects such values by their field.
+        pass
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
