@@ -33,6 +33,7 @@ from lambdascope.collector.httpserver import HttpServer, ServerLimits, TlsFiles
 from lambdascope.collector.prepare import prepare_batch
 from lambdascope.collector.store import Store, StoreError
 from lambdascope.collector.wire import HttpError, Metrics, bearer_matches, decode_body, parse_json
+from lambdascope.collector.workers import PrepareWorkers
 from lambdascope.collector.writer import BatchWriter, QueueFull
 from lambdascope.query import QueryError, jsonable
 
@@ -75,6 +76,7 @@ class CollectorServer:
         max_waiting_reads: int = DEFAULT_MAX_WAITING_READS,
         body_timeout_s: float = SOCKET_TIMEOUT_S,
         limits: ServerLimits | None = None,
+        ingest_workers: int = 0,
     ) -> None:
         self.store = store
         self.host = host
@@ -100,6 +102,8 @@ class CollectorServer:
         #: Threads for ingest work: those waiting for their commit, plus those preparing one.
         self.ingest_threads = max_pending_writes + 8
         self._http: HttpServer | None = None
+        #: Worker processes that decode and normalise batches (None: request threads do).
+        self.workers = PrepareWorkers(ingest_workers) if ingest_workers > 0 else None
 
     @property
     def url(self) -> str:
@@ -110,11 +114,15 @@ class CollectorServer:
     def start(self) -> CollectorServer:
         """Listen (raises OSError when the port is taken), then serve on a background thread."""
         http = HttpServer(build_app(self), self.host, self.port, limits=self.limits, tls=self.tls)
+        if self.workers is not None:
+            self.workers.start()
         self.writer.start()
         try:
             http.start()
         except BaseException:
             self.writer.stop()
+            if self.workers is not None:
+                self.workers.stop()
             raise
         self._http = http
         return self
@@ -127,6 +135,8 @@ class CollectorServer:
         self._http.stop()
         self._http = None
         self.writer.stop(timeout_s=drain_timeout_s)
+        if self.workers is not None:
+            self.workers.stop()
 
     def render_metrics(self) -> str:
         stats = self.writer.stats
@@ -145,8 +155,12 @@ class CollectorServer:
     # -- endpoints ------------------------------------------------------------------------
 
     def ingest(self, body: bytes, content_encoding: str | None) -> dict[str, Any]:
-        with self.writer.preparing(), self._cpu_slots:
-            batch = prepare_batch(body, content_encoding, self.max_decompressed_bytes)
+        if self.workers is not None:
+            with self.writer.preparing():
+                batch = self.workers.prepare(body, content_encoding, self.max_decompressed_bytes)
+        else:
+            with self.writer.preparing(), self._cpu_slots:
+                batch = prepare_batch(body, content_encoding, self.max_decompressed_bytes)
         try:
             result = self.writer.submit(batch)
         except QueueFull as exc:
@@ -164,6 +178,14 @@ class CollectorServer:
                 f"the store is unavailable, nothing was stored: {exc}",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             ) from None
+        if result.written_elsewhere:
+            self.metrics.inc("lambdascope_batches_refused_total", reason="written_elsewhere")
+            raise HttpError(
+                503,
+                f"batch {batch.batch_id} is being written by another collector of this store; "
+                "retry, and it is answered as a duplicate once that write is complete",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         if result.duplicate:
             self.metrics.inc("lambdascope_batches_total", outcome="duplicate")
         else:

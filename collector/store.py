@@ -82,6 +82,10 @@ class WriteResult:
     invocation_rows: int = 0
     log_rows: int = 0
     cold_start_rows: int = 0
+    #: Another collector claimed this batch first and writes it: nothing of it was stored
+    #: here, and its sender should retry (the retry is answered as a duplicate once the other
+    #: write is complete, or completes it).
+    written_elsewhere: bool = False
 
 
 def redact_url(url: str) -> str:
@@ -164,6 +168,9 @@ class Store:
         self._read_pool: queue.LifoQueue[Any] = queue.LifoQueue(maxsize=READ_POOL_SIZE)
         self.is_server = False
         self.has_read_user = False
+        #: Other collectors may write to this store at once (a server store): after its
+        #: ``batches`` rows, a group checks that it claimed each of its batches first.
+        self.shared_writers = False
         # Serialises the "seen this batch?" check with the inserts, so a retried batch racing
         # its original is answered duplicate once the first commit landed.
         self._write_lock = threading.Lock()
@@ -175,6 +182,7 @@ class Store:
         #: Column types per (table, columns), asked of the store once: see _put.
         self._column_types: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
         self._completed_groups: OrderedDict[str, None] = OrderedDict()
+        self._seen_sql = sql.SELECT_BATCHES_SEEN
 
     @classmethod
     def open(
@@ -259,7 +267,10 @@ class Store:
             client.close()
             raise StoreError(_open_failure(shown, exc)) from exc
         store.cluster = cluster
+        if cluster is not None:
+            store._seen_sql = sql.SELECT_BATCHES_SEEN_ON_CLUSTER
         store.is_server = dsn.startswith(("http://", "https://"))
+        store.shared_writers = store.is_server
         store.has_read_user = read_dsn is not None
         return store
 
@@ -281,10 +292,11 @@ class Store:
         if not batches:
             return []
         ids = [b.batch_id for b in batches]
+        elsewhere: set[str] = set()
         with self._write_lock:
             try:
                 seen = self._client.query(
-                    sql.SELECT_BATCHES_SEEN, parameters={"batch_ids": sorted(set(ids))}
+                    self._seen_sql, parameters={"batch_ids": sorted(set(ids))}
                 ).result_rows
                 stored = {str(row[0]) for row in seen}
                 for token in self._groups_to_redo(seen):
@@ -295,7 +307,7 @@ class Store:
                         stored.add(batch.batch_id)
                         fresh.append(batch)
                 if fresh:
-                    self._insert_batches(fresh)
+                    elsewhere = self._insert_batches(fresh)
             except Exception as exc:
                 shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
                 raise StoreError(
@@ -304,7 +316,9 @@ class Store:
                 ) from exc
         written = {id(b) for b in fresh}
         return [
-            WriteResult(
+            WriteResult(b.batch_id, duplicate=False, written_elsewhere=True)
+            if id(b) in written and b.batch_id in elsewhere
+            else WriteResult(
                 b.batch_id,
                 duplicate=False,
                 invocation_rows=b.invocation_count,
@@ -335,6 +349,11 @@ class Store:
         rows = self._client.query(
             sql.SELECT_GROUP_BODIES, parameters={"group_token": token}
         ).result_rows
+        if rows:
+            # The batches another collector claimed first are its to write, as when the group
+            # was first written (_insert_batches).
+            winners = self._claims([str(batch_id) for batch_id, _encoding, _body in rows])
+            rows = [row for row in rows if winners.get(str(row[0])) == token]
         if rows and all(body for _batch_id, _encoding, body in rows):
             try:
                 group = [
@@ -360,8 +379,16 @@ class Store:
         while len(self._completed_groups) > COMPLETED_GROUPS_KEPT:
             self._completed_groups.popitem(last=False)
 
-    def _insert_batches(self, batches: list[NormalizedBatch]) -> None:
-        """The group's ledger rows (with the bodies to redo it from), then its rows."""
+    def _claims(self, batch_ids: Sequence[str]) -> dict[str, str]:
+        """The group token that claimed each batch first."""
+        rows = self._client.query(
+            self._seen_sql, parameters={"batch_ids": sorted(set(batch_ids))}
+        ).result_rows
+        return {str(batch_id): str(token) for batch_id, token, _received_at in rows}
+
+    def _insert_batches(self, batches: list[NormalizedBatch]) -> set[str]:
+        """The group's ledger rows (with the bodies to redo it from), then its rows; returns
+        the ids of the batches another collector claimed first, which are left to it."""
         token = group_token(batches)
         settings = {"insert_deduplication_token": token, "insert_deduplicate": 1}
         # A batch built without its body (by a tool, not the ingest endpoint) cannot be redone.
@@ -388,8 +415,23 @@ class Store:
             settings,
             column_oriented=False,
         )
-        self._write_rows(batches, token)
+        elsewhere: set[str] = set()
+        if self.shared_writers:
+            # A retry sent to another collector while this one was writing the batch: both
+            # passed the "seen?" check. The first claim writes it; the others leave it.
+            winners = self._claims([b.batch_id for b in batches])
+            elsewhere = {b.batch_id for b in batches if winners.get(b.batch_id) != token}
+            if elsewhere:
+                log.warning(
+                    "%d batches of this group were claimed first by another collector, which "
+                    "writes them: their senders are told to retry",
+                    len(elsewhere),
+                )
+        kept = [b for b in batches if b.batch_id not in elsewhere]
+        if kept:
+            self._write_rows(kept, token)
         self._completed(token)
+        return elsewhere
 
     def _write_rows(self, batches: list[NormalizedBatch], token: str) -> None:
         """Every table's rows of the group, one insert per table, under ``token``."""

@@ -27,6 +27,7 @@ from lambdascope.collector.sql.ledger import (
     INTENT_DAYS,
     REDO_WINDOW_MINUTES,
     SELECT_BATCHES_SEEN,
+    SELECT_BATCHES_SEEN_ON_CLUSTER,
     SELECT_GROUP_BODIES,
 )
 from lambdascope.collector.sql.migrations import (
@@ -57,6 +58,7 @@ __all__ = [
     "MODIFY_TTL",
     "REDO_WINDOW_MINUTES",
     "SELECT_BATCHES_SEEN",
+    "SELECT_BATCHES_SEEN_ON_CLUSTER",
     "SELECT_GROUP_BODIES",
     "SELECT_ONE",
     "SELECT_SCHEMA_VERSION",

@@ -45,10 +45,28 @@ BATCH_COLUMNS = (
     "body",
 )
 
+# Per batch id: the group that claimed it first, and when. Several collectors sharing a server
+# can each claim the same batch (a retry sent to another collector while the first still
+# writes it); the claim with the lowest block number wins. A MergeTree numbers its inserts
+# when it commits them, in the order they become visible, so a claimer that saw only its own
+# claim holds the lowest number and every later claimer sees that it lost.
 SELECT_BATCHES_SEEN = (
-    "SELECT batch_id, any(group_token), min(received_at) FROM batches "
+    "SELECT batch_id, argMin(group_token, (_block_number, received_at, group_token)), "
+    "min(received_at) FROM batches "
     "WHERE batch_id IN {batch_ids:Array(String)} GROUP BY batch_id"
 )
+# On a cluster the replicas number a table's inserts before they commit them, so the numbers
+# need not follow the order the claims became visible in: the earliest claim by time wins
+# there, and a balancer that sends every retry of a batch to the same collector (its
+# X-Lambdascope-Batch-Id header) keeps two claims of one batch from racing at all.
+SELECT_BATCHES_SEEN_ON_CLUSTER = (
+    "SELECT batch_id, argMin(group_token, (received_at, group_token)), "
+    "min(received_at) FROM batches "
+    "WHERE batch_id IN {batch_ids:Array(String)} GROUP BY batch_id"
+)
+
+#: Every row keeps the number of the insert that wrote it, through merges: the claims' order.
+ALTER_BATCHES_BLOCK_NUMBER = "ALTER TABLE batches MODIFY SETTING enable_block_number_column = 1"
 
 # Exactly once (collector/store.py; docs/architecture.md, "Exactly once"): a group's
 # `batches` rows are written first, with each batch's body as received and the group's

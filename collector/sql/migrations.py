@@ -14,6 +14,7 @@ from lambdascope.collector.sql.ledger import (
     ALTER_BATCHES_ADD_ENCODING,
     ALTER_BATCHES_ADD_GROUP,
     ALTER_BATCHES_ADD_GROUP_INDEX,
+    ALTER_BATCHES_BLOCK_NUMBER,
     CREATE_BATCHES,
 )
 from lambdascope.collector.sql.otel import (
@@ -175,6 +176,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         14,
         "when each environment's runtime process started, from the extension (extension_stats)",
         (ALTER_EXTENSION_STATS_ADD_RUNTIME_START,),
+    ),
+    (
+        16,
+        "exactly once with several collectors: the order in which they claimed a batch (batches)",
+        (ALTER_BATCHES_BLOCK_NUMBER,),
     ),
 )
 

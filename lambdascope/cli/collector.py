@@ -40,6 +40,7 @@ def run_collector(
     read_open: bool = False,
     tls: TlsFiles | None = None,
     read_store_url: str | None = None,
+    ingest_workers: int = 0,
 ) -> None:
     """Open the store, serve until SIGINT/SIGTERM, then stop cleanly: requests in flight
     finish and their batches are written before the process exits.
@@ -83,7 +84,13 @@ def run_collector(
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, request_stop)
     server = CollectorServer(
-        store, host, port, ingest_token=ingest_token, read_token=read_token, tls=tls
+        store,
+        host,
+        port,
+        ingest_token=ingest_token,
+        read_token=read_token,
+        tls=tls,
+        ingest_workers=ingest_workers,
     )
     alerts: AlertService | None = None
     try:

@@ -88,6 +88,7 @@ def _cmd_collector(args: argparse.Namespace) -> int:
         read_open=args.read_open,
         tls=TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert else None,
         read_store_url=args.read_store,
+        ingest_workers=args.ingest_workers,
     )
     return 0
 

@@ -258,6 +258,16 @@ def _demo(sub: _Sub) -> None:
     )
 
 
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes") from None
+    if not 0 <= count <= 64:
+        raise argparse.ArgumentTypeError("give 0 to 64 worker processes")
+    return count
+
+
 def _collector(sub: _Sub) -> None:
     collector = sub.add_parser(
         "collector",
@@ -328,6 +338,15 @@ def _collector(sub: _Sub) -> None:
         "--tls-cert", type=Path, metavar="FILE", help="PEM certificate (chain): serve HTTPS"
     )
     collector.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM key of --tls-cert")
+    collector.add_argument(
+        "--ingest-workers",
+        type=_worker_count,
+        default=0,
+        metavar="N",
+        help="decode and normalise batches in N worker processes (one writer still owns the "
+        "store); pays off with cores to spare beyond the store's own (default: 0, in the "
+        "server's process)",
+    )
     collector.add_argument(
         "--retention-days",
         type=int,
