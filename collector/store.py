@@ -438,15 +438,22 @@ class Store:
         settings = {"insert_deduplication_token": token, "insert_deduplicate": 1}
         cold_starts = [row for b in batches for row in b.cold_start_rows]
         log_blocks = [b.log_columns for b in batches]
-        # The logs go in on a second handle while invocation_parts (the slow one: its
-        # materialized views) goes in on this one: each insert's fixed cost is mostly waiting on
-        # the engine, which runs without the GIL. Both finish before the group is answered.
+        # The extension's own figures, under the same token: one row per batch, once.
+        stats = [row for b in batches for row in b.extension_stats_rows]
+
+        def small_tables(client: Any | None = None) -> None:
+            self._insert_columns("logs", LOG_COLUMNS, log_blocks, settings, client)
+            self._insert("cold_start_parts", COLD_START_COLUMNS, cold_starts, settings, client)
+            self._insert("extension_stats", sql.EXTENSION_STATS_COLUMNS, stats, settings, client)
+
+        # The other tables go in on a second handle while invocation_parts (the slow one: its
+        # materialized view) goes in on this one: an insert's fixed cost is mostly the engine
+        # writing parts, which runs without the GIL, so a commit takes about as long as its
+        # slowest table instead of the sum. All finish before the group is answered.
         side = self._side_writer()
-        logs_done: concurrent.futures.Future[None] | None = None
+        side_done: concurrent.futures.Future[None] | None = None
         if side is not None:
-            logs_done = side[1].submit(
-                self._insert_columns, "logs", LOG_COLUMNS, log_blocks, settings, side[0]
-            )
+            side_done = side[1].submit(small_tables, side[0])
         try:
             self._insert_columns(
                 "invocation_parts",
@@ -454,18 +461,14 @@ class Store:
                 [b.invocation_columns for b in batches],
                 settings,
             )
-            self._insert("cold_start_parts", COLD_START_COLUMNS, cold_starts, settings)
-            # The extension's own figures, under the same token: one row per batch, once.
-            stats = [row for b in batches for row in b.extension_stats_rows]
-            self._insert("extension_stats", sql.EXTENSION_STATS_COLUMNS, stats, settings)
-            if logs_done is None:
-                self._insert_columns("logs", LOG_COLUMNS, log_blocks, settings)
+            if side_done is None:
+                small_tables()
         finally:
-            # Never return (or let a retry start) while the logs insert still runs.
-            if logs_done is not None:
-                concurrent.futures.wait([logs_done])
-        if logs_done is not None:
-            logs_done.result()  # its failure fails the batch like any other
+            # Never return (or let a retry start) while the other inserts still run.
+            if side_done is not None:
+                concurrent.futures.wait([side_done])
+        if side_done is not None:
+            side_done.result()  # its failure fails the batch like any other
         # OTLP exports the batch carried (collector/otlp_batch.py), under the batch's token.
         for table, (names, columns) in _OTLP_TABLES.items():
             rows = [row for b in batches for row in getattr(b, "otel_rows", {}).get(table, ())]
@@ -529,12 +532,21 @@ class Store:
         self._put(table, columns, data, settings, client=client)
 
     def _insert(
-        self, table: str, columns: tuple[str, ...], rows: list[Any], settings: dict[str, Any]
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        rows: list[Any],
+        settings: dict[str, Any],
+        client: Any | None = None,
     ) -> None:
         if not rows:
             return
         self._put(
-            table, columns, [[getattr(row, name) for row in rows] for name in columns], settings
+            table,
+            columns,
+            [[getattr(row, name) for row in rows] for name in columns],
+            settings,
+            client=client,
         )
 
     def _put(
