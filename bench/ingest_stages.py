@@ -10,9 +10,11 @@ thread (median over ``--rounds`` fresh groups):
 * gunzip: ``wire.decode_body``;
 * parse: ``wire.parse_json`` (the JSON text to Python objects);
 * normalise: ``normalize.normalize_batch`` (events to insert-ready columns);
-* store: ``Store.write_many`` of the group, split by what it sends the engine: the lookup of
-  batch ids already seen, the ``batches`` ledger (with each body, for a redo), and each table's
-  insert (``invocation_parts`` runs its materialized views inside its insert).
+* store: ``Store.write_many`` of the group, first one table after another on one handle and
+  split by what it sends the engine (the lookup of batch ids already seen, the ``batches``
+  ledger with each body for a redo, and each table's insert; ``invocation_parts`` runs its
+  materialized view inside its insert), then a fresh group committed as the collector does
+  it, with the small tables on a second handle beside ``invocation_parts``.
 
 A store with the views dropped is measured too, so their share of the ``invocation_parts``
 insert is printed apart. Not a test: figures depend on the machine; every loop is bounded.
@@ -43,10 +45,12 @@ from ingest_throughput import EVENTS_PER_BATCH, make_batch  # noqa: E402
 VIEWS = ("invocation_minutes_mv", "invocation_minutes_events_mv", "invocation_minutes_memory_mv")
 
 
-def _timed_store(store: Any, timings: dict[str, float]) -> None:
-    """Wrap the store's engine calls so each is added to ``timings`` under its table."""
+def _timed_store(store: Any, timings: dict[str, float]) -> Any:
+    """Wrap the store's engine calls so each is added to ``timings`` under its table, with the
+    tables one after another on one handle; returns the function that undoes it."""
     put = store._put
     query = store._client.query
+    connect_writer = store._connect_writer
 
     def timed_put(table: str, *args: Any, **kwargs: Any) -> None:
         started = time.perf_counter()
@@ -64,8 +68,18 @@ def _timed_store(store: Any, timings: dict[str, float]) -> None:
 
     store._put = timed_put
     store._client.query = timed_query
-    # One handle: the logs go in on the same thread, so each table's time is its own.
-    store._connect_writer = None
+    side = store._side
+    store._connect_writer = store._side = None  # each table's time is its own
+
+    def undo() -> None:
+        del store._put, store._client.query
+        store._connect_writer, store._side = connect_writer, side
+
+    return undo
+
+
+def _bodies(group: int, run: str) -> list[bytes]:
+    return [gzip.compress(json.dumps(make_batch(i, run)).encode(), 6) for i in range(group)]
 
 
 def measure(store: Any, group: int, rounds: int, run: str) -> dict[str, float]:
@@ -75,12 +89,8 @@ def measure(store: Any, group: int, rounds: int, run: str) -> dict[str, float]:
     from lambdascope.collector.wire import decode_body, parse_json
 
     samples: dict[str, list[float]] = defaultdict(list)
+    events = group * EVENTS_PER_BATCH
     for r in range(rounds):
-        bodies = [
-            gzip.compress(json.dumps(make_batch(r * group + i, f"{run}{r}")).encode(), 6)
-            for i in range(group)
-        ]
-        events = group * EVENTS_PER_BATCH
         stage: dict[str, float] = defaultdict(float)
 
         def timed(name: str, fn: Callable[[], Any], stage: dict[str, float] = stage) -> Any:
@@ -90,21 +100,51 @@ def measure(store: Any, group: int, rounds: int, run: str) -> dict[str, float]:
             return value
 
         batches = []
-        for body in bodies:
+        for body in _bodies(group, f"{run}s{r}"):
             data = timed("gunzip", lambda body=body: decode_body(body, "gzip", 64 << 20))
             raw = timed("parse JSON", lambda data=data: parse_json(data))
             timed("normalise", lambda raw=raw: normalize_batch(raw))
             batches.append(prepare_batch(body, "gzip", 64 << 20))
+        # Each table alone, one after another: what each costs.
         engine: dict[str, float] = defaultdict(float)
-        _timed_store(store, engine)
+        undo = _timed_store(store, engine)
+        try:
+            started = time.perf_counter()
+            store.write_many(batches)
+            stage["store: one commit, one table after another"] = time.perf_counter() - started
+        finally:
+            undo()
+        stage.update(engine)
+        # Fresh batches committed as the collector does it (two handles at once).
+        batches = [prepare_batch(b, "gzip", 64 << 20) for b in _bodies(group, f"{run}c{r}")]
         started = time.perf_counter()
         store.write_many(batches)
-        stage["store: write_many (all)"] = time.perf_counter() - started
-        del store._put, store._client.query
-        stage.update(engine)
+        stage["store: one commit, as the collector makes it"] = time.perf_counter() - started
         for name, seconds in stage.items():
             samples[name].append(seconds / events * 1e6)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def print_table(results: dict[tuple[str, int], dict[str, float]]) -> None:
+    """One column per (store, batches per commit), one row per stage, and the total."""
+    names: list[str] = []
+    for result in results.values():
+        names += [n for n in result if n not in names]
+    header = " | ".join(f"{g} batch{'es' if g > 1 else ''}, {label}" for label, g in results)
+    print(f"| stage (us per event) | {header} |")
+    print("|---|" + "---|" * len(results))
+    for name in names:
+        cells = " | ".join(
+            f"{result[name]:.2f}" if name in result else "" for result in results.values()
+        )
+        print(f"| {name} | {cells} |")
+    totals = []
+    for result in results.values():
+        python = result["gunzip"] + result["parse JSON"] + result["normalise"]
+        totals.append(python + result["store: one commit, as the collector makes it"])
+    print(
+        "| **decode + normalise + commit** | " + " | ".join(f"**{t:.2f}**" for t in totals) + " |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,26 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             for label, store in stores.items():
                 measure(store, group, 1, f"warm{label[:2]}{group}")  # first inserts warm up
                 results[(label, group)] = measure(store, group, args.rounds, f"g{label[:2]}{group}")
-        names: list[str] = []
-        for result in results.values():
-            names += [n for n in result if n not in names]
-        header = " | ".join(f"{g} batch{'es' if g > 1 else ''}, {label}" for label, g in results)
         print(
             f"us per telemetry event ({EVENTS_PER_BATCH} events per batch), median of "
             f"{args.rounds} rounds\n"
         )
-        print(f"| stage | {header} |")
-        print("|---|" + "---|" * len(results))
-        for name in names:
-            cells = " | ".join(
-                f"{result[name]:.2f}" if name in result else "" for result in results.values()
-            )
-            print(f"| {name} | {cells} |")
-        totals = []
-        for result in results.values():
-            python = result["gunzip"] + result["parse JSON"] + result["normalise"]
-            totals.append(python + result["store: write_many (all)"])
-        print("| **total** | " + " | ".join(f"**{t:.2f}**" for t in totals) + " |")
+        print_table(results)
     finally:
         for store in stores.values():
             store.close()

@@ -1,7 +1,8 @@
 """Ingest at scale: HTTP request to committed rows, against a raw clickhouse-connect insert of the
 same rows into the same embedded store, and the collector's memory under sustained load (#5).
 
-    python bench/ingest_throughput.py [--quick] [--events N] [--clients 16,64] [--sustain-s 60]
+    python bench/ingest_throughput.py [--quick] [--events N] [--clients 1,8,64] [--sustain-s 60]
+                                      [--ingest-workers N] [--no-stages]
 
 1. *End to end*: a client process POSTs realistic gzip extension batches (docs/architecture.md
    §1: per invocation an INVOKE entry and platform.start, two function lines, runtimeDone and
@@ -17,7 +18,11 @@ same rows into the same embedded store, and the collector's memory under sustain
    database of the same store. The ratio end-to-end / raw is the collector's overhead. The
    collector process's CPU time per event is printed too: on a shared machine it varies less
    than the wall-clock rate.
-3. *Sustained*: the client process keeps posting fresh batches for ``--sustain-s`` seconds while
+3. *Why not*, stage by stage (unless ``--no-stages``): bench/ingest_stages.py's profile of one
+   batch's path in us per event for commits of 1 and 16 batches, and what it implies: one
+   sender waits for every commit, so a commit's fixed cost bounds its rate; many senders share
+   commits, and then the machine's cores bound the rate at cores / CPU per event.
+4. *Sustained*: the client process keeps posting fresh batches for ``--sustain-s`` seconds while
    this process samples its own resident memory (the collector runs here; the clients run in
    another process so their memory is not counted) every second: start, max, end.
 
@@ -44,6 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 EVENTS_TARGET = 100_000.0
 RAW_SHARE_TARGET = 0.5
@@ -300,6 +306,64 @@ def raw_insert(store: Any, batches: int, run: str) -> tuple[float, int]:
     return time.perf_counter() - started, total
 
 
+def workers_cpu_s(server: Any) -> float:
+    """CPU seconds (user + system) of the collector's worker processes so far."""
+    if server.workers is None:
+        return 0.0
+    total = 0
+    for pid in server.workers.pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def why_not(url: str, runs: list[dict[str, Any]], raw_events_s: float) -> None:
+    """The stage profile, and what each sender count's rate is bound by."""
+    from ingest_stages import measure, print_table
+
+    from lambdascope.collector.store import Store
+
+    store = Store.open(url, "bench_stages")
+    try:
+        results = {}
+        for group in (1, 16):
+            measure(store, group, 1, f"warm{group}")
+            results[("views", group)] = measure(store, group, 3, f"stage{group}")
+    finally:
+        store.close()
+    print("where the time goes, us per telemetry event (bench/ingest_stages.py, 3 rounds):")
+    print()
+    print_table(results)
+    print()
+    one, many = results[("views", 1)], results[("views", 16)]
+    python_us = one["gunzip"] + one["parse JSON"] + one["normalise"]
+    commit_1_ms = one["store: one commit, as the collector makes it"] * EVENTS_PER_BATCH / 1e3
+    bound_1 = EVENTS_PER_BATCH / ((commit_1_ms + python_us * EVENTS_PER_BATCH / 1e3) / 1e3)
+    print(
+        f"- 1 sender waits for each commit: {commit_1_ms:.0f} ms per commit of one batch "
+        f"(whatever its size) + {python_us * EVENTS_PER_BATCH / 1e3:.1f} ms decoding and "
+        f"normalising its {EVENTS_PER_BATCH} events bound it to {bound_1:,.0f} events/s, "
+        f"{bound_1 / raw_events_s:.0%} of raw."
+    )
+    cores = os.cpu_count() or 1
+    for r in runs:
+        if r["clients"] < 8:
+            continue
+        ceiling = cores / (r["cpu_us"] / 1e6)
+        print(
+            f"- {r['clients']} senders share commits ({r['per_insert']:.1f} batches each): "
+            f"the collector spent {r['cpu_us']:.1f} us of CPU per event (decoding and "
+            f"normalising {python_us:.1f}, the commit "
+            f"{many['store: one commit, as the collector makes it']:.1f} at 16 batches, the "
+            f"rest HTTP, merging the parts the commits made, waiting); {cores} cores / that = "
+            f"{ceiling:,.0f} events/s, {ceiling / raw_events_s:.0%} of raw."
+        )
+    print()
+
+
 def committed_rows(store: Any) -> int:
     return int(store._client.query("SELECT count() FROM invocation_parts").first_row[0])
 
@@ -321,10 +385,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clients",
         type=_client_counts,
-        default=[16, 64],
-        help="concurrent senders, one end-to-end run each (default 16,64; the first also "
+        default=[1, 8, 64],
+        help="concurrent senders, one end-to-end run each (default 1,8,64; the last also "
         "runs the sustained load)",
     )
+    parser.add_argument(
+        "--ingest-workers",
+        type=int,
+        default=0,
+        help="decode and normalise in this many worker processes (the collector's "
+        "--ingest-workers; default 0)",
+    )
+    parser.add_argument("--no-stages", action="store_true", help="skip the stage-by-stage profile")
     parser.add_argument("--sustain-s", type=float, default=None, help="default 60 (quick: 10)")
     args = parser.parse_args(argv)
     events = args.events or (200_000 if args.quick else 1_000_000)
@@ -339,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="lambdascope-bench-ingest-")
     store = Store.open(f"chdb://{tmp}/store", "bench_e2e")
     raw_store = None
-    server = CollectorServer(store, port=0).start()
+    server = CollectorServer(store, port=0, ingest_workers=args.ingest_workers).start()
     try:
         print(
             f"{batches:,} batches x {EVENTS_PER_BATCH} events "
@@ -351,12 +423,15 @@ def main(argv: list[str] | None = None) -> int:
             # Each run sends batches of its own (new batch and request ids).
             run = f"c{clients}"
             before = (server.writer.stats.groups, server.writer.stats.batches)
+            insert_before = server.writer.stats.insert_seconds
             rows_before = committed_rows(store)
             go = run_clients(server.url, run, batches, clients)
             cpu_before = os.times()
+            workers_before = workers_cpu_s(server)
             result = go()
             cpu_after = os.times()
             cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+            cpu_s += workers_cpu_s(server) - workers_before
             stats = server.writer.stats
             groups, grouped = stats.groups - before[0], stats.batches - before[1]
             ok_events = result["ok"] * EVENTS_PER_BATCH
@@ -366,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
                     "events_s": ok_events / result["seconds"],
                     "cpu_us": cpu_s / max(1, ok_events) * 1e6,
                     "per_insert": grouped / max(1, groups),
+                    "commit_ms": (stats.insert_seconds - insert_before) / max(1, groups) * 1e3,
                     "rows": committed_rows(store) - rows_before,
                 }
             )
@@ -389,18 +465,22 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| clients | events/s (target >= {EVENTS_TARGET:,.0f}) "
             f"| end to end / raw (target >= {RAW_SHARE_TARGET:.0%}) "
-            "| collector CPU per event | batches per insert | invocation parts committed |"
+            "| collector CPU per event | batches per commit | ms per commit "
+            "| invocation parts committed |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for r in runs:
             print(
                 f"| {r['clients']} | {r['events_s']:,.0f} | {r['events_s'] / raw_events_s:.0%} "
-                f"| {r['cpu_us']:.1f} us | {r['per_insert']:.1f} | {r['rows']:,} |"
+                f"| {r['cpu_us']:.1f} us | {r['per_insert']:.1f} | {r['commit_ms']:.0f} "
+                f"| {r['rows']:,} |"
             )
-        print(f"| raw insert | {raw_events_s:,.0f} | 100% | | {RAW_CHUNK_ROWS:,} rows | |")
+        print(f"| raw insert | {raw_events_s:,.0f} | 100% | | {RAW_CHUNK_ROWS:,} rows | | |")
         print()
+        if not args.no_stages:
+            why_not(f"chdb://{tmp}/store", runs, raw_events_s)
 
-        clients = args.clients[0]
+        clients = args.clients[-1]
         print(f"sustained load for {sustain_s:.0f} s, {clients} clients: collector RSS", flush=True)
         go = run_clients(server.url, "sus", 0, clients, sustain_s)
         samples: list[float] = []
