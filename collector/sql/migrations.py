@@ -183,8 +183,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         15,
         "one rollup view instead of three: a third of the views' cost on every ingest commit",
-        # The new view first: with collectors sharing a server, an insert in between counts
-        # twice in the sums rather than missing from every figure (one embedded process: neither).
+        # New view first: collectors sharing a server may count a few inserts twice, never lose one.
         (
             CREATE_INVOCATION_MINUTES_ROLLUP_MV,
             DROP_INVOCATION_MINUTES_MV,
