@@ -16,7 +16,7 @@ thread (median over ``--rounds`` fresh groups):
   materialized view inside its insert), then a fresh group committed as the collector does
   it, with the small tables on a second handle beside ``invocation_parts``.
 
-A store with the views dropped is measured too, so their share of the ``invocation_parts``
+A store with the rollup view dropped is measured too, so its share of the ``invocation_parts``
 insert is printed apart. Not a test: figures depend on the machine; every loop is bounded.
 """
 
@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest_throughput import EVENTS_PER_BATCH, make_batch  # noqa: E402
 
-VIEWS = ("invocation_minutes_mv", "invocation_minutes_events_mv", "invocation_minutes_memory_mv")
+VIEWS = ("invocation_minutes_rollup_mv",)
 
 
 def _timed_store(store: Any, timings: dict[str, float]) -> Any:
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "views": Store.open(f"chdb://{tmp}/store", "bench_views"),
     }
     try:
-        # The same store with the rollup views dropped: their share of the parts insert.
+        # The same store with the rollup view dropped: its share of the parts insert.
         bare = Store.open(f"chdb://{tmp}/store", "bench_bare")
         for view in VIEWS:
             bare._client.command(f"DROP VIEW IF EXISTS {view}")

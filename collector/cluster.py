@@ -4,8 +4,8 @@ Every DDL statement in :mod:`sql` (collector/sql/) is written for one server (or
 engine). With a :class:`ClusterConfig`, :func:`rewrite` turns each into its cluster form after
 :func:`schema.render` filled in the numbers:
 
-* ``CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW ... x`` and ``ALTER TABLE x`` run
-  ``ON CLUSTER`` so every server gets the same schema;
+* ``CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW ... x``, ``ALTER TABLE x`` and ``DROP VIEW
+  IF EXISTS x`` run ``ON CLUSTER`` so every server gets the same schema;
 * ``replicated=True``: each MergeTree-family engine becomes its ``Replicated*`` engine with a
   ZooKeeper path unique per table (``<prefix>/<table>``), and the deduplication window is the
   replicated one (block ids live in Keeper, shared by the replicas of a shard);
@@ -204,6 +204,7 @@ _CREATE_MV = re.compile(
     r"^(?P<head>\s*CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+))"
     r"(?P<to>\s+TO\s+)(?P<target>\w+)(?=\s)"
 )
+_DROP_VIEW = re.compile(r"^(?P<head>\s*DROP VIEW IF EXISTS (?P<name>\w+))\s*$")
 _ALTER = re.compile(r"^(?P<head>\s*ALTER TABLE )(?P<name>\w+)(?P<rest>\s.*)$", re.S)
 _ENGINE = re.compile(
     r"ENGINE\s*=\s*(?P<engine>(?:Replacing|Aggregating|Summing|Collapsing|VersionedCollapsing|"
@@ -248,11 +249,14 @@ def rewrite(statement: str, cluster: ClusterConfig | None, database: str) -> tup
         return (match["head"] + on_cluster + statement[match.end() :],)
     if match := _ALTER.match(statement):
         return _rewrite_alter(match, cluster, on_cluster)
+    if match := _DROP_VIEW.match(statement):
+        # Views keep their names in every mode (only their tables gain _local).
+        return (match["head"] + on_cluster,)
     first = statement.strip().splitlines()[0] if statement.strip() else statement
     raise ClusterError(
         f"cannot write {first[:80]!r} for a cluster: collector/cluster.py knows CREATE "
-        "DATABASE/TABLE/VIEW/MATERIALIZED VIEW ... IF NOT EXISTS and ALTER TABLE; teach it "
-        "this statement"
+        "DATABASE/TABLE/VIEW/MATERIALIZED VIEW ... IF NOT EXISTS, ALTER TABLE and DROP VIEW IF "
+        "EXISTS; teach it this statement"
     )
 
 

@@ -121,7 +121,7 @@ def test_every_statement_runs_on_the_cluster(cluster: ClusterConfig) -> None:
         head = " ".join(statement.split()[:10])
         assert re.match(
             r"(CREATE (DATABASE|TABLE|MATERIALIZED VIEW) IF NOT EXISTS|CREATE OR REPLACE VIEW"
-            r"|ALTER TABLE) `?\w+`? ON CLUSTER `lambdascope`",
+            r"|ALTER TABLE|DROP VIEW IF EXISTS) `?\w+`? ON CLUSTER `lambdascope`",
             head,
         ), head
 
@@ -138,7 +138,9 @@ def test_every_rewritten_statement_stays_idempotent(cluster: ClusterConfig) -> N
     for statement in rewritten(cluster):
         words = " ".join(statement.split()[:12])
         assert re.match(
-            r"CREATE (DATABASE|TABLE|MATERIALIZED VIEW) IF NOT EXISTS|CREATE OR REPLACE VIEW", words
+            r"CREATE (DATABASE|TABLE|MATERIALIZED VIEW) IF NOT EXISTS|CREATE OR REPLACE VIEW"
+            r"|DROP VIEW IF EXISTS \w+ ON CLUSTER `lambdascope`$",
+            words,
         ) or _IDEMPOTENT_ALTER.match(words), words
 
 
@@ -147,6 +149,7 @@ def test_a_statement_that_is_not_idempotent_ddl_is_refused_by_name() -> None:
         "CREATE TABLE t (a UInt8) ENGINE = MergeTree ORDER BY a",
         "INSERT INTO logs VALUES",
         "DROP TABLE logs",
+        "DROP VIEW invocation_minutes_mv",
         "",
     ):
         with pytest.raises(ClusterError, match="collector/cluster.py"):
@@ -275,15 +278,31 @@ def test_a_table_without_a_sharding_key_is_refused_in_sharded_mode() -> None:
 
 def test_materialized_views_read_and_write_local_tables_when_sharded() -> None:
     views = [s for s in rewritten(SHARDED) if "MATERIALIZED VIEW" in s]
-    assert len(views) == 4  # trace ids by time; the minutes from reports, events, memory
+    # Trace ids by time; the minutes from reports, events and memory (schema 4, 8, 12), then
+    # from all three in one view (schema 15).
+    assert len(views) == 5
     for view in views:
         target = re.search(r" TO (\w+)", view)
         assert target and target[1].endswith("_local")
         sources = re.findall(r"\bFROM\s+(\w+)", view)
         assert sources and all(s.endswith("_local") for s in sources)
-    minutes = next(v for v in views if "invocation_minutes_mv" in v)
-    assert "TO invocation_minutes_local AS" in minutes
-    assert "FROM invocation_parts_local\n" in minutes
+    for name in ("invocation_minutes_mv", "invocation_minutes_rollup_mv"):
+        minutes = next(v for v in views if f" {name} " in v)
+        assert "TO invocation_minutes_local AS" in minutes
+        assert "FROM invocation_parts_local\n" in minutes
+
+
+@pytest.mark.parametrize("cluster", ALL_MODES, ids=["replicated", "sharded", "sharded-only"])
+def test_the_replaced_rollup_views_are_dropped_on_every_server(cluster: ClusterConfig) -> None:
+    drops = [s for s in rewritten(cluster) if s.startswith("DROP VIEW")]
+    assert drops == [
+        f"DROP VIEW IF EXISTS {name} ON CLUSTER `lambdascope`"
+        for name in (
+            "invocation_minutes_mv",
+            "invocation_minutes_events_mv",
+            "invocation_minutes_memory_mv",
+        )
+    ]
 
 
 def test_materialized_views_keep_their_tables_when_only_replicated() -> None:

@@ -103,7 +103,9 @@ def test_parts_carry_their_event_time(store: Store) -> None:
 
 
 @contextlib.contextmanager
-def store_at_version(chdb_url: str, database: str, version: int) -> Iterator[Any]:
+def store_at_version(
+    chdb_url: str, database: str, version: int, retention_days: int = 30
+) -> Iterator[Any]:
     """A client on a store as the collector of schema ``version`` left it (dropped after)."""
     admin = clickhouse_connect.get_client(dsn=chdb_url)
     admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
@@ -114,7 +116,7 @@ def store_at_version(chdb_url: str, database: str, version: int) -> Iterator[Any
             if number > version:
                 break
             for statement in statements:
-                old.command(schema.render(statement, 30))
+                old.command(schema.render(statement, retention_days))
             old.insert(
                 "schema_migrations",
                 [[number, description]],
