@@ -17,6 +17,7 @@ from lambdascope.collector.sql.rollups import (
     SELECT_EVENTS_ROLLUP_FILLED,
 )
 from lambdascope.collector.store import Store
+from tests.collector.conftest import TEST_RETENTION_DAYS
 from tests.collector.test_store import batch_of, report, runtime_done, start, write
 
 BETWEEN = """
@@ -131,7 +132,7 @@ def store_at_version(
 
 def test_a_version_5_store_upgrades_and_reads_its_old_parts(chdb_url: str) -> None:
     database = f"t_collector_upgrade_{os.getpid()}"
-    with store_at_version(chdb_url, database, 5) as old:
+    with store_at_version(chdb_url, database, 5, TEST_RETENTION_DAYS) as old:
         # A part as the version-5 collector wrote it: no event_time column yet.
         old.command(
             "INSERT INTO invocation_parts (function_name, request_id, event_date, start_time, "
@@ -139,7 +140,7 @@ def test_a_version_5_store_upgrades_and_reads_its_old_parts(chdb_url: str) -> No
             "('legacy', 'old-1', '2026-11-20', '2026-11-20 08:00:00.000', "
             "'2026-11-20 08:00:01.000', 'success', 1000, 1, 1)"
         )
-        store = Store.open(chdb_url, database)
+        store = Store.open(chdb_url, database, retention_days=TEST_RETENTION_DAYS)
         try:
             assert (
                 store._client.query(sql.SELECT_SCHEMA_VERSION).first_row[0]
@@ -157,7 +158,7 @@ def test_a_version_5_store_upgrades_and_reads_its_old_parts(chdb_url: str) -> No
                 ("old-1", "success", 1000.0)
             ]
             # Opening again is a no-op: the migration is not applied twice.
-            Store.open(chdb_url, database).close()
+            Store.open(chdb_url, database, retention_days=TEST_RETENTION_DAYS).close()
             versions = store._client.query("SELECT count() FROM schema_migrations").first_row
             assert versions[0] == schema.CURRENT_VERSION
         finally:
@@ -166,7 +167,7 @@ def test_a_version_5_store_upgrades_and_reads_its_old_parts(chdb_url: str) -> No
 
 def test_a_version_7_store_upgrades_with_its_rollups_backfilled_once(chdb_url: str) -> None:
     database = f"t_collector_upgrade7_{os.getpid()}"
-    with store_at_version(chdb_url, database, 7) as old:
+    with store_at_version(chdb_url, database, 7, TEST_RETENTION_DAYS) as old:
         # As the version-7 collector wrote them: one request's start and report in separate
         # parts, another whose report never came (the sandbox crashed).
         old.command(
@@ -187,7 +188,7 @@ def test_a_version_7_store_upgrades_with_its_rollups_backfilled_once(chdb_url: s
             "min(min_timeout_ms), max(last_start_time) FROM invocation_minutes "
             "WHERE function_name = 'legacy'"
         )
-        store = Store.open(chdb_url, database)
+        store = Store.open(chdb_url, database, retention_days=TEST_RETENTION_DAYS)
         try:
             assert store._client.query(rollup).first_row == (
                 1,
@@ -203,7 +204,7 @@ def test_a_version_7_store_upgrades_with_its_rollups_backfilled_once(chdb_url: s
             assert store._client.query(headroom).first_row[0] == [75.0, 75.0]
             # Opening again does not backfill again; new parts reach the new columns through
             # the materialized view.
-            Store.open(chdb_url, database).close()
+            Store.open(chdb_url, database, retention_days=TEST_RETENTION_DAYS).close()
             assert store._client.query(headroom).first_row[0] == [75.0, 75.0]
             store._client.command(
                 "INSERT INTO invocation_parts (function_name, request_id, event_date, "
