@@ -3,9 +3,10 @@
 :class:`CollectorServer` holds the work of each endpoint as plain methods (called on worker
 threads) over :mod:`wire` (decoding, auth), :mod:`normalize` (pure) and
 :class:`store.Store`; :mod:`app` is the HTTP shell around them and
-:mod:`httpserver` serves it with uvicorn. At most ``max_pending_writes`` batches
-wait for the store at once, and the next one is told to come back (503 + Retry-After) instead
-of queueing without bound. A batch is acknowledged only after its rows are committed.
+:mod:`httpserver` serves it with uvicorn. At most ``max_pending_writes`` batches (and the
+writer's bound on their rows) wait for the store at once, and the next one is told to come
+back (503 + Retry-After) instead of queueing without bound. A batch is acknowledged only
+after its rows are committed.
 
 Endpoints::
 
@@ -45,7 +46,9 @@ DEFAULT_PORT = 4320
 #: Lambda delivers telemetry batches up to ~2 x 1 MiB; an extension batch holds a few of them.
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_PENDING_WRITES = 32
+#: Batches waiting for the store at once. Generous: the writer's queue is bounded by rows too
+#: (collector/writer.py), and a fleet of small batches needs many in each commit.
+DEFAULT_MAX_PENDING_WRITES = 256
 #: Request bodies held at once across all requests (each is at most DEFAULT_MAX_BODY_BYTES).
 DEFAULT_MAX_INFLIGHT_BODY_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_READS = 4

@@ -8,8 +8,11 @@ Under light load a batch is written at once; under heavy load the groups grow by
 and the writer waits (at most ``linger_s``) for the batches it can expect: those that request
 threads announced with :meth:`BatchWriter.preparing` and are still normalising, and the next
 ones of the callers its last insert answered. One insert for all of them is far cheaper than
-one each. The queue is bounded: when it is full, :class:`QueueFull` tells the caller to come
-back later (503 + Retry-After) instead of buffering without limit. A caller is answered only
+one each. The queue is bounded by batches and by rows: when it is full, :class:`QueueFull`
+tells the caller to come back later (503 + Retry-After) instead of buffering without limit.
+The rows bound is what keeps memory in check; the batch bound is generous, because a fleet of
+small batches (a few invocations each, the usual flush of a quiet function) needs many of
+them in one commit to pay for its fixed cost. A caller is answered only
 after its group was committed.
 """
 
@@ -33,7 +36,8 @@ log = logging.getLogger("lambdascope.collector")
 
 
 class QueueFull(Exception):
-    """The write queue holds ``max_pending`` batches already; retry later."""
+    """The write queue holds ``max_pending`` batches or ``max_pending_rows`` rows already;
+    retry later."""
 
 
 class _Writes(Protocol):
@@ -67,13 +71,17 @@ class BatchWriter:
         store: _Writes,
         *,
         max_pending: int = 64,
+        max_pending_rows: int = 250_000,
         max_group_rows: int = 200_000,
         max_wait_s: float = 60.0,
         linger_s: float = 0.01,
     ) -> None:
         self._store = store
         self.max_pending = max_pending
+        self.max_pending_rows = max_pending_rows
         self.max_group_rows = max_group_rows
+        #: Rows of the batches in the queue.
+        self._queued_rows = 0
         self.max_wait_s = max_wait_s
         self.linger_s = linger_s
         self._preparing = 0
@@ -106,6 +114,7 @@ class BatchWriter:
         with self._cond:
             leftover = list(self._queue)
             self._queue.clear()
+            self._queued_rows = 0
         for pending in leftover:
             pending.error = StoreError("the collector stopped before writing this batch; retry")
             pending.done.set()
@@ -122,7 +131,11 @@ class BatchWriter:
                 raise StoreError("the collector's writer is not running; retry later")
             if len(self._queue) >= self.max_pending:
                 raise QueueFull(f"{len(self._queue)} batches are already waiting for the store")
+            # A batch larger than the whole bound is still taken when the queue is empty.
+            if self._queue and self._queued_rows + pending.rows > self.max_pending_rows:
+                raise QueueFull(f"{self._queued_rows:,} rows are already waiting for the store")
             self._queue.append(pending)
+            self._queued_rows += pending.rows
             self._cond.notify_all()
         if not pending.done.wait(timeout=self.max_wait_s):
             # It may still commit; a retry is then answered as a duplicate.
@@ -175,6 +188,7 @@ class BatchWriter:
                 item = self._queue.popleft()
                 rows += item.rows
                 group.append(item)
+            self._queued_rows -= rows
             return group
 
     def _run(self) -> None:

@@ -156,6 +156,34 @@ def test_groups_are_bounded_by_rows(gated: tuple[BatchWriter, _GatedStore]) -> N
     assert sorted(store.groups[1:]) == [["b"], ["c"]]
 
 
+def test_the_queue_is_bounded_by_rows_too(gated: tuple[BatchWriter, _GatedStore]) -> None:
+    writer, store = gated
+    one = batch("x")
+    writer.max_pending = 100
+    writer.max_pending_rows = one.row_count * 2  # two batches' rows, whatever their count
+    first, _ = _submit_in_threads(writer, ["a"])
+    assert store.entered.wait(timeout=10)
+    others, outcomes = _submit_in_threads(writer, ["b", "c"])
+    _wait_pending(writer, 2)
+    with pytest.raises(QueueFull, match="rows are already waiting"):
+        writer.submit(batch("d"))
+    store.release.set()
+    for thread in first + others:
+        thread.join(timeout=10)
+    assert sorted(store.groups[1]) == ["b", "c"]
+    # The rows left the queue with their group: the next batch is taken.
+    assert not writer.submit(batch("e")).duplicate
+
+
+def test_a_batch_larger_than_the_rows_bound_is_taken_when_nothing_waits(
+    gated: tuple[BatchWriter, _GatedStore],
+) -> None:
+    writer, store = gated
+    writer.max_pending_rows = 1
+    store.release.set()
+    assert not writer.submit(batch("big")).duplicate
+
+
 def test_stop_writes_what_is_queued_then_refuses(gated: tuple[BatchWriter, _GatedStore]) -> None:
     writer, store = gated
     first, _ = _submit_in_threads(writer, ["a"])
