@@ -6,6 +6,7 @@ code knows was written by a newer collector: refuse it rather than write rows it
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from lambdascope.collector import sql
@@ -16,6 +17,8 @@ from lambdascope.collector.cluster import (
     local_table,
     rewrite,
 )
+
+log = logging.getLogger("lambdascope.collector")
 
 #: The newest schema version this code knows.
 CURRENT_VERSION = max(version for version, _, _ in sql.MIGRATIONS)
@@ -88,6 +91,10 @@ def migrate(
                 for ddl in rewrite(render(statement, retention_days), cluster, database):
                     client.command(ddl)
             except Exception as exc:
+                if statement in sql.TUNING:
+                    # Tuning an older server does not know: the store works as before.
+                    log.warning("skipped %s (%s): %s", description, statement.strip(), exc)
+                    continue
                 raise SchemaError(
                     f"schema migration {version} ({description}) failed: {exc}"
                 ) from exc

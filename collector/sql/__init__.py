@@ -39,6 +39,7 @@ from lambdascope.collector.sql.migrations import (
     MIGRATIONS,
     MODIFY_TTL,
     SELECT_SCHEMA_VERSION,
+    TUNING,
     TTL_TABLES,
 )
 from lambdascope.collector.sql.tables import EXTENSION_STATS_COLUMNS, FUNCTION_TAG_COLUMNS
@@ -62,6 +63,7 @@ __all__ = [
     "SELECT_GROUP_BODIES",
     "SELECT_ONE",
     "SELECT_SCHEMA_VERSION",
+    "TUNING",
     "SELECT_TABLE_ENGINES",
     "SHOW_GRANTS",
     "TTL_TABLES",

@@ -98,6 +98,26 @@ MODIFY_TTL = "ALTER TABLE {table} MODIFY TTL {expression}"
 
 #: The schema, as ordered migrations: (version, description, statements). Each statement is
 #: idempotent, so two collectors starting together on one server do no harm.
+
+# Every commit writes a small part into each of these tables, and the engine merges them
+# again and again as they grow: with the default selector each row is rewritten about
+# log5(parts) times. Merging ten parts at once (and not lowering that width under load)
+# halves the merge work per row, measured at 1, 8 and 64 senders, for a few more parts
+# alive at a time.
+_INGEST_TABLES = (
+    "invocation_parts",
+    "logs",
+    "batches",
+    "invocation_minutes",
+    "cold_start_parts",
+    "extension_stats",
+)
+TUNE_MERGES: tuple[str, ...] = tuple(
+    f"ALTER TABLE {table} MODIFY SETTING merge_selector_base = 10, "
+    "merge_selector_enable_heuristic_to_lower_max_parts_to_merge_at_once = 0"
+    for table in _INGEST_TABLES
+)
+
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
@@ -197,7 +217,16 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "exactly once with several collectors: the order in which they claimed a batch (batches)",
         (ALTER_BATCHES_BLOCK_NUMBER,),
     ),
+    (
+        17,
+        "fewer, wider merges of the parts ingest writes: half the merge work per row",
+        TUNE_MERGES,
+    ),
 )
+
+#: Statements that only tune the store: a server too old to know the setting skips them with
+#: a warning instead of refusing to start.
+TUNING: frozenset[str] = frozenset(TUNE_MERGES)
 
 #: Data statements run once while a migration is applied to a store that already had a schema:
 #: (version, the statement of that migration they run before, the statement, the check that

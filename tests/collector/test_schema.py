@@ -108,3 +108,58 @@ def test_the_events_rollup_counts_each_part_in_the_minute_its_invocation_started
     ).result_rows
     expected = sorted((case[0], case[-1].replace(tzinfo=None)) for case in cases)
     assert sorted((str(v), m.replace(tzinfo=None)) for v, m in got) == expected
+
+
+def _migrate_with(chdb_url: str, refuse: str) -> tuple[int | Exception, list[str]]:
+    """Migrate a fresh database on a client that fails every command containing ``refuse``,
+    as a server that does not know a setting does: the version or the error, and the
+    warnings."""
+    import logging
+    import os
+
+    import clickhouse_connect
+
+    database = f"t_schema_refuse_{os.getpid()}_{abs(hash(refuse)) % 10**6}"
+    admin = clickhouse_connect.get_client(dsn=chdb_url)
+    admin.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client = clickhouse_connect.get_client(dsn=chdb_url, database=database)
+    command = client.command
+
+    def old_server(statement: str, *args: object, **kwargs: object) -> object:
+        if refuse in statement:
+            raise RuntimeError(f"Code: 115. DB::Exception: Unknown setting '{refuse}'")
+        return command(statement, *args, **kwargs)
+
+    client.command = old_server  # type: ignore[method-assign]
+    warnings: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("lambdascope.collector")
+    logger.addHandler(handler)
+    try:
+        outcome: int | Exception = schema.migrate(client, retention_days=30)
+    except schema.SchemaError as exc:
+        outcome = exc
+    finally:
+        logger.removeHandler(handler)
+        admin.command(f"DROP DATABASE IF EXISTS {database}")
+        admin.close()
+    return outcome, warnings
+
+
+def test_a_server_that_does_not_know_a_tuning_setting_still_gets_the_schema(
+    chdb_url: str,
+) -> None:
+    """Merge tuning is an optimisation: a server too old for its setting skips it, says so,
+    and the store is migrated all the same."""
+    outcome, warnings = _migrate_with(chdb_url, "merge_selector_base")
+    assert outcome == schema.CURRENT_VERSION
+    skipped = [w for w in warnings if w.startswith("skipped")]
+    assert len(skipped) == len(sql.TUNING)
+    assert "Unknown setting 'merge_selector_base'" in skipped[0]
+
+
+def test_a_setting_the_schema_needs_still_fails_the_migration(chdb_url: str) -> None:
+    outcome, _ = _migrate_with(chdb_url, "enable_block_number_column")
+    assert isinstance(outcome, schema.SchemaError)
+    assert "schema migration 16" in str(outcome)
