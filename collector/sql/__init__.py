@@ -39,8 +39,8 @@ from lambdascope.collector.sql.migrations import (
     MIGRATIONS,
     MODIFY_TTL,
     SELECT_SCHEMA_VERSION,
-    TUNING,
     TTL_TABLES,
+    TUNING,
 )
 from lambdascope.collector.sql.tables import EXTENSION_STATS_COLUMNS, FUNCTION_TAG_COLUMNS
 from lambdascope.collector.sql.views import VIEWS
