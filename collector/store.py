@@ -17,15 +17,12 @@ import concurrent.futures
 import contextlib
 import hashlib
 import logging
-import os
 import queue
 import threading
-import urllib.parse
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
@@ -53,6 +50,14 @@ from lambdascope.collector.readguard import (
     ReadRefused,
     guard_read,
 )
+from lambdascope.collector.store_urls import (
+    DEFAULT_STORE_URL,
+    StoreError,
+    database_in_url,
+    open_failure,
+    redact_url,
+    resolve_url,
+)
 from lambdascope.collector.wire import HttpError
 from lambdascope.query import DirectQueryClient, QueryError, QueryResult
 
@@ -60,8 +65,6 @@ __all__ = ["DEFAULT_STORE_URL", "Store", "StoreError", "WriteResult", "redact_ur
 
 log = logging.getLogger("lambdascope.collector")
 
-DEFAULT_STORE_PATH = Path("~/.lambdascope/store")
-DEFAULT_STORE_URL = "chdb://" + str(DEFAULT_STORE_PATH.expanduser())
 #: Tables of the collector's own bookkeeping that the read API does not serve: the ledger
 #: keeps request bodies as received, which no reader needs.
 INTERNAL_TABLES = frozenset({"batches"})
@@ -69,10 +72,6 @@ INTERNAL_TABLES = frozenset({"batches"})
 COMPLETED_GROUPS_KEPT = 100_000
 #: Idle read handles kept open (the collector runs at most a few reads at once).
 READ_POOL_SIZE = 8
-
-
-class StoreError(Exception):
-    """The store could not be opened, written or read; the message names the URL and a fix."""
 
 
 @dataclass(frozen=True)
@@ -86,65 +85,6 @@ class WriteResult:
     #: here, and its sender should retry (the retry is answered as a duplicate once the other
     #: write is complete, or completes it).
     written_elsewhere: bool = False
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced, for messages and logs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def resolve_url(url: str) -> tuple[str, dict[str, Any]]:
-    """Normalise a store URL into a clickhouse-connect DSN and its extra client arguments.
-
-    ``chdb://`` alone means the default path; ``chdb:///abs/path`` and ``chdb://~/path`` are
-    accepted. The embedded data directory is created (with parents) here.
-    """
-    if url.startswith("chdb:"):
-        location = url[len("chdb:") :].removeprefix("//")
-        path = Path(location).expanduser() if location else DEFAULT_STORE_PATH.expanduser()
-        if not path.is_absolute():
-            raise StoreError(
-                f"store URL {url!r} names a relative path: use chdb:///absolute/path "
-                f"(three slashes), e.g. chdb://{Path.cwd() / location}"
-            )
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create the embedded store directory {path} for {url!r}: {exc.strerror}. "
-                "Choose a writable path with --store chdb:///path."
-            ) from exc
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise StoreError(
-                f"the embedded store directory {path} is not writable: "
-                "fix its permissions or choose another path with --store chdb:///path."
-            )
-        return f"chdb://{path}", {}
-    if url.startswith(("http://", "https://")):
-        # One client serves many threads: per-query sessions would otherwise collide
-        # ("session is locked") on a server. The database is chosen per client, not by the
-        # URL's path (see database_in_url).
-        parts = urllib.parse.urlsplit(url)
-        dsn = urllib.parse.urlunsplit(parts._replace(path=""))
-        return dsn, {"autogenerate_session_id": False, "connect_timeout": 5}
-    raise StoreError(
-        f"unsupported store URL {redact_url(url)!r}: use chdb:///abs/path (embedded) or "
-        "http(s)://user:password@host:8123 (a ClickHouse server)"
-    )
-
-
-def database_in_url(url: str) -> str | None:
-    """The database named by a server URL's path (``http://host:8123/mydb``), if any."""
-    if not url.startswith(("http://", "https://")):
-        return None
-    name = urllib.parse.urlsplit(url).path.strip("/")
-    return name or None
 
 
 class Store:
@@ -225,7 +165,7 @@ class Store:
         try:
             admin = clickhouse_connect.get_client(dsn=dsn, **extra)
         except Exception as exc:
-            raise StoreError(_open_failure(shown, exc)) from exc
+            raise StoreError(open_failure(shown, exc)) from exc
         try:
             for ddl in rewrite(sql.CREATE_DATABASE.format(database=database), cluster, database):
                 admin.command(ddl)
@@ -235,7 +175,7 @@ class Store:
                 write_extra["settings"] = settings
             client = clickhouse_connect.get_client(dsn=dsn, database=database, **write_extra)
         except Exception as exc:
-            raise StoreError(_open_failure(shown, exc)) from exc
+            raise StoreError(open_failure(shown, exc)) from exc
         finally:
             admin.close()
         try:
@@ -265,7 +205,7 @@ class Store:
             store._connect_writer = connect_writer
         except Exception as exc:
             client.close()
-            raise StoreError(_open_failure(shown, exc)) from exc
+            raise StoreError(open_failure(shown, exc)) from exc
         store.cluster = cluster
         if cluster is not None:
             store._seen_sql = sql.SELECT_BATCHES_SEEN_ON_CLUSTER
@@ -817,22 +757,3 @@ def group_token(batches: Sequence[NormalizedBatch]) -> str:
 def _as_bytes(value: Any) -> bytes:
     """A String column as read back: bytes, or text when the client decoded it."""
     return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogateescape")
-
-
-def _open_failure(shown_url: str, exc: Exception) -> str:
-    text = str(exc)
-    if "EmbeddedServer already initialized" in text:
-        return (
-            f"cannot open {shown_url}: this process already holds another embedded store, and "
-            "chDB allows one data path per process. Use that store (another --database) or "
-            "run a separate collector process."
-        )
-    if shown_url.startswith("chdb:"):
-        return (
-            f"cannot open the embedded store {shown_url}: {text}. Is another collector using "
-            "this path? Stop it, read through its API, or choose another --store path."
-        )
-    return (
-        f"cannot reach the ClickHouse server at {shown_url}: {text}. Check that it runs and "
-        "that the URL, user and password are right."
-    )

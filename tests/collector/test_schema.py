@@ -142,6 +142,7 @@ def _migrate_with(chdb_url: str, refuse: str) -> tuple[int | Exception, list[str
         outcome = exc
     finally:
         logger.removeHandler(handler)
+        client.close()  # an open handle keeps the engine's path for the rest of the process
         admin.command(f"DROP DATABASE IF EXISTS {database}")
         admin.close()
     return outcome, warnings
