@@ -207,8 +207,8 @@ class Store:
             client.close()
             raise StoreError(open_failure(shown, exc)) from exc
         store.cluster = cluster
-        if cluster is not None:
-            store._seen_sql = sql.SELECT_BATCHES_SEEN_ON_CLUSTER
+        if cluster is not None or not _numbers_claims(client):
+            store._seen_sql = sql.SELECT_BATCHES_SEEN_BY_TIME
         store.is_server = dsn.startswith(("http://", "https://"))
         store.shared_writers = store.is_server
         store.has_read_user = read_dsn is not None
@@ -743,6 +743,13 @@ class _StoreReader(DirectQueryClient):
             raise
         except Exception as exc:  # the table list could not be read: the store is at fault
             raise QueryError(f"query failed: cannot list the store's tables: {exc}") from exc
+
+
+def _numbers_claims(client: Any) -> bool:
+    """Whether the ledger keeps each row's block number (a server older than the setting
+    skipped it): the claims' order, else their time."""
+    engines = dict(client.query(sql.SELECT_TABLE_ENGINES).result_rows)
+    return "enable_block_number_column = 1" in str(engines.get("batches", ""))
 
 
 def group_token(batches: Sequence[NormalizedBatch]) -> str:

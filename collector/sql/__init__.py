@@ -27,7 +27,7 @@ from lambdascope.collector.sql.ledger import (
     INTENT_DAYS,
     REDO_WINDOW_MINUTES,
     SELECT_BATCHES_SEEN,
-    SELECT_BATCHES_SEEN_ON_CLUSTER,
+    SELECT_BATCHES_SEEN_BY_TIME,
     SELECT_GROUP_BODIES,
 )
 from lambdascope.collector.sql.migrations import (
@@ -59,7 +59,7 @@ __all__ = [
     "MODIFY_TTL",
     "REDO_WINDOW_MINUTES",
     "SELECT_BATCHES_SEEN",
-    "SELECT_BATCHES_SEEN_ON_CLUSTER",
+    "SELECT_BATCHES_SEEN_BY_TIME",
     "SELECT_GROUP_BODIES",
     "SELECT_ONE",
     "SELECT_SCHEMA_VERSION",

@@ -56,10 +56,11 @@ SELECT_BATCHES_SEEN = (
     "WHERE batch_id IN {batch_ids:Array(String)} GROUP BY batch_id"
 )
 # On a cluster the replicas number a table's inserts before they commit them, so the numbers
-# need not follow the order the claims became visible in: the earliest claim by time wins
-# there, and a balancer that sends every retry of a batch to the same collector (its
-# X-Lambdascope-Batch-Id header) keeps two claims of one batch from racing at all.
-SELECT_BATCHES_SEEN_ON_CLUSTER = (
+# need not follow the order the claims became visible in (and a server older than the block
+# number column keeps none): there the earliest claim by time wins, and a balancer that sends
+# every retry of a batch to the same collector (its X-Lambdascope-Batch-Id header) keeps two
+# claims of one batch from racing at all.
+SELECT_BATCHES_SEEN_BY_TIME = (
     "SELECT batch_id, argMin(group_token, (received_at, group_token)), "
     "min(received_at) FROM batches "
     "WHERE batch_id IN {batch_ids:Array(String)} GROUP BY batch_id"

@@ -224,9 +224,10 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
 )
 
-#: Statements that only tune the store: a server too old to know the setting skips them with
-#: a warning instead of refusing to start.
-TUNING: frozenset[str] = frozenset(TUNE_MERGES)
+#: Statements a server too old to know their setting skips with a warning instead of refusing
+#: to start: merge tuning, and the claims' block numbers (without them, claims are ordered by
+#: time, as on a cluster: collector/store.py).
+TUNING: frozenset[str] = frozenset((*TUNE_MERGES, ALTER_BATCHES_BLOCK_NUMBER))
 
 #: Data statements run once while a migration is applied to a store that already had a schema:
 #: (version, the statement of that migration they run before, the statement, the check that
