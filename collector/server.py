@@ -145,6 +145,8 @@ class CollectorServer:
         stats = self.writer.stats
         self.metrics.set("lambdascope_write_queue_depth", self.writer.pending)
         self.metrics.set("lambdascope_write_queue_capacity", self.writer.max_pending)
+        self.metrics.set("lambdascope_write_queue_rows", self.writer.pending_rows)
+        self.metrics.set("lambdascope_write_queue_rows_capacity", self.writer.max_pending_rows)
         self.metrics.set("lambdascope_insert_groups", stats.groups)
         self.metrics.set("lambdascope_insert_seconds_total", stats.insert_seconds)
         return self.metrics.render()

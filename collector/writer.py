@@ -96,6 +96,11 @@ class BatchWriter:
         with self._cond:
             return len(self._queue)
 
+    @property
+    def pending_rows(self) -> int:
+        with self._cond:
+            return self._queued_rows
+
     def start(self) -> BatchWriter:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="lambdascope-writer", daemon=True)

@@ -371,6 +371,8 @@ def test_metrics_count_batches_and_rows(server: CollectorServer) -> None:
     assert 'lambdascope_rows_written_total{table="logs"} 4' in lines
     assert f'lambdascope_requests_total{{code="400",path="{INGEST}"}} 1' in lines
     assert "lambdascope_write_queue_depth 0" in lines
+    assert "lambdascope_write_queue_rows 0" in lines
+    assert "lambdascope_write_queue_rows_capacity 250000" in lines
 
 
 class _FailingStore:
