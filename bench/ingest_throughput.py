@@ -1,5 +1,5 @@
 """Ingest at scale: HTTP request to committed rows, against a raw clickhouse-connect insert of the
-same rows into the same embedded store, and the collector's memory under sustained load (#5).
+same rows into the same embedded store, and the collector's memory under sustained load.
 
     python bench/ingest_throughput.py [--quick] [--events N] [--clients 1,8,64] [--sustain-s 60]
                                       [--ingest-workers N] [--no-stages]

@@ -1,5 +1,5 @@
 """Reads at scale: the fleet query, every detector and one alert evaluation over N invocations,
-timed side by side with a plain ``count()`` of the raw table, in one run (issues #5 and #6).
+timed side by side with a plain ``count()`` of the raw table, in one run.
 
     python bench/store_scale.py [--quick] [--invocations 10000000] [--runs 5]
 
