@@ -11,8 +11,8 @@ the sender retries; the pool is started again for the next ones.
 
 It pays off only with cores to spare: the store's engine runs in the server's process and
 takes a core of its own under load, and a batch costs ~2 us per event more to hand back
-from a worker than to normalise in place. On two cores the workers measured slower than none
-(bench/ingest_throughput.py --ingest-workers).
+from a worker than to normalise in place. On two cores the workers measured no faster than
+none, for more CPU per event (bench/ingest_throughput.py --ingest-workers).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class PrepareWorkers:
             pool.shutdown(wait=False, cancel_futures=True)
             log.warning("an ingest worker process died; starting the workers again")
             raise HttpError(
-                503, "the worker decoding this batch stopped; retry", headers={"Retry-After": "1"}
+                503, "the worker decoding this batch stopped; retry", headers={"Retry-After": "2"}
             ) from None
         if isinstance(outcome, tuple):
             _, status, message, extra = outcome
